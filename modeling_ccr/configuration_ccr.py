@@ -1,0 +1,123 @@
+"""Configuration of a CCR model: an image tower, a text tower, a fusion encoder and the heads.
+
+Part of the remote-code set (configuration_ccr.py, modeling_ccr.py, processing_ccr.py and the
+EfficientNet-Lite files they import): it imports only torch, the public transformers API and
+files of this folder, by relative imports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig
+
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
+
+TEXT_POOLING_MODES = ("cls", "mean")
+VISION_POOLING_MODES = ("mean", "cls")
+
+
+def _sub_config(value: Any, default_model_type: str, name: str) -> PretrainedConfig:
+    """Turn a sub-config given as a config object, a dict (with ``model_type``) or None into a config."""
+    if isinstance(value, PretrainedConfig):
+        return value
+    if value is None:
+        value = {"model_type": default_model_type}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a transformers config or a dict with 'model_type', got {type(value).__name__}")
+    value = dict(value)
+    model_type = value.pop("model_type", default_model_type)
+    if model_type == EfficientNetLiteConfig.model_type:
+        return EfficientNetLiteConfig(**value)
+    try:
+        return AutoConfig.for_model(model_type, **value)
+    except ValueError as error:
+        raise ValueError(
+            f"{name}: unknown model_type {model_type!r}. Use a transformers model type (e.g. 'swin', 'vit', "
+            f"'clip_vision_model', 'bert', 'xlm-roberta') or '{EfficientNetLiteConfig.model_type}'."
+        ) from error
+
+
+class CCRConfig(PretrainedConfig):
+    r"""Configuration of :class:`CCRModel`.
+
+    Args:
+        vision_config: config (or dict with ``model_type``) of the image tower: any transformers vision
+            model whose ``last_hidden_state`` is ``[B, P, C]`` or ``[B, C, H, W]`` (Swin, ViT, CLIP vision,
+            ConvNeXt ...), or ``efficientnet_lite``. Default: EfficientNet-Lite0.
+        text_config: config (or dict) of the text tower (BERT, XLM-R ...). Its ``num_hidden_layers`` is the
+            depth of the text-only encoder. Default: XLM-R base shape.
+        num_text_layers: if given, overrides ``text_config.num_hidden_layers`` (the paper: 6).
+        num_fusion_layers: depth of the fusion encoder (self-attention, cross-attention to the image tokens,
+            feed-forward), which sits on top of the text encoder (the paper: 6).
+        projection_dim: size of the shared retrieval space (the paper: 256).
+        text_pooling: ``"cls"`` (first token, the paper) or ``"mean"`` (masked mean, as E5 was trained).
+        vision_pooling: ``"mean"`` (the image CLS is the average of the tokens, prepended to them, as the
+            paper does for Swin) or ``"cls"`` (token 0 of the tower output is already a CLS, as in ViT).
+        temperature_init, temperature_min, temperature_max: the learnable contrastive temperature, its start
+            value and the range it is clamped to (0.07 in [0.001, 0.5]).
+        itm_hidden_size: hidden width of the ITM head MLP (default: twice the text hidden size).
+        mlm_probability, mlm_max_masks: cross-modal MLM masking used by the training collator (0.4, 12).
+        initializer_range: std of the normal initialisation of new weights.
+    """
+
+    model_type = "ccr"
+    sub_configs = {"text_config": AutoConfig, "vision_config": AutoConfig}
+
+    def __init__(
+        self,
+        vision_config: PretrainedConfig | dict | None = None,
+        text_config: PretrainedConfig | dict | None = None,
+        num_text_layers: int | None = None,
+        num_fusion_layers: int = 6,
+        projection_dim: int = 256,
+        text_pooling: str = "cls",
+        vision_pooling: str = "mean",
+        temperature_init: float = 0.07,
+        temperature_min: float = 0.001,
+        temperature_max: float = 0.5,
+        itm_hidden_size: int | None = None,
+        mlm_probability: float = 0.4,
+        mlm_max_masks: int = 12,
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ):
+        self.vision_config = _sub_config(vision_config, EfficientNetLiteConfig.model_type, "vision_config")
+        self.text_config = _sub_config(text_config, "xlm-roberta", "text_config")
+        if num_text_layers is not None:
+            self.text_config.num_hidden_layers = int(num_text_layers)
+        if text_pooling not in TEXT_POOLING_MODES:
+            raise ValueError(f"text_pooling must be one of {TEXT_POOLING_MODES}, got {text_pooling!r}")
+        if vision_pooling not in VISION_POOLING_MODES:
+            raise ValueError(f"vision_pooling must be one of {VISION_POOLING_MODES}, got {vision_pooling!r}")
+        if not 0 < temperature_min <= temperature_init <= temperature_max:
+            raise ValueError(
+                "need 0 < temperature_min <= temperature_init <= temperature_max, got "
+                f"{temperature_min}, {temperature_init}, {temperature_max}"
+            )
+        if num_fusion_layers < 1:
+            raise ValueError(f"num_fusion_layers must be >= 1 (the ITM and MLM heads read it), got {num_fusion_layers}")
+        self.num_fusion_layers = int(num_fusion_layers)
+        self.projection_dim = int(projection_dim)
+        self.text_pooling = text_pooling
+        self.vision_pooling = vision_pooling
+        self.temperature_init = float(temperature_init)
+        self.temperature_min = float(temperature_min)
+        self.temperature_max = float(temperature_max)
+        self.itm_hidden_size = int(itm_hidden_size or 2 * self.text_config.hidden_size)
+        self.mlm_probability = float(mlm_probability)
+        self.mlm_max_masks = int(mlm_max_masks)
+        self.initializer_range = float(initializer_range)
+        super().__init__(**kwargs)
+
+    @property
+    def num_text_layers(self) -> int:
+        """Depth of the text-only encoder (the text tower)."""
+        return self.text_config.num_hidden_layers
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output["vision_config"] = self.vision_config.to_dict()
+        output["text_config"] = self.text_config.to_dict()
+        output.pop("num_text_layers", None)
+        return output

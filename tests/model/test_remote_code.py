@@ -1,0 +1,66 @@
+"""A saved CCR folder loads through the Auto classes with trust_remote_code where the package is absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+from PIL import Image
+
+from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+
+# Runs in a fresh interpreter with every import of the installed package refused.
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import sys, json
+    class HidePackage:
+        def find_spec(self, name, path=None, target=None):
+            if name == "modeling_ccr" or name.startswith("modeling_ccr."):
+                raise ImportError("modeling_ccr is hidden for this test")
+            return None
+    sys.meta_path.insert(0, HidePackage())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    import torch
+    from PIL import Image
+    from transformers import AutoModel, AutoProcessor
+    folder = sys.argv[1]
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert "modeling_ccr" not in sys.modules
+    images = [Image.new("RGB", (30, 30), (200, 30, 30)), Image.new("RGB", (30, 30), (30, 30, 200))]
+    batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
+    with torch.no_grad():
+        out = model(**batch)
+    print(json.dumps({"model": type(model).__module__ + "." + type(model).__name__,
+                      "processor": type(processor).__name__,
+                      "logits": out.logits_per_image.tolist()}))
+    """
+)
+
+
+def test_remote_code_load_without_the_package(tmp_path):
+    model, processor = tiny_ccr_model("efficientnet_lite"), tiny_ccr_processor()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_ccr.CCRModel"
+    for name in ("configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py",
+                 "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py"):
+        assert (tmp_path / name).is_file(), name
+    images = [Image.new("RGB", (30, 30), (200, 30, 30)), Image.new("RGB", (30, 30), (30, 30, 200))]
+    batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
+    with torch.no_grad():
+        expected = model(**batch).logits_per_image
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)], cwd=tmp_path.parent,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model"].startswith("transformers_modules.") and report["model"].endswith(".CCRModel")
+    assert report["processor"] == "CCRProcessor"
+    assert torch.allclose(torch.tensor(report["logits"]), expected, atol=1e-5)

@@ -1,0 +1,135 @@
+"""The CCR objective and CCRTrainer on a tiny model: components, logging, GA scaling, clamping, learning."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import TrainingArguments
+
+from modeling_ccr.losses import one_to_k_contrastive_loss
+from modeling_ccr.training import CCRDataCollator, CCRObjective, CCRTrainer, set_trainable
+from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+
+LANGUAGES = ["en", "de", "fr"]
+WORDS = {"en": ["red", "green", "blue", "black", "white", "pink", "gray", "brown"],
+         "de": ["rot", "grün", "blau", "schwarz", "weiß", "rosa", "grau", "braun"],
+         "fr": ["rouge", "vert", "bleu", "noir", "blanc", "rose", "gris", "brun"]}
+COLOURS = [(220, 20, 20), (20, 200, 20), (20, 20, 220), (0, 0, 0), (255, 255, 255), (255, 150, 200),
+           (128, 128, 128), (120, 70, 20)]
+
+
+def tiny_dataset() -> datasets.Dataset:
+    rows = {"id": [], "image": [], "captions": [], "keywords": []}
+    for i, colour in enumerate(COLOURS):
+        rows["id"].append(f"c{i}")
+        rows["image"].append(Image.new("RGB", (16, 16), colour))
+        rows["captions"].append({lang: f"a {WORDS[lang][i]} square" for lang in LANGUAGES})
+        rows["keywords"].append({lang: [WORDS[lang][i]] for lang in LANGUAGES})
+    return datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image())
+
+
+def objective_for(processor, **options) -> CCRObjective:
+    tokenizer = processor.tokenizer
+    return CCRObjective(mask_token_id=tokenizer.mask_token_id, special_token_ids=tokenizer.all_special_ids,
+                        vocab_size=len(tokenizer), **options)
+
+
+def batch_of(rows, processor):
+    return CCRDataCollator(processor, LANGUAGES)([rows[i] for i in range(len(rows))])
+
+
+def test_objective_components_and_weighted_sum():
+    processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+    objective = objective_for(processor, weights={"itm": 0.5, "mlm": 2.0})
+    parts = model(**batch, objective=objective)
+    assert set(parts) == {"loss", "contrastive", "itm", "mlm", "temperature"}
+    expected = parts["contrastive"] + 0.5 * parts["itm"] + 2.0 * parts["mlm"]
+    assert torch.allclose(parts["loss"], expected)
+    # the contrastive part is the 1-to-K loss of the model's own embeddings
+    with torch.no_grad():
+        image_embeds = model.get_image_features(batch["pixel_values"])
+        text_embeds = model.get_text_features(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(parts["contrastive"], one_to_k_contrastive_loss(image_embeds, text_embeds, 0.07), atol=1e-5)
+    parts["loss"].backward()
+    assert model.itm_head.classifier.weight.grad is not None and model.mlm_head.dense.weight.grad is not None
+
+
+def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
+    processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
+    batch = batch_of(tiny_dataset().select(range(3)), processor)
+    parts = model(**batch, objective=objective_for(processor, weights={"itm": 0.0, "mlm": 0.0}))
+    assert set(parts) == {"loss", "contrastive", "temperature"}
+    with pytest.raises(ValueError, match="unknown loss style"):
+        objective_for(processor, loss_style="one-to-one")
+    with pytest.raises(ValueError, match="unknown loss components"):
+        objective_for(processor, weights={"itc": 1.0})
+
+
+def test_collator_refuses_a_missing_language():
+    processor = tiny_ccr_processor()
+    rows = [dict(r) for r in tiny_dataset().select(range(2))]
+    rows[1]["captions"] = {"en": "x", "de": "y"}
+    with pytest.raises(ValueError, match=r"row 1 .*no caption in 'fr'"):
+        CCRDataCollator(processor, LANGUAGES)(rows)
+
+
+def _trainer(tmp_path, model, processor, objective, **args):
+    options = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, logging_steps=1,
+                   learning_rate=0.0, report_to=[], remove_unused_columns=False, dataloader_drop_last=True,
+                   save_strategy="no", disable_tqdm=True, seed=0, lr_scheduler_type="constant")
+    options.update(args)
+    return CCRTrainer(model=model, args=TrainingArguments(**options), train_dataset=tiny_dataset(),
+                      data_collator=CCRDataCollator(processor, LANGUAGES), objective=objective)
+
+
+def test_gradient_accumulation_logs_the_mean_of_the_micro_batches(tmp_path):
+    processor, model = tiny_ccr_processor(), tiny_ccr_model("vit", seed=1)
+    objective = objective_for(processor, weights={"itm": 0.0, "mlm": 0.0})  # deterministic
+    trainer = _trainer(tmp_path, model, processor, objective, gradient_accumulation_steps=2, per_device_train_batch_size=2)
+    seen = []
+    collate = trainer.data_collator
+    trainer.data_collator = lambda rows: seen.append(collate(rows)) or seen[-1]
+    trainer.train()  # learning rate 0: the weights stay as they were
+    with torch.no_grad():
+        micro = [float(model(**batch, objective=objective)["loss"]) for batch in seen[:2]]
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry][0]
+    assert logged["loss"] == pytest.approx(sum(micro) / 2, rel=1e-4)
+    assert logged["loss_contrastive"] == pytest.approx(sum(micro) / 2, rel=1e-4)
+
+
+def test_trainer_logs_each_component_clamps_temperature_and_learns(tmp_path):
+    processor, model = tiny_ccr_processor(), tiny_ccr_model("vit", seed=2)
+    dataset = tiny_dataset()
+    fixed = batch_of(dataset, processor)
+    contrastive_only = objective_for(processor, weights={"itm": 0.0, "mlm": 0.0})
+    with torch.no_grad():
+        before = float(model.eval()(**fixed, objective=contrastive_only)["contrastive"])
+    model.temperature.data.fill_(0.0001)  # below the floor: clamped after the first step
+    trainer = _trainer(tmp_path, model, processor, objective_for(processor, seed=3), max_steps=25,
+                       learning_rate=3e-3, logging_steps=5)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 5
+    for entry in logs:
+        assert {"loss_contrastive", "loss_itm", "loss_mlm", "temperature"} <= set(entry)
+        assert np.isfinite(entry["loss"])
+    assert float(model.temperature) >= model.config.temperature_min
+    with torch.no_grad():
+        after = float(model.eval()(**fixed, objective=contrastive_only)["contrastive"])
+    assert after < before - 0.1, (before, after)
+
+
+def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
+    model = tiny_ccr_model("vit")
+    counts = set_trainable(model, train_text_layers=1, train_vision="none")
+    layers = model.text_model.encoder.layer
+    assert not any(p.requires_grad for p in layers[0].parameters())
+    assert all(p.requires_grad for p in layers[1].parameters())
+    assert not any(p.requires_grad for p in model.text_model.embeddings.parameters())
+    assert not any(p.requires_grad for p in model.vision_model.parameters())
+    assert all(p.requires_grad for p in model.fusion.parameters()) and model.temperature.requires_grad
+    assert counts["trainable"] + counts["frozen"] == sum(p.numel() for p in model.parameters())
