@@ -234,7 +234,8 @@ class CCRMLMHead(nn.Module):
 
 def build_tower(config) -> PreTrainedModel:
     """An image or text tower (random weights) from its config, without a pooler where one is optional."""
-    if isinstance(config, EfficientNetLiteConfig):
+    # Compared by name: remote code may load the config and the model from two copies of the same file.
+    if config.model_type == EfficientNetLiteConfig.model_type:
         return EfficientNetLiteModel(config)
     try:
         return AutoModel.from_config(config, add_pooling_layer=False)
