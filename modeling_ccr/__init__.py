@@ -14,7 +14,8 @@ from transformers import (
 
 from .configuration_ccr import CCRConfig
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
-from .modeling_ccr import CCRModel, CCROutput, CCRPreTrainedModel, one_to_k_contrastive_loss
+from .losses import OneToKContrastiveLoss, one_to_k_contrastive_loss
+from .modeling_ccr import CCRModel, CCROutput, CCRPreTrainedModel
 from .modeling_efficientnet_lite import EfficientNetLiteForImageClassification, EfficientNetLiteModel
 from .processing_ccr import CCRProcessor
 
@@ -40,5 +41,6 @@ __all__ = [
     "EfficientNetLiteConfig",
     "EfficientNetLiteForImageClassification",
     "EfficientNetLiteModel",
+    "OneToKContrastiveLoss",
     "one_to_k_contrastive_loss",
 ]

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from .backbones.e5 import ensure_e5_small
-from .cache import cache_root
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
+from .cache import cache_root
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
 

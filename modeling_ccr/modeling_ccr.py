@@ -28,37 +28,27 @@ from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .modeling_efficientnet_lite import EfficientNetLiteModel
 
 
-def one_to_k_contrastive_loss(
+def one_to_k_loss_terms(
     image_embeds: torch.Tensor,
     text_embeds: torch.Tensor,
-    temperature: torch.Tensor | float,
-    weighting: str = "released",
-    return_parts: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """1-to-K contrastive loss (Nie et al. 2024, eq. KCL) on L2-normalised embeddings.
+    temperature: float | torch.Tensor,
+    image_rows: slice | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two unweighted terms ``(L_i2t, L_t2i)`` of the 1-to-K contrastive loss (Nie et al. 2024).
 
     Args:
-        image_embeds: ``[N, D]``.
-        text_embeds: ``[N*K, D]``, image-major: row ``j*K + k`` is caption k of image j. K is inferred.
-        temperature: scalar (float or 0-dim tensor; gradients flow to a tensor).
-        weighting: ``"released"`` = (L_i2t + L_t2i / K) / 2, the released code's weighting, which produced the
-            published numbers; ``"symmetric"`` = (L_i2t + L_t2i) / 2, the formula as written in the paper.
-        return_parts: also return ``(L_i2t, L_t2i)``.
+        image_embeds: ``[N, D]`` L2-normalised image embeddings.
+        text_embeds: ``[N*K, D]`` L2-normalised texts, image-major (row ``j*K + k`` is caption k of image j).
+        temperature: positive float or 0-dim tensor (gradients flow into a learnable one).
+        image_rows: a contiguous slice of images used as queries (None: all). L_i2t then averages over those
+            images and L_t2i over their captions, each against ALL columns: one process's share of a
+            batch gathered across processes.
 
     Image -> text: one softmax over all N*K texts with K positives (the other K-1 positives stay in the
-    denominator, so the optimum spreads the mass equally: the lowest value is log K). Text -> image: a
-    softmax over the N images with one positive.
-
-    Returns:
-        the scalar loss, or ``(loss, L_i2t, L_t2i)`` with ``return_parts=True``.
+    denominator, so L_i2t >= log K, reached when the K languages share the mass equally). Text -> image:
+    a softmax over the N images with one positive. ``modeling_ccr.losses`` wraps this with input checks,
+    the two weightings and cross-process gathering.
     """
-    if weighting not in ("released", "symmetric"):
-        raise ValueError(f"weighting must be 'released' or 'symmetric', got {weighting!r}")
-    if image_embeds.dim() != 2 or text_embeds.dim() != 2 or image_embeds.shape[1] != text_embeds.shape[1]:
-        raise ValueError(
-            f"expected image_embeds [N, D] and text_embeds [N*K, D], got {tuple(image_embeds.shape)} and "
-            f"{tuple(text_embeds.shape)}"
-        )
     n_images, n_texts = image_embeds.shape[0], text_embeds.shape[0]
     if n_images == 0 or n_texts % n_images != 0:
         raise ValueError(
@@ -66,16 +56,21 @@ def one_to_k_contrastive_loss(
             "laid out image-major (row j*K + k is caption k of image j)"
         )
     k = n_texts // n_images
-    logits = image_embeds @ text_embeds.t() / temperature  # [N, N*K]
-    owner = torch.arange(n_texts, device=logits.device) // k  # image of each text
-    positive = owner.unsqueeze(0) == torch.arange(n_images, device=logits.device).unsqueeze(1)  # [N, N*K]
-    log_p_i2t = logits.log_softmax(dim=1)
-    loss_i2t = -(log_p_i2t[positive].view(n_images, k)).mean()
-    log_p_t2i = logits.t().log_softmax(dim=1)  # [N*K, N]
-    loss_t2i = -log_p_t2i.gather(1, owner.unsqueeze(1)).mean()
-    t2i_weight = 1.0 / k if weighting == "released" else 1.0
-    loss = (loss_i2t + t2i_weight * loss_t2i) / 2
-    return (loss, loss_i2t, loss_t2i) if return_parts else loss
+    rows = slice(0, n_images) if image_rows is None else image_rows
+    if rows.step not in (None, 1) or not 0 <= rows.start < rows.stop <= n_images:
+        raise ValueError(f"image_rows must be a non-empty contiguous slice of range({n_images}), got {rows}")
+    own_image = torch.arange(rows.start, rows.stop, device=image_embeds.device)
+    n_rows = own_image.numel()
+
+    # image -> text: one softmax over all N*K texts, K positives per image.
+    logits_i2t = image_embeds[rows] @ text_embeds.T / temperature  # [n_rows, N*K]
+    log_p = logits_i2t.log_softmax(dim=1).view(n_rows, n_images, k)
+    loss_i2t = -log_p[torch.arange(n_rows, device=own_image.device), own_image].mean()
+
+    # text -> image: each text has one positive image among the N.
+    logits_t2i = text_embeds[rows.start * k : rows.stop * k] @ image_embeds.T / temperature  # [n_rows*K, N]
+    loss_t2i = F.cross_entropy(logits_t2i, own_image.repeat_interleave(k))
+    return loss_i2t, loss_t2i
 
 
 @dataclass
@@ -83,7 +78,7 @@ class CCROutput(ModelOutput):
     """Output of :meth:`CCRModel.forward`.
 
     Attributes:
-        loss: the 1-to-K contrastive loss (released weighting), when ``return_loss=True``.
+        loss: the 1-to-K contrastive loss, released weighting (L_i2t + L_t2i / K) / 2, when ``return_loss=True``.
         logits_per_image: ``[B, T]`` image-text similarities divided by the temperature.
         logits_per_text: ``[T, B]``, the transpose.
         image_embeds: ``[B, D]`` L2-normalised image embeddings.
@@ -338,7 +333,7 @@ class CCRModel(CCRPreTrainedModel):
         model.vision_model.load_state_dict(vision_model.state_dict())
         model.text_model.load_state_dict(_select_layers(text_model.state_dict(), text_layers))
         backbone_layers = text_model.get_submodule("encoder.layer")
-        for target, source in zip(model.fusion.layer, fusion_layers):
+        for target, source in zip(model.fusion.layer, fusion_layers, strict=True):
             missing, unexpected = target.load_state_dict(backbone_layers[source].state_dict(), strict=False)
             if unexpected or any(not key.startswith("crossattention.") for key in missing):
                 raise ValueError(
@@ -403,11 +398,20 @@ class CCRModel(CCRPreTrainedModel):
         return self.fusion(text_states, attention_mask, image_tokens)
 
     def itm_logits(
-        self, image_tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        image_tokens: torch.Tensor,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        text_states: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ITM logits ``[M, 2]`` for the pairs (image_tokens[m] ``[P, Cv]``, text m); column 1 = "matches"."""
-        fused = self.fuse(self.encode_text(input_ids, attention_mask), attention_mask, image_tokens)
-        return self.itm_head(fused[:, 0])
+        """ITM logits ``[M, 2]`` for the pairs (image_tokens[m] ``[P, Cv]``, text m); column 1 = "matches".
+
+        ``text_states`` ``[M, L, H]`` (from :meth:`encode_text`) may replace ``input_ids``, so a re-ranker
+        encodes every text once however many images it is paired with.
+        """
+        if text_states is None:
+            text_states = self.encode_text(input_ids, attention_mask)
+        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens)[:, 0])
 
     @torch.no_grad()
     def score_pairs(
@@ -467,7 +471,10 @@ class CCRModel(CCRPreTrainedModel):
         text_embeds = self.project_text_states(text_states, attention_mask)
         temperature = self.clamped_temperature()
         logits_per_image = image_embeds @ text_embeds.t() / temperature
-        loss = one_to_k_contrastive_loss(image_embeds, text_embeds, temperature) if return_loss else None
+        loss = None
+        if return_loss:
+            loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, text_embeds, temperature)
+            loss = (loss_i2t + loss_t2i * image_embeds.shape[0] / text_embeds.shape[0]) / 2
         output = CCROutput(
             loss=loss,
             logits_per_image=logits_per_image,

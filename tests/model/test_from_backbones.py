@@ -41,7 +41,7 @@ def test_from_backbones_copies_the_chosen_layers_and_round_trips(towers, tmp_pat
     source_layers = xlmr.encoder.layer
     for target, source in enumerate(text_layers):
         for (name, got), (_, want) in zip(model.text_model.encoder.layer[target].state_dict().items(),
-                                          source_layers[source].state_dict().items()):
+                                          source_layers[source].state_dict().items(), strict=True):
             assert torch.equal(got, want), name
     fused = model.fusion.layer[1]
     assert torch.equal(fused.attention.self.query.weight, source_layers[7].attention.self.query.weight)

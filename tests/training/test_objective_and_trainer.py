@@ -10,8 +10,8 @@ from PIL import Image
 from transformers import TrainingArguments
 
 from modeling_ccr.losses import one_to_k_contrastive_loss
-from modeling_ccr.training import CCRDataCollator, CCRObjective, CCRTrainer, set_trainable
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+from modeling_ccr.training import CCRDataCollator, CCRObjective, CCRTrainer, set_trainable
 
 LANGUAGES = ["en", "de", "fr"]
 WORDS = {"en": ["red", "green", "blue", "black", "white", "pink", "gray", "brown"],

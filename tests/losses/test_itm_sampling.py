@@ -1,0 +1,172 @@
+"""Hard-sample ITM: who can be drawn, with what frequencies, and the 3N pairs and their loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from loss_reference import random_batch
+
+from modeling_ccr.losses import ItmTriplets, build_itm_pairs, itm_loss, sample_itm_triplets
+
+
+def _softmax(values: list[float]) -> list[float]:
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_own_items_are_never_drawn_as_negatives():
+    n, k = 60, 3
+    images, texts = random_batch(n, k, dim=8, seed=50)
+    temperature = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    generator = torch.Generator().manual_seed(0)
+    own = torch.arange(n)
+    seen_languages = set()
+    for _ in range(30):
+        t = sample_itm_triplets(images.requires_grad_(), texts, temperature, generator)
+        assert all(x.dtype == torch.long and x.shape == (n,) and not x.requires_grad for x in t)
+        assert torch.equal(t.positive_text // k, own)
+        assert not (t.negative_image == own).any()
+        assert not (t.negative_text // k == own).any()
+        seen_languages.update((t.negative_text % k).tolist())
+    assert seen_languages == {0, 1, 2}  # negatives come in every language
+
+
+def test_masking_survives_a_tiny_temperature():
+    # Own captions dominate by 2000 logits: the other texts' softmax weights underflow to 0
+    # unless the own items are removed before normalising.
+    n, k = 3, 2
+    images = torch.eye(n)
+    texts = images.repeat_interleave(k, dim=0)
+    t = sample_itm_triplets(images, texts, 0.001, torch.Generator().manual_seed(1))
+    assert not (t.negative_image == torch.arange(n)).any()
+    assert not (t.negative_text // k == torch.arange(n)).any()
+
+
+def test_positive_language_favours_the_least_similar_caption():
+    # Orthonormal images e_j; caption k of every image has cosine c_k with it, and 0 with all
+    # other images, so each image draws its language from softmax(-c / tau).
+    n, dim, tau = 400, 401, 0.5
+    cosines = [0.9, 0.5, 0.1]
+    k = len(cosines)
+    images = torch.eye(n, dim, dtype=torch.float64)
+    spare_axis = torch.zeros(dim, dtype=torch.float64)
+    spare_axis[-1] = 1.0
+    texts = torch.stack(
+        [c * images[j] + math.sqrt(1 - c * c) * spare_axis for j in range(n) for c in cosines]
+    )
+    expected = _softmax([-c / tau for c in cosines])  # ~ (0.12, 0.27, 0.61)
+
+    generator = torch.Generator().manual_seed(2)
+    counts = torch.zeros(k)
+    for _ in range(10):
+        counts += torch.bincount(
+            sample_itm_triplets(images, texts, tau, generator).positive_text % k, minlength=k
+        )
+    frequencies = (counts / counts.sum()).tolist()
+
+    assert frequencies == pytest.approx(expected, abs=0.03)
+    assert frequencies[0] < frequencies[1] < frequencies[2]
+
+
+def test_negatives_follow_the_masked_similarity_softmax():
+    # 500 copies ("blocks") of one small problem of 4 images with one caption each: an item is
+    # sqrt(0.95) * its block's own axis + sqrt(0.05) * a local unit vector, so similarities are
+    # 0.95 + 0.05 u.u' inside a block and 0.05 u.u' across blocks. With tau = 0.02 the other blocks
+    # get a share below exp(-40) of the mass, and one draw yields 500 samples of each local row.
+    blocks, n_local, local_dim, tau = 500, 4, 5, 0.02
+    g = torch.Generator().manual_seed(51)
+    u_image = torch.nn.functional.normalize(
+        torch.randn(n_local, local_dim, generator=g, dtype=torch.float64), dim=1
+    )
+    u_text = torch.nn.functional.normalize(
+        torch.randn(n_local, local_dim, generator=g, dtype=torch.float64), dim=1
+    )
+
+    def embed(local: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(blocks * n_local, blocks + local_dim, dtype=torch.float64)
+        for b in range(blocks):
+            out[b * n_local : (b + 1) * n_local, b] = math.sqrt(0.95)
+            out[b * n_local : (b + 1) * n_local, blocks:] = math.sqrt(0.05) * local
+        return out
+
+    images, texts = embed(u_image), embed(u_text)  # K = 1: the positive is fixed
+    s = [
+        [(0.95 + 0.05 * float(u_image[i] @ u_text[t])) / tau for t in range(n_local)] for i in range(n_local)
+    ]
+    expected_image = torch.zeros(n_local, n_local, dtype=torch.float64)
+    expected_text = torch.zeros(n_local, n_local, dtype=torch.float64)
+    for j in range(n_local):
+        others = [i for i in range(n_local) if i != j]
+        for i, p in zip(others, _softmax([s[i][j] for i in others]), strict=True):
+            expected_image[j, i] = p  # caption j -> image i
+        for i, p in zip(others, _softmax([s[j][i] for i in others]), strict=True):
+            expected_text[j, i] = p  # image j -> caption i
+
+    calls = 4
+    own_block = torch.arange(blocks * n_local) // n_local
+    local_row = torch.arange(blocks * n_local) % n_local
+    counts_image = torch.zeros(n_local, n_local, dtype=torch.float64)
+    counts_text = torch.zeros(n_local, n_local, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(calls):
+        t = sample_itm_triplets(images, texts, tau, generator)
+        assert torch.equal(t.negative_image // n_local, own_block)
+        assert torch.equal(t.negative_text // n_local, own_block)
+        counts_image.index_put_(
+            (local_row, t.negative_image % n_local), torch.ones(len(local_row)).double(), True
+        )
+        counts_text.index_put_(
+            (local_row, t.negative_text % n_local), torch.ones(len(local_row)).double(), True
+        )
+
+    draws_per_row = calls * blocks
+    torch.testing.assert_close(counts_image / draws_per_row, expected_image, atol=0.035, rtol=0)
+    torch.testing.assert_close(counts_text / draws_per_row, expected_text, atol=0.035, rtol=0)
+
+
+def test_draws_are_reproducible_with_a_seeded_generator():
+    images, texts = random_batch(5, 4, dim=6, seed=52)
+    first = sample_itm_triplets(images, texts, 0.1, torch.Generator().manual_seed(9))
+    second = sample_itm_triplets(images, texts, 0.1, torch.Generator().manual_seed(9))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_pairs_layout_and_labels():
+    triplets = ItmTriplets(
+        positive_text=torch.tensor([1, 3, 4]),
+        negative_image=torch.tensor([2, 0, 1]),
+        negative_text=torch.tensor([5, 0, 2]),
+    )
+    image_index, text_index, labels = build_itm_pairs(triplets)
+    pairs = list(zip(image_index.tolist(), text_index.tolist(), labels.tolist(), strict=True))
+    assert pairs == [
+        (0, 1, 1), (1, 3, 1), (2, 4, 1),  # image j with its chosen caption
+        (2, 1, 0), (0, 3, 0), (1, 4, 0),  # a hard negative image with that caption
+        (0, 5, 0), (1, 0, 0), (2, 2, 0),  # image j with a hard negative text
+    ]  # fmt: skip
+
+
+def test_a_single_image_is_refused():
+    images, texts = random_batch(1, 3, dim=4, seed=0)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        sample_itm_triplets(images, texts, 0.07)
+
+
+def test_itm_loss_is_the_mean_two_way_cross_entropy():
+    logits = torch.tensor([[0.2, 1.5], [2.0, -1.0], [0.0, 0.3]], dtype=torch.float64)
+    labels = torch.tensor([1, 0, 0])
+    expected = (
+        -sum(
+            math.log(_softmax(row)[label])
+            for row, label in zip(logits.tolist(), labels.tolist(), strict=True)
+        )
+        / 3
+    )
+    assert itm_loss(logits, labels).item() == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match=r"\[M, 2\]"):
+        itm_loss(torch.zeros(3, 3), labels)
+    with pytest.raises(ValueError, match="labels must be"):
+        itm_loss(logits, labels[:2])
