@@ -1,0 +1,93 @@
+"""Fetching pinned npm package tarballs (``npm pack``) into a local cache, checked by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    """An npm package pinned to one version and the SHA-256 of its registry tarball."""
+
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def tarball_name(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+
+def default_cache_dir() -> Path:
+    """``$CCR_CACHE_DIR``, else ``$XDG_CACHE_HOME/ccr-1tok``, else ``~/.cache/ccr-1tok``."""
+    if os.environ.get("CCR_CACHE_DIR"):
+        return Path(os.environ["CCR_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ccr-1tok"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_tarball(package: NpmPackage, cache_dir: Path | None = None) -> Path:
+    """The path of ``package``'s tarball in ``<cache_dir>/npm``, running ``npm pack`` when it is not cached.
+
+    Raises RuntimeError when npm is missing or fails, ValueError when the tarball's SHA-256 differs from
+    the pinned one.
+    """
+    folder = (cache_dir or default_cache_dir()) / "npm"
+    target = folder / package.tarball_name
+    if target.is_file():
+        if sha256_of(target) == package.sha256:
+            return target
+        logger.warning("cached %s does not match its pinned SHA-256; fetching it again", target)
+        target.unlink()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(
+            f"npm is not installed, and {target} is not cached. Install Node.js (which brings npm), or put "
+            f"the tarball of {package.spec} (SHA-256 {package.sha256}) at that path."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        completed = subprocess.run(
+            [npm, "pack", package.spec, "--pack-destination", scratch, "--silent"],
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        fetched = Path(scratch) / package.tarball_name
+        if completed.returncode != 0 or not fetched.is_file():
+            raise RuntimeError(
+                f"`npm pack {package.spec}` failed (exit {completed.returncode}): "
+                f"{(completed.stderr or completed.stdout).strip()[-800:]}\n"
+                "Check that the npm registry is reachable (`npm ping`)."
+            )
+        digest = sha256_of(fetched)
+        if digest != package.sha256:
+            raise ValueError(
+                f"{package.spec} from the registry has SHA-256 {digest}, not the pinned {package.sha256}; "
+                "the build would not reproduce the shipped files. Check the registry configuration."
+            )
+        os.replace(fetched, target)
+    return target
