@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..cache import cache_root
 from .emoji_card import render_card
 from .emoji_source import (
     CLDR_PACKAGE,
@@ -32,7 +33,7 @@ from .emoji_source import (
     read_emoji_package,
 )
 from .load import CLDR_EMOJI_DIR
-from .npm_fetch import default_cache_dir, fetch_tarball, sha256_of
+from .npm_fetch import fetch_tarball, sha256_of
 from .schema import DEFAULT_LANGUAGES
 
 SPLIT_SEED = 42
@@ -173,7 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help=f"where the npm tarballs are cached (default: {default_cache_dir()})",
+        help=f"where the npm tarballs are cached (default: {cache_root()})",
     )
     parser.add_argument(
         "--emoji-tarball",

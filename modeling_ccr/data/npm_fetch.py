@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import cache_root
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,14 +33,6 @@ class NpmPackage:
         return f"{self.name}-{self.version}.tgz"
 
 
-def default_cache_dir() -> Path:
-    """``$CCR_CACHE_DIR``, else ``$XDG_CACHE_HOME/ccr-1tok``, else ``~/.cache/ccr-1tok``."""
-    if os.environ.get("CCR_CACHE_DIR"):
-        return Path(os.environ["CCR_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ccr-1tok"
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -53,7 +47,7 @@ def fetch_tarball(package: NpmPackage, cache_dir: Path | None = None) -> Path:
     Raises RuntimeError when npm is missing or fails, ValueError when the tarball's SHA-256 differs from
     the pinned one.
     """
-    folder = (cache_dir or default_cache_dir()) / "npm"
+    folder = (cache_dir or cache_root()) / "npm"
     target = folder / package.tarball_name
     if target.is_file():
         if sha256_of(target) == package.sha256:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..data.cli_args import add_dataset_arguments
 from .run import TrainSettings, train
 
 
@@ -23,10 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON or YAML file of settings (keys as the flags, with underscores); "
                         "flags given on the command line win")
     parser.add_argument("--model", help="CCR model folder to start from (default: the embedded default model)")
-    parser.add_argument("--dataset", help=f"benchmark name or parquet folder (default {defaults.dataset})")
-    parser.add_argument("--data-dir", help="local folder of a real benchmark (xflickrco, multi30k, ...)")
+    add_dataset_arguments(parser, default=defaults.dataset)
+    # None = not given on the command line, so a --config file's value is kept
+    parser.set_defaults(dataset=None, on_missing=None)
     parser.add_argument("--split", help=f"split to train on (default {defaults.split})")
-    parser.add_argument("--languages", help="comma-separated language codes (default: all ten of the benchmark)")
     parser.add_argument("--loss-style", choices=["one-to-k", "cross-modal", "cross-lingual"])
     parser.add_argument("--weighting", choices=["released", "symmetric"], help="1-to-K weighting (default released)")
     parser.add_argument("--max-steps", type=int, help=f"optimiser steps (default {defaults.max_steps})")
@@ -60,7 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         values[key] = value
     if args.no_progress:
         values["progress"] = False
-    if isinstance(values.get("languages"), str):
+    if isinstance(values.get("languages"), str):  # a config file may give "en,de,fr"
         values["languages"] = [code.strip() for code in values["languages"].split(",") if code.strip()]
     known = set(TrainSettings.__dataclass_fields__)
     unknown = sorted(set(values) - known)

@@ -38,8 +38,10 @@ class TrainSettings:
     model: str | None = None
     dataset: str = "cldr-emoji"
     data_dir: str | None = None
+    image_dir: list[str] | None = None
     split: str = "train"
     languages: list[str] | None = None
+    on_missing: str = "error"
     loss_style: str = "one-to-k"
     weighting: str = "released"
     max_steps: int = 300
@@ -124,7 +126,7 @@ def _load_training_data(settings: TrainSettings):
     from ..data import DEFAULT_LANGUAGES, load_benchmark
 
     dataset = load_benchmark(settings.dataset, split=settings.split, languages=settings.languages,
-                             data_dir=settings.data_dir)
+                             data_dir=settings.data_dir, image_dir=settings.image_dir, on_missing=settings.on_missing)
     languages = list(settings.languages or DEFAULT_LANGUAGES)
     check_languages(dataset.select_columns(["id", "captions"]), languages, where=f"{settings.dataset}/{settings.split}")
     if len(dataset) < settings.batch_size:

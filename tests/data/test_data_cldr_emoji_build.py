@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from ccr_data_fixtures import image_bytes
 
+from modeling_ccr.cache import cache_root
 from modeling_ccr.data import CLDR_EMOJI_DIR, DEFAULT_LANGUAGES, load_benchmark
 from modeling_ccr.data.build import build_cldr_emoji, run
 from modeling_ccr.data.emoji_source import CLDR_PACKAGE, EMOJI_PACKAGE, EmojiRecord, assign_splits
-from modeling_ccr.data.npm_fetch import default_cache_dir, fetch_tarball
+from modeling_ccr.data.npm_fetch import fetch_tarball
 
 LANGS = ("en", "ja")
 SIZES = (("test", 3), ("validation", 2))
@@ -156,7 +157,7 @@ def test_missing_annotations_stop_the_build_before_writing(tmp_path):
 @pytest.fixture(scope="module")
 def pinned_tarballs() -> tuple[Path, Path]:
     cached = all(
-        (default_cache_dir() / "npm" / p.tarball_name).is_file() for p in (EMOJI_PACKAGE, CLDR_PACKAGE)
+        (cache_root() / "npm" / p.tarball_name).is_file() for p in (EMOJI_PACKAGE, CLDR_PACKAGE)
     )
     if not cached:
         if shutil.which("npm") is None:
