@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-text-layers", type=int,
                         help="how many top text-encoder layers train (-1: all, embeddings too)")
     parser.add_argument("--train-vision", choices=["none", "all"], help="train the image tower or keep it frozen")
+    parser.add_argument("--cache-image-tokens", action=argparse.BooleanOptionalAction, default=None,
+                        help="with a frozen image tower, compute each image's tokens once and keep them in memory "
+                        "(default: on for data sets of up to 20,000 images)")
     parser.add_argument("--contrastive-weight", type=float)
     parser.add_argument("--itm-weight", type=float)
     parser.add_argument("--mlm-weight", type=float)

@@ -30,7 +30,8 @@ def check_languages(rows: Sequence[dict[str, Any]], languages: Sequence[str], wh
 class CCRDataCollator:
     """Turn dataset rows into ``pixel_values [B, 3, H, W]`` and image-major ``input_ids [B*K, L]``.
 
-    Row ``j*K + k`` of the texts is the caption of image j in ``languages[k]``.
+    Row ``j*K + k`` of the texts is the caption of image j in ``languages[k]``; ``image_ids`` holds the
+    rows' ``id`` values when they have one.
 
     Args:
         processor: the model's :class:`CCRProcessor`.
@@ -61,5 +62,7 @@ class CCRDataCollator:
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         check_languages(rows, self.languages, where="batch")
         captions = [[self._caption(row, language) for language in self.languages] for row in rows]
-        batch = self.processor(images=[row["image"] for row in rows], captions=captions)
-        return dict(batch)
+        batch = dict(self.processor(images=[row["image"] for row in rows], captions=captions))
+        if all("id" in row for row in rows):
+            batch["image_ids"] = [str(row["id"]) for row in rows]  # keys the objective's image-token cache
+        return batch

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 COMPLETE_MARKER = "trainer_state.json"  # the Trainer writes it last
+MAX_IMAGES_TO_CACHE = 20_000  # frozen-tower image tokens kept in memory by default up to this many images
 
 
 @dataclass
@@ -65,6 +66,7 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     dataloader_num_workers: int = 0
+    cache_image_tokens: bool | None = None
     extra_training_arguments: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -194,6 +196,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         mlm_probability=model.config.mlm_probability,
         mlm_max_masks=model.config.mlm_max_masks,
         seed=settings.seed,
+        cache_image_tokens=_cache_image_tokens(settings, len(dataset)),
     )
     trainer = CCRTrainer(
         model=model,
@@ -230,6 +233,15 @@ def train(settings: TrainSettings) -> dict[str, Any]:
                           extra_files={"training_run.json": json.dumps(record, indent=2, default=str)})
     return {"model_dir": str(final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,
             "log_history": trainer.state.log_history}
+
+
+def _cache_image_tokens(settings: TrainSettings, n_images: int) -> bool:
+    """Cache a frozen image tower's tokens: as set, or by default for data sets of up to 20,000 images."""
+    if settings.cache_image_tokens is not None:
+        if settings.cache_image_tokens and settings.train_vision != "none":
+            raise ValueError("cache_image_tokens needs a frozen image tower (train_vision='none')")
+        return settings.cache_image_tokens
+    return settings.train_vision == "none" and n_images <= MAX_IMAGES_TO_CACHE
 
 
 def _default_model_dir() -> Path:

@@ -133,3 +133,21 @@ def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
     assert not any(p.requires_grad for p in model.vision_model.parameters())
     assert all(p.requires_grad for p in model.fusion.parameters()) and model.temperature.requires_grad
     assert counts["trainable"] + counts["frozen"] == sum(p.numel() for p in model.parameters())
+
+
+def test_image_token_cache_gives_the_same_losses_and_skips_the_frozen_tower():
+    processor = tiny_ccr_processor()
+    model = tiny_ccr_model("efficientnet_lite")
+    set_trainable(model, train_text_layers=1, train_vision="none")
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+    assert batch["image_ids"] == ["c0", "c1", "c2", "c3"]
+    calls = []
+    model.vision_model.register_forward_hook(lambda module, args, output: calls.append(args))
+    weights = {"itm": 0.0, "mlm": 0.0}
+    plain = model(**batch, objective=objective_for(processor, weights=weights))["loss"]
+    cached_objective = objective_for(processor, weights=weights, cache_image_tokens=True)
+    first = model(**batch, objective=cached_objective)["loss"]
+    calls.clear()
+    second = model(**batch, objective=cached_objective)["loss"]
+    assert calls == []  # every image came from the cache
+    assert torch.allclose(plain, first, atol=1e-6) and torch.allclose(first, second, atol=1e-6)
