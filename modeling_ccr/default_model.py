@@ -12,12 +12,11 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from .backbones.cache import ensure_folder, publish_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
-from .cache import cache_root
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
 
@@ -25,6 +24,7 @@ E5_LAYERS = 12
 DEFAULT_FUSION_LAYERS = (10, 11)
 DEFAULT_CAPTION_PREFIX = "query: "
 DEFAULT_MAX_LENGTH = 40
+DEFAULT_MODEL_CACHE_NAME = "default-model-v1"
 
 LICENSE_NOTE = """# Licences of the weights in this folder
 
@@ -77,31 +77,32 @@ def save_model_folder(
     """Save model + processor + licence note (+ extra text files) into ``output_dir`` atomically.
 
     Everything is written to a temporary sibling folder first and renamed into place, so a crash never
-    leaves a half-written model. An existing ``output_dir`` is replaced only if it is a CCR model folder.
+    leaves a half-written model. An existing ``output_dir`` is replaced only if it is a CCR model folder;
+    the old one is set aside until the new one is in place, and restored if writing fails.
     """
     output = Path(output_dir)
-    if output.exists() and any(output.iterdir()) and not _is_ccr_model_folder(output):
-        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         if license_note:
             (staging / "LICENSES.md").write_text(license_note, encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
-        if output.exists():
-            old = output.with_name(f".{output.name}.replaced")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(output, old)
-            os.replace(staging, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, output)
+
+    if not (output.exists() and any(output.iterdir())):
+        return publish_folder(output, write)
+    if not _is_ccr_model_folder(output):
+        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
+    previous = output.with_name(f".{output.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(output, previous)
+    try:
+        publish_folder(output, write)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.replace(previous, output)
         raise
+    shutil.rmtree(previous)
     return output
 
 
@@ -113,12 +114,9 @@ def _is_ccr_model_folder(path: Path) -> bool:
 
 
 def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The embedded default model folder, built on first use into the cache (``$CCR_CACHE`` or
-    ``~/.cache/ccr-1tok``) and reused afterwards."""
-    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "default-model"
-    if not _is_ccr_model_folder(folder):
-        build_default_model(folder)
-    return folder
+    """The embedded default model folder, built on first use into the cache (``cache_dir``, ``$CCR_CACHE``
+    or ``~/.cache/ccr-1tok``) and reused afterwards."""
+    return ensure_folder(DEFAULT_MODEL_CACHE_NAME, build_default_model, cache_dir)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,117 @@
+"""End-to-end retrieval evaluation of a CCR model on a benchmark, from Python.
+
+``evaluate_retrieval(model, processor, dataset)`` encodes the images and captions, ranks the gold item
+of every query (TR and IR, per language), optionally re-ranks the top ``k_test`` with the ITM head, and
+returns the metrics with the ranks. Inside a ``torch.distributed`` job (see ``distributed.py``) pass the
+context: each process encodes and ranks its block of images and the results are gathered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from evaluate_mrv.rank_variance import SpreadKind
+
+from .distributed import DistributedContext
+from .encode import EncodedBenchmark, encode_benchmark, image_major_captions
+from .itm import ModelPairScorer
+from .metrics import retrieval_metrics
+from .ranks import RetrievalRanks, retrieval_ranks
+from .rerank import TwoStageReranker
+
+
+@dataclass
+class RetrievalEvaluation:
+    """Metrics (see :func:`~modeling_ccr.evaluation.metrics.retrieval_metrics`), 0-based ranks ``[N, K]``
+    per direction, the K languages, and the ``k_test`` used (None: similarity only)."""
+
+    metrics: dict
+    ranks: RetrievalRanks
+    languages: list[str]
+    k_test: int | None
+
+
+def _encode_all(model, processor, dataset, languages, context, batch_size, keep_tokens, progress):
+    """Encode this process's images, then gather every process's embeddings (and tokens) in image order."""
+    shard = encode_benchmark(
+        model,
+        processor,
+        dataset,
+        languages,
+        rows=context.shard(len(dataset)),
+        batch_size=batch_size,
+        keep_image_tokens=keep_tokens,
+        progress=progress,
+    )
+    return EncodedBenchmark(
+        image_embeds=context.gather_rows(shard.image_embeds),
+        text_embeds=context.gather_rows(shard.text_embeds),
+        image_tokens=None if shard.image_tokens is None else context.gather_rows(shard.image_tokens),
+    )
+
+
+def evaluate_retrieval(
+    model,
+    processor,
+    dataset,
+    *,
+    languages: Sequence[str] | None = None,
+    k_test: int | None = 128,
+    batch_size: int = 32,
+    itm_batch_size: int = 64,
+    chunk_size: int | None = None,
+    mrv_kind: SpreadKind = "std",
+    context: DistributedContext | None = None,
+    progress: bool = False,
+) -> RetrievalEvaluation:
+    """Evaluate ``model`` on ``dataset`` (a ``datasets.Dataset`` in the common schema).
+
+    Args:
+        model, processor: a CCR model (on its device, in eval mode) and its processor.
+        dataset: rows with ``image`` and ``captions`` (language -> caption).
+        languages: caption languages in layout order (default: the ``captions`` struct's fields).
+        k_test: candidates per query re-ranked by the ITM head (capped at N); None ranks by similarity.
+        batch_size: images per encoding step; itm_batch_size: pairs per ITM forward pass.
+        chunk_size: queries scored at once (default: about 2**24 scores per block).
+        mrv_kind: ``"std"`` (the paper's scale) or ``"variance"``.
+        context: the distributed context (default: one process on the model's device).
+        progress: show progress bars (pass False on all but one process).
+
+    Every process returns the complete, gathered result.
+    """
+    languages = list(languages) if languages is not None else list(dataset.features["captions"])
+    context = context or DistributedContext(device=model.device)
+    if len(dataset) == 0:
+        raise ValueError("the benchmark split has no images: choose another split or dataset")
+    if len(dataset) < context.world_size:
+        raise ValueError(
+            f"the split has {len(dataset)} images but {context.world_size} processes were launched: "
+            "launch at most as many processes as images"
+        )
+    if k_test is not None and k_test < 1:
+        raise ValueError(f"k_test must be >= 1 (or None for similarity only), got {k_test}")
+    keep_tokens = k_test is not None
+    encoded = _encode_all(model, processor, dataset, languages, context, batch_size, keep_tokens, progress)
+    reranker = None
+    if k_test is not None:
+        k_test = min(k_test, len(dataset))
+        texts = image_major_captions(dataset["captions"], languages)
+        scorer = ModelPairScorer(model, processor, encoded.image_tokens, texts, batch_size=itm_batch_size)
+        reranker = TwoStageReranker(scorer, k_test=k_test)
+    shard_ranks = retrieval_ranks(
+        encoded.image_embeds.to(context.device),
+        encoded.text_embeds.to(context.device),
+        len(languages),
+        queries=context.shard(len(dataset)),
+        reranker=reranker,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
+    ranks = RetrievalRanks(tr=context.gather_rows(shard_ranks.tr), ir=context.gather_rows(shard_ranks.ir))
+    return RetrievalEvaluation(
+        metrics=retrieval_metrics(ranks, languages, mrv_kind=mrv_kind),
+        ranks=ranks,
+        languages=languages,
+        k_test=k_test,
+    )

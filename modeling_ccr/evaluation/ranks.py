@@ -1,0 +1,242 @@
+"""Gold-item ranks for cross-lingual cross-modal retrieval, vectorised and chunked.
+
+Layout: N images, K languages, one caption per image and language. Texts are image-major: text row
+``j*K + l`` is the caption of image j in language l.
+
+- TR (text retrieval, image -> text), per language: for image i and language l, the rank of text
+  ``(i, l)`` among the N texts of language l.
+- IR (image retrieval, text -> image), per language: for text ``(i, l)``, the rank of image i among the
+  N images.
+
+Both directions therefore rank a "diagonal" gold item: query q of language l has candidate q as its
+gold. Ranks are 0-based.
+
+Ties are broken deterministically: the rank of the gold item is the number of candidates with a strictly
+higher score plus the number of candidates with an equal score and a lower candidate index. This is the
+position of the gold item in a stable descending sort, so equal scores are ordered by index.
+
+Scores are computed for blocks of queries at a time (``chunk_size`` x N), so memory stays bounded for
+any N; there is no Python loop over instances.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+Direction = Literal["tr", "ir"]
+DIRECTIONS: tuple[Direction, ...] = ("tr", "ir")
+# Scores held at once per block: 2**24 float32 scores = 64 MiB (plus a few masks of that many elements).
+DEFAULT_BLOCK_ELEMENTS = 2**24
+
+# (query indices [M], candidate indices [M]) -> (image indices [M], text indices [M]) in the full layout.
+PairIndexer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Reranker(Protocol):
+    """Second stage: turns a block of first-stage scores into gold ranks (see ``rerank.TwoStageReranker``).
+
+    ``scores [Q, C]`` are the first-stage scores of Q queries over all C candidates, ``queries [Q]`` the
+    global query indices (query q's gold candidate is q), ``to_pairs`` maps (query, candidate) to
+    (image, text) indices. Returns the gold ranks ``[Q]``.
+    """
+
+    def __call__(
+        self, scores: torch.Tensor, queries: torch.Tensor, to_pairs: PairIndexer
+    ) -> torch.Tensor: ...
+
+
+@dataclass
+class RetrievalRanks:
+    """0-based gold ranks: ``tr`` and ``ir`` are ``[n, K]`` int64 (instance x language)."""
+
+    tr: torch.Tensor
+    ir: torch.Tensor
+
+
+def gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Rank of each query's gold candidate: scores ``[Q, C]``, gold ``[Q]`` (candidate indices) -> ``[Q]``.
+
+    rank = #{c : s[c] > s[gold]} + #{c : s[c] == s[gold] and c < gold} (0-based, deterministic ties).
+    """
+    if scores.dim() != 2 or gold.shape != (scores.shape[0],):
+        raise ValueError(
+            f"need scores [Q, C] and gold [Q]; got {tuple(scores.shape)} and {tuple(gold.shape)}"
+        )
+    # One cheap reduction first: a sum is NaN if any score is (or if +inf and -inf both occur).
+    if torch.isnan(scores.sum()) and torch.isnan(scores).any():
+        raise ValueError(
+            "the retrieval scores contain NaN, so ranks would be meaningless: check the model's outputs "
+            "(e.g. NaN weights or an fp16 overflow) and rerun"
+        )
+    gold = gold.to(scores.device)
+    gold_scores = scores.gather(1, gold[:, None])
+    higher = (scores > gold_scores).count_nonzero(dim=1)
+    equal = scores == gold_scores
+    if int(equal.count_nonzero()) == scores.shape[0]:  # no ties besides the gold items themselves
+        return higher
+    lower_index = torch.arange(scores.shape[1], device=scores.device)[None, :] < gold[:, None]
+    return higher + (equal & lower_index).count_nonzero(dim=1)
+
+
+def default_chunk_size(num_candidates: int) -> int:
+    """Queries per block so that a block holds about ``DEFAULT_BLOCK_ELEMENTS`` scores."""
+    return max(1, DEFAULT_BLOCK_ELEMENTS // max(1, num_candidates))
+
+
+def _rank_diagonal(
+    score_rows: Callable[[int, int], torch.Tensor],
+    queries: range,
+    chunk_size: int,
+    reranker: Reranker | None,
+    to_pairs: PairIndexer,
+    progress: tqdm,
+) -> torch.Tensor:
+    """Gold ranks ``[len(queries)]`` of queries whose gold candidate is the query index itself."""
+    ranks = []
+    for start in range(queries.start, queries.stop, chunk_size):
+        stop = min(start + chunk_size, queries.stop)
+        scores = score_rows(start, stop)
+        query_index = torch.arange(start, stop, device=scores.device)
+        if reranker is None:
+            block = gold_ranks(scores, query_index)
+        else:
+            block = reranker(scores, query_index, to_pairs)
+        ranks.append(block.cpu())
+        progress.update(stop - start)
+    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+
+
+def _pair_indexers(num_languages: int, language: int) -> dict[Direction, PairIndexer]:
+    """(query, candidate) -> (image, text) for TR (query = image) and IR (query = text) of one language."""
+    return {
+        "tr": lambda query, candidate: (query, candidate * num_languages + language),
+        "ir": lambda query, candidate: (candidate, query * num_languages + language),
+    }
+
+
+def _check_queries(queries: range | None, num_images: int) -> range:
+    if queries is None:
+        return range(num_images)
+    if queries.step != 1 or not 0 <= queries.start <= queries.stop <= num_images:
+        raise ValueError(f"queries must be a contiguous range inside range({num_images}), got {queries}")
+    return queries
+
+
+def _rank_all(
+    block_scores: Callable[[Direction, int, int, int], torch.Tensor],
+    num_images: int,
+    num_languages: int,
+    queries: range | None,
+    reranker: Reranker | None,
+    chunk_size: int | None,
+    progress: bool,
+) -> RetrievalRanks:
+    queries = _check_queries(queries, num_images)
+    chunk = default_chunk_size(num_images) if chunk_size is None else chunk_size
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    bar = tqdm(total=2 * num_languages * len(queries), desc="ranking", unit="query", disable=not progress)
+    ranks: dict[Direction, list[torch.Tensor]] = {"tr": [], "ir": []}
+    with bar:
+        for language in range(num_languages):
+            indexers = _pair_indexers(num_languages, language)
+            for direction in DIRECTIONS:
+                rows = functools.partial(block_scores, direction, language)
+                block = _rank_diagonal(rows, queries, chunk, reranker, indexers[direction], bar)
+                ranks[direction].append(block)
+    return RetrievalRanks(tr=torch.stack(ranks["tr"], dim=1), ir=torch.stack(ranks["ir"], dim=1))
+
+
+def retrieval_ranks(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    num_languages: int,
+    *,
+    queries: range | None = None,
+    reranker: Reranker | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> RetrievalRanks:
+    """TR and IR gold ranks from embeddings, scored by dot product (cosine for normalised embeddings).
+
+    Args:
+        image_embeds: ``[N, D]``.
+        text_embeds: ``[N*K, D]``, image-major (row ``j*K + l`` = image j, language l).
+        num_languages: K.
+        queries: a contiguous range of image indices whose queries to rank (a shard; default all N).
+            TR ranks image i's queries, IR ranks the queries of texts (i, l) for every l.
+        reranker: an optional second stage, e.g. :class:`~modeling_ccr.evaluation.rerank.TwoStageReranker`.
+        chunk_size: queries scored at once (default: about 2**24 scores per block).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`RetrievalRanks` with ``tr`` and ``ir`` of shape ``[len(queries), K]``.
+    """
+    num_images = _check_layout(image_embeds.shape[0], text_embeds.shape[0], num_languages)
+    if image_embeds.dim() != 2 or text_embeds.dim() != 2 or image_embeds.shape[1] != text_embeds.shape[1]:
+        raise ValueError(
+            "need image_embeds [N, D] and text_embeds [N*K, D] of the same D; got "
+            f"{tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}"
+        )
+    # One contiguous [N, D] block of texts per language, made when the language is first scored.
+    per_language = text_embeds.view(num_images, num_languages, -1)
+    cache: dict[int, torch.Tensor] = {}
+
+    def texts_of(language: int) -> torch.Tensor:
+        if language not in cache:
+            cache.clear()
+            cache[language] = per_language[:, language].contiguous()
+        return cache[language]
+
+    def block_scores(direction: Direction, language: int, start: int, stop: int) -> torch.Tensor:
+        texts = texts_of(language)
+        if direction == "tr":
+            return image_embeds[start:stop] @ texts.T
+        return texts[start:stop] @ image_embeds.T
+
+    return _rank_all(block_scores, num_images, num_languages, queries, reranker, chunk_size, progress)
+
+
+def retrieval_ranks_from_similarity(
+    similarity: torch.Tensor,
+    num_languages: int,
+    *,
+    queries: range | None = None,
+    reranker: Reranker | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> RetrievalRanks:
+    """TR and IR gold ranks from a precomputed image x text score matrix ``[N, N*K]`` (texts image-major).
+
+    TR of language l ranks row i over columns ``j*K + l``; IR ranks column ``i*K + l`` over the N rows.
+    Same arguments and result as :func:`retrieval_ranks`.
+    """
+    if similarity.dim() != 2:
+        raise ValueError(f"need a similarity matrix [N, N*K], got shape {tuple(similarity.shape)}")
+    num_images = _check_layout(similarity.shape[0], similarity.shape[1], num_languages)
+
+    def block_scores(direction: Direction, language: int, start: int, stop: int) -> torch.Tensor:
+        if direction == "tr":
+            return similarity[start:stop, language::num_languages]
+        return similarity[:, start * num_languages + language : stop * num_languages : num_languages].T
+
+    return _rank_all(block_scores, num_images, num_languages, queries, reranker, chunk_size, progress)
+
+
+def _check_layout(num_images: int, num_texts: int, num_languages: int) -> int:
+    if num_languages < 1:
+        raise ValueError(f"num_languages must be >= 1, got {num_languages}")
+    if num_images < 1:
+        raise ValueError("no images to rank: the benchmark split is empty")
+    if num_texts != num_images * num_languages:
+        raise ValueError(
+            f"got {num_images} images but {num_texts} texts; with K={num_languages} languages the texts must "
+            f"be N*K = {num_images * num_languages}, image-major (row j*K + l = image j, language l)"
+        )
+    return num_images

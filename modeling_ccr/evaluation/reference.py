@@ -1,0 +1,85 @@
+"""Straightforward loop implementations of the retrieval metrics, to cross-check the vectorised code.
+
+One Python iteration per query: sort the candidates (stable, descending, so equal scores keep index
+order), find the gold item's position. Slow by design; used by the tests and ``scripts/bench_ranks.py``.
+Layout as in :mod:`~modeling_ccr.evaluation.ranks`: similarity ``[N, N*K]`` image x text, texts
+image-major.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .rerank import PairScorer
+
+
+def _position_of(order: np.ndarray, item: int) -> int:
+    return int(np.flatnonzero(order == item)[0])
+
+
+def _first_stage_order(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, kind="stable")
+
+
+def _query_scores(similarity: np.ndarray, num_languages: int, direction: str, query: int, language: int):
+    """Scores of one query over its N candidates and the (image, text) index of each pair."""
+    num_images = similarity.shape[0]
+    candidates = np.arange(num_images)
+    if direction == "tr":
+        texts = candidates * num_languages + language
+        return similarity[query, language::num_languages], np.full(num_images, query), texts
+    text = query * num_languages + language
+    return similarity[:, text], candidates, np.full(num_images, text)
+
+
+def reference_ranks(
+    similarity: np.ndarray,
+    num_languages: int,
+    k_test: int | None = None,
+    pair_scorer: PairScorer | None = None,
+) -> dict[str, np.ndarray]:
+    """0-based gold ranks ``{"tr": [N, K], "ir": [N, K]}``, optionally after two-stage re-ranking.
+
+    With ``k_test`` and ``pair_scorer``: the top ``k_test`` candidates of the first-stage order are
+    re-ordered by their ITM logit (ties: lower index first) and placed first; the others follow in
+    first-stage order.
+    """
+    num_images = similarity.shape[0]
+    ranks = {direction: np.zeros((num_images, num_languages), dtype=np.int64) for direction in ("tr", "ir")}
+    for direction, table in ranks.items():
+        for query in range(num_images):
+            for language in range(num_languages):
+                scores, images, texts = _query_scores(similarity, num_languages, direction, query, language)
+                order = _first_stage_order(scores)
+                if pair_scorer is not None and k_test is not None:
+                    top = np.sort(order[:k_test])
+                    logits = pair_scorer(torch.as_tensor(images[top]), torch.as_tensor(texts[top])).numpy()
+                    order = np.concatenate([top[_first_stage_order(logits)], order[k_test:]])
+                table[query, language] = _position_of(order, query)
+    return ranks
+
+
+def reference_recall(ranks: np.ndarray, k: int) -> list[float]:
+    """Percentage of instances whose gold rank is < k, per language (ranks ``[N, K]``)."""
+    num_images, num_languages = ranks.shape
+    recalls = []
+    for language in range(num_languages):
+        hits = 0
+        for instance in range(num_images):
+            if ranks[instance, language] < k:
+                hits += 1
+        recalls.append(100.0 * hits / num_images)
+    return recalls
+
+
+def reference_mrv(ranks: np.ndarray, variance: bool = False) -> float:
+    """Mean over instances of the population std (or variance) of the gold rank across languages."""
+    total = 0.0
+    for row in ranks.tolist():
+        mean = sum(row) / len(row)
+        spread = sum((rank - mean) ** 2 for rank in row) / len(row)
+        total += spread if variance else math.sqrt(spread)
+    return total / len(ranks)

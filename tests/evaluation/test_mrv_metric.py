@@ -1,0 +1,201 @@
+"""MRV: the plain function, the evaluate module (by path and by bare name) and its cache registration."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import pytest
+from evaluate.loading import CachedEvaluationModuleFactory
+
+import evaluate_mrv
+from evaluate_mrv import evaluate_cache
+from modeling_ccr.evaluation.reference import reference_mrv
+
+METRIC_DIR = Path(evaluate_mrv.__file__).resolve().parent
+WORKED_EXAMPLE = [[0, 2, 0, 6], [1, 1, 1, 1]]
+# Bare-name loading in a fresh interpreter: prints the result and the module the metric class came from.
+LOAD_BY_NAME = (
+    "import json, evaluate; m = evaluate.load('mrv'); "
+    "result = m.compute(ranks=[[0, 2, 0, 6], [1, 1, 1, 1]]); "
+    "print(json.dumps({'result': result, 'module': type(m).__module__}))"
+)
+
+
+def test_worked_example_known_values():
+    assert evaluate_mrv.mean_rank_variance(WORKED_EXAMPLE) == pytest.approx(math.sqrt(6) / 2, abs=1e-12)
+    assert evaluate_mrv.mean_rank_variance(WORKED_EXAMPLE, kind="variance") == pytest.approx(3.0, abs=1e-12)
+    np.testing.assert_allclose(evaluate_mrv.rank_spread_per_instance(WORKED_EXAMPLE), [math.sqrt(6), 0.0])
+    np.testing.assert_allclose(evaluate_mrv.mean_rank_per_language(WORKED_EXAMPLE), [0.5, 1.5, 0.5, 3.5])
+
+
+@pytest.mark.parametrize("kind", ["std", "variance"])
+def test_matches_loop_reference_on_random_ranks(kind):
+    rng = np.random.default_rng(7)
+    ranks = rng.integers(0, 500, size=(200, 6))
+    expected = reference_mrv(ranks, variance=kind == "variance")
+    assert evaluate_mrv.mean_rank_variance(ranks, kind=kind) == pytest.approx(expected, rel=1e-12)
+
+
+def test_rank_base_does_not_change_mrv():
+    ranks = np.random.default_rng(3).integers(0, 50, size=(30, 4))
+    assert evaluate_mrv.mean_rank_variance(ranks + 1) == pytest.approx(evaluate_mrv.mean_rank_variance(ranks))
+
+
+@pytest.mark.parametrize(
+    ("ranks", "message"),
+    [
+        ([[0, 1], [0, 1, 2]], "ragged ranks: instance 0 has 2 languages but instance 1 has 3"),
+        ([[0, -1], [1, 2]], "instance 0, language 1 is -1.0: ranks must be >= 0"),
+        ([[0, float("nan")], [1, 2]], "instance 0, language 1 is nan: ranks must be finite"),
+        ([[0, 1], [float("inf"), 2]], "instance 1, language 0 is inf: ranks must be finite"),
+        ([[0], [1]], "got K=1: .* K = 1 is refused"),
+        ([], "ranks is empty"),
+        ([0, 2, 0, 6], r"shape \[N, K\]"),
+        ([["a", "b"]], "must be a \\[N, K\\] list or array of numbers"),
+    ],
+)
+def test_bad_input_raises_clear_errors(ranks, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_mrv.mean_rank_variance(ranks)
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        evaluate_mrv.mean_rank_variance(WORKED_EXAMPLE, kind="var")
+
+
+@pytest.mark.parametrize("path", [METRIC_DIR, METRIC_DIR / "mrv.py"], ids=["folder", "script"])
+def test_evaluate_load_by_path(path):
+    metric = evaluate.load(str(path))
+    assert metric.name == "mrv"
+    assert metric.compute(ranks=WORKED_EXAMPLE)["mrv"] == pytest.approx(math.sqrt(6) / 2, abs=1e-12)
+    names = ["en", "de", "ja", "zh"]
+    result = metric.compute(ranks=WORKED_EXAMPLE, kind="variance", per_language=True, languages=names)
+    assert result == {"mrv": 3.0, "mean_rank_per_language": {"en": 0.5, "de": 1.5, "ja": 0.5, "zh": 3.5}}
+
+
+def test_evaluate_module_bad_input():
+    metric = evaluate.load(str(METRIC_DIR))
+    with pytest.raises(ValueError, match="ragged ranks"):
+        metric.compute(ranks=[[0, 1], [0, 1, 2]])
+    with pytest.raises(ValueError, match="got 1 language names for ranks in K=2"):
+        metric.compute(ranks=[[0, 1], [1, 2]], per_language=True, languages=["en"])
+    with pytest.raises(ValueError, match="K = 1 is refused"):
+        metric.compute(ranks=[[0], [3]])
+
+
+def _offline_env(hf_home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_MODULES_CACHE", "PYTHONPATH")}
+    env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", HF_EVALUATE_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return env
+
+
+def _check_loaded_by_name(completed: subprocess.CompletedProcess) -> None:
+    assert completed.returncode == 0, completed.stderr
+    loaded = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert loaded["result"]["mrv"] == pytest.approx(math.sqrt(6) / 2, abs=1e-12)
+    assert "evaluate-metric--mrv" in loaded["module"]
+
+
+def test_bare_name_loads_after_install_offline_from_any_folder(tmp_path):
+    try:
+        files = importlib.metadata.distribution("ccr-1tok").files or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("ccr-1tok is not installed (pip install -e .); evaluate.load('mrv') needs its .pth file")
+    assert any(str(file).endswith("ccr_evaluate_mrv.pth") for file in files), (
+        "ccr-1tok is installed without ccr_evaluate_mrv.pth in site-packages, so evaluate.load('mrv') cannot "
+        "work: the build must copy evaluate_mrv/ccr_evaluate_mrv.pth to the root of the wheel (setup.py)"
+    )
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    completed = subprocess.run(
+        [sys.executable, "-c", LOAD_BY_NAME], cwd=workdir, env=_offline_env(tmp_path / "fresh-hf-home"),
+        capture_output=True, text=True, timeout=180,
+    )
+    _check_loaded_by_name(completed)
+
+
+def test_start_up_file_makes_bare_name_load_work(tmp_path):
+    """The .pth line itself, processed by site.addsitedir in a fresh interpreter and HF_HOME."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    shutil.copy(METRIC_DIR / "ccr_evaluate_mrv.pth", site_dir)
+    code = f"import site; site.addsitedir({str(site_dir)!r}); " + LOAD_BY_NAME
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_offline_env(tmp_path / "fresh-hf-home"),
+        capture_output=True, text=True, timeout=180,
+    )
+    _check_loaded_by_name(completed)
+
+
+def test_start_up_hook_imports_almost_nothing():
+    """The .pth runs in every interpreter: the hook must not import numpy, evaluate or even pathlib."""
+    code = (
+        "import sys; before = set(sys.modules); import evaluate_mrv.startup; "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=METRIC_DIR.parent, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    imported = json.loads(completed.stdout.replace("'", '"'))
+    # importlib and warnings are loaded by site.py anyway in a normal start; -S shows them as new.
+    expected = {"evaluate_mrv", "__future__", "importlib", "warnings"}
+    heavy = [name for name in imported if name.split(".")[0] not in expected]
+    assert not heavy, imported
+
+
+def test_failed_registration_warns_without_breaking_evaluate(tmp_path):
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    shutil.copy(METRIC_DIR / "ccr_evaluate_mrv.pth", site_dir)
+    not_a_folder = tmp_path / "modules-cache-is-a-file"
+    not_a_folder.write_text("")
+    env = _offline_env(tmp_path / "hf")
+    env["HF_MODULES_CACHE"] = str(not_a_folder)
+    code = f"import site; site.addsitedir({str(site_dir)!r}); import evaluate; print(evaluate.__name__)"
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "evaluate"
+    assert "could not install the 'mrv' metric into evaluate's module cache" in completed.stderr
+
+
+def test_registration_is_idempotent_and_wins_over_older_versions(tmp_path):
+    target = evaluate_cache.register_in_evaluate_cache(tmp_path)
+    for name in evaluate_cache.MODULE_FILES:
+        assert (target / name).read_bytes() == (METRIC_DIR / name).read_bytes()
+    assert evaluate_cache.register_in_evaluate_cache(tmp_path) == target
+    # Another version of the metric cached later (a newer mtime) must not shadow the installed one.
+    other = target.parent / ("0" * 64)
+    other.mkdir()
+    (other / "mrv.py").write_text("raise RuntimeError('stale metric')\n")
+    future = (target / "mrv.py").stat().st_mtime + 100
+    os.utime(other / "mrv.py", (future, future))
+    dynamic_modules = tmp_path / "evaluate_modules"
+    chosen = CachedEvaluationModuleFactory("evaluate-metric--mrv", dynamic_modules_path=str(dynamic_modules))
+    assert chosen.get_module().hash == "0" * 64
+    evaluate_cache.register_in_evaluate_cache(tmp_path)
+    assert chosen.get_module().hash == target.name
+    assert not [entry for entry in target.parent.iterdir() if entry.name.startswith(".staging-")]
+
+
+def test_register_command(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "evaluate_mrv.evaluate_cache"], env=_offline_env(tmp_path),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    script = Path(completed.stdout.strip().rsplit(" ", 1)[-1])
+    assert script.is_file() and script.parent.parent.name == "evaluate-metric--mrv"
+    assert str(script).startswith(str(tmp_path / "modules"))
