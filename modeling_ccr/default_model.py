@@ -47,6 +47,8 @@ def build_default_model(
     Returns the model (eval mode) and its processor. The saved folder is an ordinary CCR model folder:
     ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it.
     """
+    if output_dir is not None:
+        check_replaceable(Path(output_dir))
     text_dir = ensure_e5_small()
     vision_dir = ensure_efficientnet_lite0()
     model = CCRModel.from_backbones(
@@ -92,8 +94,7 @@ def save_model_folder(
 
     if not (output.exists() and any(output.iterdir())):
         return publish_folder(output, write)
-    if not _is_ccr_model_folder(output):
-        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
+    check_replaceable(output)
     previous = output.with_name(f".{output.name}.previous")
     shutil.rmtree(previous, ignore_errors=True)
     os.replace(output, previous)
@@ -104,6 +105,12 @@ def save_model_folder(
         raise
     shutil.rmtree(previous)
     return output
+
+
+def check_replaceable(output: Path) -> None:
+    """Refuse an output folder that holds anything but a CCR model (it would be replaced)."""
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not _is_ccr_model_folder(output):
+        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
 
 
 def _is_ccr_model_folder(path: Path) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import transformers
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoTokenizer, BatchFeature, ProcessorMixin
 
@@ -140,8 +141,9 @@ class CCRProcessor(ProcessorMixin):
     """
 
     attributes = ["image_processor", "tokenizer"]
-    image_processor_class = "AutoImageProcessor"
-    tokenizer_class = "AutoTokenizer"
+    if int(transformers.__version__.split(".")[0]) < 5:  # 5.x infers the parts from __init__ (and warns)
+        image_processor_class = "AutoImageProcessor"
+        tokenizer_class = "AutoTokenizer"
 
     def __init__(self, image_processor=None, tokenizer=None, caption_prefix: str = "", max_length: int = 64, **kwargs):
         self.caption_prefix = caption_prefix

@@ -3,7 +3,7 @@
 from .collator import CCRDataCollator, check_languages
 from .objective import LOSS_STYLES, CCRObjective
 from .run import TrainSettings, set_trainable, train
-from .trainer import CCRTrainer, TemperatureClampCallback, is_new_parameter
+from .trainer import CCRTrainer, TemperatureClampCallback, parameter_group
 
 __all__ = [
     "LOSS_STYLES",
@@ -13,7 +13,7 @@ __all__ = [
     "TemperatureClampCallback",
     "TrainSettings",
     "check_languages",
-    "is_new_parameter",
+    "parameter_group",
     "set_trainable",
     "train",
 ]

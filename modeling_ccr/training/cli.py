@@ -34,13 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help=f"images per device per step (default {defaults.batch_size})")
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--learning-rate", type=float, help=f"base learning rate (default {defaults.learning_rate})")
-    parser.add_argument("--new-parameter-lr-multiplier", type=float)
+    parser.add_argument("--new-parameter-lr-multiplier", type=float,
+                        help="learning-rate factor of the cross-attention and the ITM / MLM heads (default 2)")
+    parser.add_argument("--projection-lr-multiplier", type=float,
+                        help="learning-rate factor of the retrieval projections and the temperature (default 10)")
     parser.add_argument("--train-text-layers", type=int,
                         help="how many top text-encoder layers train (-1: all, embeddings too)")
     parser.add_argument("--train-vision", choices=["none", "all"], help="train the image tower or keep it frozen")
-    parser.add_argument("--cache-image-tokens", action=argparse.BooleanOptionalAction, default=None,
-                        help="with a frozen image tower, compute each image's tokens once and keep them in memory "
-                        "(default: on for data sets of up to 20,000 images)")
+    parser.add_argument("--cache-frozen-features", action=argparse.BooleanOptionalAction, default=None,
+                        help="compute the frozen image tower's tokens and the frozen text layers' states once and keep "
+                        "them in memory (default: on for data sets of up to 20,000 images)")
     parser.add_argument("--contrastive-weight", type=float)
     parser.add_argument("--itm-weight", type=float)
     parser.add_argument("--mlm-weight", type=float)

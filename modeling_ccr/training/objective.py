@@ -23,6 +23,7 @@ from ..losses import (
     sample_itm_triplets,
 )
 from ..losses.mlm import IGNORE_INDEX
+from .feature_cache import FrozenFeatureCache, leading_frozen_layers
 
 LOSS_STYLES = ("one-to-k", "cross-modal", "cross-lingual")
 COMPONENTS = ("contrastive", "itm", "mlm")
@@ -41,10 +42,11 @@ class CCRObjective:
         mask_token_id, special_token_ids, vocab_size: from the tokenizer, for MLM masking.
         mlm_probability, mlm_max_masks: MLM masking (0.4, at most 12 per caption).
         seed: seeds the sampling (language choice, ITM negatives, masks); each process adds its rank.
-        cache_image_tokens: while the image tower is frozen, compute each image's tokens once (keyed by
-            the ``image_ids`` the collator passes) and reuse them in later epochs. The tokens of every
-            training image stay in memory (``[P, Cv]`` floats each, about 250 kB for EfficientNet-Lite0
-            at 224 px), so leave it off for corpora that do not fit.
+        cache_frozen_features: compute what frozen parts give once and reuse it (see ``FrozenFeatureCache``):
+            the image tokens of a frozen image tower (keyed by the ``image_ids`` the collator passes) and
+            the states after the frozen lower text layers (keyed by token ids), computed without dropout.
+            Everything stays in memory (about 250 kB per image for EfficientNet-Lite0 at 224 px, 6 kB per
+            caption token row for e5-small), so leave it off for corpora that do not fit.
     """
 
     def __init__(
@@ -59,7 +61,7 @@ class CCRObjective:
         mlm_probability: float = 0.4,
         mlm_max_masks: int = 12,
         seed: int = 0,
-        cache_image_tokens: bool = False,
+        cache_frozen_features: bool = False,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -85,7 +87,7 @@ class CCRObjective:
         self.vocab_size = vocab_size
         self.mlm_probability = mlm_probability
         self.mlm_max_masks = mlm_max_masks
-        self.image_token_cache: dict[str, torch.Tensor] | None = {} if cache_image_tokens else None
+        self.feature_cache = FrozenFeatureCache() if cache_frozen_features else None
 
     def get_config_dict(self) -> dict[str, Any]:
         """What defines this objective, for logs and model cards."""
@@ -114,11 +116,19 @@ class CCRObjective:
         vision_frozen = not any(p.requires_grad for p in model.vision_model.parameters())
         if vision_frozen:
             model.vision_model.eval()  # frozen batch-norm statistics stay as loaded
-            image_tokens = self._frozen_image_tokens(model, pixel_values, image_ids)
+        if vision_frozen and self.feature_cache is not None and image_ids is not None:
+            image_tokens = self.feature_cache.images(model, pixel_values, image_ids)
+        elif vision_frozen:
+            with torch.no_grad():
+                image_tokens = model.get_image_tokens(pixel_values)
         else:
             image_tokens = model.get_image_tokens(pixel_values)
         image_embeds = model.project_image_tokens(image_tokens)
-        text_states = model.encode_text(input_ids, attention_mask)
+        n_frozen = leading_frozen_layers(model) if self.feature_cache is not None else 0
+        if n_frozen:
+            text_states = self.feature_cache.texts(model, input_ids, attention_mask, n_frozen)
+        else:
+            text_states = model.encode_text(input_ids, attention_mask)
         text_embeds = model.project_text_states(text_states, attention_mask)
         temperature = model.clamped_temperature()
 
@@ -133,18 +143,6 @@ class CCRObjective:
             parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text)
         loss = sum(self.weights[name] * value for name, value in parts.items())
         return {"loss": loss, **parts, "temperature": temperature.detach()}
-
-    @torch.no_grad()
-    def _frozen_image_tokens(self, model, pixel_values: torch.Tensor, image_ids: list[str] | None) -> torch.Tensor:
-        """Image tokens ``[N, P, Cv]`` of a frozen tower, from the cache where it has them."""
-        cache = self.image_token_cache
-        if cache is None or image_ids is None:
-            return model.get_image_tokens(pixel_values)
-        missing = [i for i, key in enumerate(image_ids) if key not in cache]
-        if missing:
-            for i, tokens in zip(missing, model.get_image_tokens(pixel_values[missing]), strict=True):
-                cache[image_ids[i]] = tokens
-        return torch.stack([cache[key] for key in image_ids])
 
     def _mlm(self, model, input_ids, attention_mask, image_tokens, chosen) -> torch.Tensor:
         """Cross-modal MLM on each image's chosen caption ``[N, L]``, attending to its image."""

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from transformers import AutoProcessor, TrainingArguments
 
+from ..default_model import check_replaceable, ensure_default_model, save_model_folder
 from ..modeling_ccr import CCRModel
 from .collator import CCRDataCollator, check_languages
 from .objective import LOSS_STYLES, CCRObjective
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 COMPLETE_MARKER = "trainer_state.json"  # the Trainer writes it last
-MAX_IMAGES_TO_CACHE = 20_000  # frozen-tower image tokens kept in memory by default up to this many images
+MAX_IMAGES_TO_CACHE = 20_000  # frozen features are kept in memory by default up to this many images
 
 
 @dataclass
@@ -49,7 +50,8 @@ class TrainSettings:
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-4
-    new_parameter_lr_multiplier: float = 10.0
+    new_parameter_lr_multiplier: float = 2.0
+    projection_lr_multiplier: float = 10.0
     warmup_ratio: float = 0.03
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -66,7 +68,7 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     dataloader_num_workers: int = 0
-    cache_image_tokens: bool | None = None
+    cache_frozen_features: bool | None = None
     extra_training_arguments: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -175,6 +177,8 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     if not settings.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
         raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
                          "or choose another --output")
+    final_dir = output / "model"
+    check_replaceable(final_dir)  # before training, not after
     dataset, languages = _load_training_data(settings)
     english_index = languages.index("en") if "en" in languages else -1
     if settings.loss_style == "cross-lingual" and english_index < 0:
@@ -196,7 +200,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         mlm_probability=model.config.mlm_probability,
         mlm_max_masks=model.config.mlm_max_masks,
         seed=settings.seed,
-        cache_image_tokens=_cache_image_tokens(settings, len(dataset)),
+        cache_frozen_features=_cache_frozen_features(settings, len(dataset)),
     )
     trainer = CCRTrainer(
         model=model,
@@ -205,16 +209,14 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         data_collator=CCRDataCollator(processor, languages, settings.keyword_probability, settings.seed),
         objective=objective,
         new_parameter_lr_multiplier=settings.new_parameter_lr_multiplier,
+        projection_lr_multiplier=settings.projection_lr_multiplier,
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     wall = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     final_loss = float(losses[-1]) if losses else float("nan")
-    final_dir = output / "model"
     if trainer.is_world_process_zero():
-        from ..default_model import save_model_folder
-
         record = {
             "settings": dataclasses.asdict(settings),
             "model_init": model_dir,
@@ -235,17 +237,13 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             "log_history": trainer.state.log_history}
 
 
-def _cache_image_tokens(settings: TrainSettings, n_images: int) -> bool:
-    """Cache a frozen image tower's tokens: as set, or by default for data sets of up to 20,000 images."""
-    if settings.cache_image_tokens is not None:
-        if settings.cache_image_tokens and settings.train_vision != "none":
-            raise ValueError("cache_image_tokens needs a frozen image tower (train_vision='none')")
-        return settings.cache_image_tokens
-    return settings.train_vision == "none" and n_images <= MAX_IMAGES_TO_CACHE
+def _cache_frozen_features(settings: TrainSettings, n_images: int) -> bool:
+    """Reuse frozen features: as set, or by default for data sets of up to 20,000 images."""
+    if settings.cache_frozen_features is not None:
+        return settings.cache_frozen_features
+    return n_images <= MAX_IMAGES_TO_CACHE
 
 
 def _default_model_dir() -> Path:
-    from ..default_model import ensure_default_model
-
     return ensure_default_model()
 

@@ -145,9 +145,48 @@ def test_image_token_cache_gives_the_same_losses_and_skips_the_frozen_tower():
     model.vision_model.register_forward_hook(lambda module, args, output: calls.append(args))
     weights = {"itm": 0.0, "mlm": 0.0}
     plain = model(**batch, objective=objective_for(processor, weights=weights))["loss"]
-    cached_objective = objective_for(processor, weights=weights, cache_image_tokens=True)
+    cached_objective = objective_for(processor, weights=weights, cache_frozen_features=True)
     first = model(**batch, objective=cached_objective)["loss"]
     calls.clear()
     second = model(**batch, objective=cached_objective)["loss"]
     assert calls == []  # every image came from the cache
     assert torch.allclose(plain, first, atol=1e-6) and torch.allclose(first, second, atol=1e-6)
+
+
+def test_cached_frozen_text_layers_give_the_text_encoder_states():
+    from modeling_ccr.training.feature_cache import FrozenFeatureCache, leading_frozen_layers
+
+    processor = tiny_ccr_processor()
+    model = tiny_ccr_model("vit")
+    set_trainable(model, train_text_layers=1, train_vision="none")
+    assert leading_frozen_layers(model) == 1
+    batch = batch_of(tiny_dataset().select(range(5)), processor)
+    cache = FrozenFeatureCache()
+    with torch.no_grad():
+        expected = model.encode_text(batch["input_ids"], batch["attention_mask"])
+        got = cache.texts(model, batch["input_ids"], batch["attention_mask"], n_frozen=1)
+        again = cache.texts(model, batch["input_ids"][:4], batch["attention_mask"][:4], n_frozen=1)
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(got[real], expected[real], atol=1e-5)
+    assert len(cache.text_states) == len({tuple(r[m].tolist()) for r, m in zip(batch["input_ids"], real, strict=True)})
+    length = int(batch["attention_mask"][:4].sum(1).max())
+    assert torch.allclose(again[:, :length][real[:4, :length]], expected[:4, :length][real[:4, :length]], atol=1e-5)
+
+
+def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
+    from modeling_ccr.training import parameter_group
+
+    processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
+    set_trainable(model, train_text_layers=1, train_vision="none")
+    trainer = _trainer(tmp_path, model, processor, objective_for(processor), learning_rate=1e-4)
+    optimizer = trainer.create_optimizer()
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    expected = {"pretrained": 1e-4, "new": 2e-4, "projection": 1e-3}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            assert lr_of[id(parameter)] == pytest.approx(expected[parameter_group(name)]), name
+        else:
+            assert id(parameter) not in lr_of, name
+    assert parameter_group("fusion.layer.0.crossattention.self.key.weight") == "new"
+    assert parameter_group("fusion.layer.0.attention.self.key.weight") == "pretrained"
+    assert parameter_group("text_projection.weight") == "projection"

@@ -1,0 +1,84 @@
+"""Reuse what frozen parts of a CCR model compute, across training steps and epochs.
+
+A frozen image tower gives every image the same tokens at every epoch, and the frozen lower layers of
+the text tower give every caption the same states: ``FrozenFeatureCache`` computes them once (without
+dropout, as frozen features are) and runs only the trainable part on top at each step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def leading_frozen_layers(model) -> int:
+    """How many text-encoder layers, from the bottom, are frozen (0 if the embeddings train)."""
+    if any(p.requires_grad for p in model.text_model.get_input_embeddings().parameters()):
+        return 0
+    count = 0
+    for layer in model.text_model.get_submodule("encoder.layer"):
+        if any(p.requires_grad for p in layer.parameters()):
+            break
+        count += 1
+    return count
+
+
+def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[T, L]`` 1/0 mask -> ``[T, 1, 1, L]`` additive mask (0 where attended, the dtype's minimum elsewhere)."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def run_layers(layers: nn.ModuleList, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Run BERT-family encoder layers on ``hidden [T, L, H]`` with a ``[T, L]`` padding mask."""
+    mask = additive_attention_mask(attention_mask, hidden.dtype)
+    for layer in layers:
+        output = layer(hidden, attention_mask=mask)
+        hidden = output[0] if isinstance(output, tuple) else output  # transformers 4.x returns tuples
+    return hidden
+
+
+class FrozenFeatureCache:
+    """Image tokens of a frozen image tower (keyed by image id) and text states after the frozen lower
+    text layers (keyed by token ids), kept in memory on the model's device.
+
+    Texts must be right-padded (the tokenizers of this project are).
+    """
+
+    def __init__(self) -> None:
+        self.image_tokens: dict[str, torch.Tensor] = {}
+        self.text_states: dict[tuple[int, ...], torch.Tensor] = {}
+
+    @torch.no_grad()
+    def images(self, model, pixel_values: torch.Tensor, image_ids: list[str]) -> torch.Tensor:
+        """Image tokens ``[N, P, Cv]``, computing only the images not seen before."""
+        missing = [i for i, key in enumerate(image_ids) if key not in self.image_tokens]
+        if missing:
+            for i, tokens in zip(missing, model.get_image_tokens(pixel_values[missing]), strict=True):
+                self.image_tokens[image_ids[i]] = tokens
+        return torch.stack([self.image_tokens[key] for key in image_ids])
+
+    def texts(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_frozen: int) -> torch.Tensor:
+        """Text encoder states ``[T, L, H]``: the first ``n_frozen`` layers from the cache, the rest run now."""
+        lengths = attention_mask.sum(dim=1).tolist()
+        keys = [tuple(row[:n].tolist()) for row, n in zip(input_ids, lengths, strict=True)]
+        missing = [i for i, key in enumerate(keys) if key not in self.text_states]
+        if missing:
+            self._fill(model, input_ids[missing], attention_mask[missing], [keys[i] for i in missing], n_frozen)
+        first = self.text_states[keys[0]]
+        hidden = first.new_zeros((len(keys), input_ids.shape[1], first.shape[-1]))
+        for i, (key, n) in enumerate(zip(keys, lengths, strict=True)):
+            hidden[i, :n] = self.text_states[key]
+        return run_layers(model.text_model.get_submodule("encoder.layer")[n_frozen:], hidden, attention_mask)
+
+    @torch.no_grad()
+    def _fill(self, model, input_ids, attention_mask, keys, n_frozen) -> None:
+        text_model = model.text_model
+        was_training = text_model.training
+        text_model.eval()  # frozen layers run without dropout, so their output is fixed
+        try:
+            hidden = text_model.embeddings(input_ids=input_ids)
+            hidden = run_layers(text_model.get_submodule("encoder.layer")[:n_frozen], hidden, attention_mask)
+        finally:
+            text_model.train(was_training)
+        for row, key in zip(hidden, keys, strict=True):
+            self.text_states[key] = row[: len(key)]
