@@ -57,7 +57,7 @@ class CCRConfig(PretrainedConfig):
         temperature_init, temperature_min, temperature_max: the learnable contrastive temperature, its start
             value and the range it is clamped to (0.07 in [0.001, 0.5]).
         itm_hidden_size: hidden width of the ITM head MLP (default: twice the text hidden size).
-        mlm_probability, mlm_max_masks: cross-modal MLM masking used by the training collator (0.4, 12).
+        mlm_probability, mlm_max_masks: cross-modal MLM masking of the training objective (0.4, at most 12).
         initializer_range: std of the normal initialisation of new weights.
     """
 

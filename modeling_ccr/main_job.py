@@ -21,7 +21,7 @@ from transformers import AutoProcessor
 from .data import load_benchmark
 from .default_model import ensure_default_model
 from .evaluation.pipeline import evaluate_retrieval
-from .evaluation.report import build_report, write_report
+from .evaluation.report import atomic_write, build_report, write_report
 from .modeling_ccr import CCRModel
 from .training import TrainSettings, train
 
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     timings["train_s"] = round(time.perf_counter() - start, 1)
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
 
-    model = CCRModel.from_pretrained(result["model_dir"]).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = CCRModel.from_pretrained(result["model_dir"]).to(device).eval()
     processor = AutoProcessor.from_pretrained(result["model_dir"])
     summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"]}
     for split in ("validation", "test"):
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key}: mean recall {report['mean_recall']:.2f}, MRV TR {_fmt(report['mrv']['tr'])} "
                   f"IR {_fmt(report['mrv']['ir'])} ({timings[f'eval_{key}_s']} s)")
     summary["timings"] = timings
-    (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    text = json.dumps(summary, indent=2)
+    atomic_write(output / "summary.json", lambda target: target.write_text(text, encoding="utf-8"))
     print(f"summary: {output / 'summary.json'}")
     return 0
 

@@ -72,6 +72,11 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
             if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
                 raise ValueError("a float image array must hold finite values in [0, 1]; scale it or pass uint8")
             array = np.round(array * 255)
+        elif not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+            raise ValueError(
+                f"an integer image array must hold values in [0, 255] (got {array.dtype}, range "
+                f"{array.min()}..{array.max()}); rescale it (e.g. 16-bit: array >> 8) or pass uint8"
+            )
         array = array.astype(np.uint8)
     return Image.fromarray(array)
 

@@ -165,7 +165,7 @@ def instance_rows(
     """
     for instance in instances:
         report.unused_captions.update(instance.unused_captions)
-        missing = [lang for lang in languages if not instance.captions.get(lang)]
+        missing = [lang for lang in languages if not (instance.captions.get(lang) or "").strip()]
         if missing:
             reason = f"no caption in {missing[0]!r}"
             where = instance.expected_in.get(missing[0], instance.origin)

@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 
+from ..data.cli_args import add_dataset_arguments
 from .distributed import setup_distributed
 from .pipeline import evaluate_retrieval
 from .report import build_report, report_paths, write_report
@@ -24,17 +25,8 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a saved CCR model folder (save_pretrained)")
-    parser.add_argument(
-        "--dataset",
-        default="cldr-emoji",
-        help="benchmark name (cldr-emoji, xflickrco, multi30k, ...) or a folder of parquet files in the "
-        "common schema",
-    )
-    parser.add_argument("--data-dir", default=None, help="the local copy of a published benchmark")
+    add_dataset_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument(
-        "--languages", nargs="+", default=None, help="caption languages, in order (default: all of them)"
-    )
     parser.add_argument("--k-test", type=int, default=128, help="candidates re-ranked by ITM per query")
     parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only")
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
@@ -52,15 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoProcessor
 
-    from modeling_ccr.data import load_benchmark
+    from modeling_ccr.data.cli_args import load_dataset_from_args
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report_paths(args.output)  # a bad --output fails before any work
     context = setup_distributed(args.device)
     try:
-        dataset = load_benchmark(
-            args.dataset, split=args.split, languages=args.languages, data_dir=args.data_dir
-        )
+        dataset = load_dataset_from_args(args, args.split)
         model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
         processor = AutoProcessor.from_pretrained(args.model_dir)
         result = evaluate_retrieval(

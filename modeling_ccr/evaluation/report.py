@@ -115,11 +115,13 @@ def plot_recall(report: dict, path: Path) -> None:
     axes[1].legend(loc="upper right")
     figure.suptitle(f"Recall per language, mean recall {report['mean_recall']:.2f}")
     figure.tight_layout()
-    _atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=120))
+    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=120))
 
 
 def plot_rank_spread(ranks: dict[str, np.ndarray], report: dict, path: Path) -> None:
-    """Histogram of the per-instance std of the gold rank across languages, TR and IR; MRV marked."""
+    """Histogram of the per-instance spread of the gold rank across languages (std or variance, as the
+    report's ``mrv_kind``), TR and IR, with its mean (the MRV) marked."""
+    kind = report.get("mrv_kind", "std")
     figure = Figure(figsize=(10, 4))
     axes = figure.subplots(1, 2)
     for axis, direction in zip(axes, DIRECTIONS, strict=True):
@@ -127,15 +129,15 @@ def plot_rank_spread(ranks: dict[str, np.ndarray], report: dict, path: Path) -> 
         if mrv is None:
             axis.text(0.5, 0.5, "one language: no spread", ha="center", va="center", transform=axis.transAxes)
         else:
-            spread = rank_spread_per_instance(ranks[direction], kind="std")
+            spread = rank_spread_per_instance(ranks[direction], kind=kind)
             axis.hist(spread, bins=min(50, max(10, len(spread) // 20)), color="tab:blue", alpha=0.8)
-            axis.axvline(float(spread.mean()), color="tab:red", label=f"mean (MRV std) {spread.mean():.2f}")
+            axis.axvline(float(spread.mean()), color="tab:red", label=f"mean (MRV, {kind}) {spread.mean():.2f}")
             axis.legend(loc="upper right")
         axis.set_title(DIRECTION_NAMES[direction])
-        axis.set_xlabel("std of the gold rank across languages")
+        axis.set_xlabel(f"{kind} of the gold rank across languages")
     axes[0].set_ylabel("instances")
     figure.tight_layout()
-    _atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=120))
+    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=120))
 
 
 def report_paths(output: str | os.PathLike) -> dict[str, Path]:
@@ -157,15 +159,15 @@ def write_report(report: dict, ranks: dict[str, np.ndarray], output: str | os.Pa
     paths = report_paths(output)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(paths["json"], lambda target: target.write_text(text, encoding="utf-8"))
+    atomic_write(paths["json"], lambda target: target.write_text(text, encoding="utf-8"))
     table = markdown_table(report)
-    _atomic_write(paths["markdown"], lambda target: target.write_text(table, encoding="utf-8"))
+    atomic_write(paths["markdown"], lambda target: target.write_text(table, encoding="utf-8"))
     plot_recall(report, paths["recall_plot"])
     plot_rank_spread(ranks, report, paths["rank_std_plot"])
     return paths
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)

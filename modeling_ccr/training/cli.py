@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data.cli_args import add_dataset_arguments
+from ..losses import WEIGHTINGS
+from .objective import LOSS_STYLES
 from .run import TrainSettings, train
 
 
@@ -28,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # None = not given on the command line, so a --config file's value is kept
     parser.set_defaults(dataset=None, on_missing=None)
     parser.add_argument("--split", help=f"split to train on (default {defaults.split})")
-    parser.add_argument("--loss-style", choices=["one-to-k", "cross-modal", "cross-lingual"])
-    parser.add_argument("--weighting", choices=["released", "symmetric"], help="1-to-K weighting (default released)")
+    parser.add_argument("--loss-style", choices=LOSS_STYLES, help=f"default {defaults.loss_style}")
+    parser.add_argument("--weighting", choices=WEIGHTINGS, help=f"1-to-K weighting (default {defaults.weighting})")
     parser.add_argument("--max-steps", type=int, help=f"optimiser steps (default {defaults.max_steps})")
     parser.add_argument("--batch-size", type=int, help=f"images per device per step (default {defaults.batch_size})")
     parser.add_argument("--gradient-accumulation-steps", type=int)
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-vision", choices=["none", "all"], help="train the image tower or keep it frozen")
     parser.add_argument("--cache-frozen-features", action=argparse.BooleanOptionalAction, default=None,
                         help="compute the frozen image tower's tokens and the frozen text layers' states once and keep "
-                        "them in memory (default: on for data sets of up to 20,000 images)")
+                        "them in memory (default: on a CPU, for data sets of up to 20,000 images)")
     parser.add_argument("--contrastive-weight", type=float)
     parser.add_argument("--itm-weight", type=float)
     parser.add_argument("--mlm-weight", type=float)

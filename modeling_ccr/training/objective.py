@@ -7,6 +7,7 @@ DistributedDataParallel wrapper sees the whole step. Texts are image-major: row 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -72,7 +73,8 @@ class CCRObjective:
         self.weights.update({name: float(value) for name, value in (weights or {}).items()})
         if self.weights["mlm"] and (mask_token_id is None or vocab_size is None):
             raise ValueError("MLM needs mask_token_id and vocab_size (from the tokenizer), or weights={'mlm': 0}")
-        rank, _ = distributed_rank_and_world_size()
+        # The process group may not exist yet (the Trainer starts it): torchrun's RANK says the rank then.
+        rank = distributed_rank_and_world_size()[0] or int(os.environ.get("RANK", "0"))
         self.generator = torch.Generator().manual_seed(seed + rank)
         self.loss_style = loss_style
         self.weighting = weighting
@@ -125,6 +127,8 @@ class CCRObjective:
             image_tokens = model.get_image_tokens(pixel_values)
         image_embeds = model.project_image_tokens(image_tokens)
         n_frozen = leading_frozen_layers(model) if self.feature_cache is not None else 0
+        if model.text_model.config._attn_implementation not in (None, "eager", "sdpa"):
+            n_frozen = 0  # the cached path builds an additive mask, which only eager and SDPA attention take
         if n_frozen:
             text_states = self.feature_cache.texts(model, input_ids, attention_mask, n_frozen)
         else:

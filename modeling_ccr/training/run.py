@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from transformers import AutoProcessor, TrainingArguments
 
 from ..default_model import check_replaceable, ensure_default_model, save_model_folder
+from ..losses import WEIGHTINGS
 from ..modeling_ccr import CCRModel
 from .collator import CCRDataCollator, check_languages
 from .objective import LOSS_STYLES, CCRObjective
@@ -75,8 +77,8 @@ class TrainSettings:
         """Raise a ValueError for settings that cannot work, before anything heavy is loaded."""
         if self.loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {self.loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
-        if self.weighting not in ("released", "symmetric"):
-            raise ValueError(f"unknown weighting {self.weighting!r}: use 'released' or 'symmetric'")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}: use one of {', '.join(WEIGHTINGS)}")
         if self.train_vision not in ("none", "all"):
             raise ValueError(f"train_vision must be 'none' or 'all', got {self.train_vision!r}")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
@@ -86,9 +88,13 @@ class TrainSettings:
             raise ValueError("batch_size must be >= 2: in-batch negatives need at least two images")
 
 
-def set_trainable(model: CCRModel, train_text_layers: int, train_vision: str) -> dict[str, int]:
+def set_trainable(
+    model: CCRModel, train_text_layers: int, train_vision: str, weights: dict[str, float] | None = None
+) -> dict[str, int]:
     """Choose what trains: the top ``train_text_layers`` text layers (-1: all and the embeddings), the
-    image tower or not, and always the fusion encoder, projections, heads and temperature.
+    image tower or not, and the fusion encoder, projections, heads and temperature. A component with a
+    zero weight in ``weights`` freezes its head (and the fusion encoder when neither ITM nor MLM is on),
+    so no trainable parameter is left without a gradient (DistributedDataParallel requires that).
 
     Returns counts ``{"trainable": n, "frozen": m}`` of parameters.
     """
@@ -104,13 +110,25 @@ def set_trainable(model: CCRModel, train_text_layers: int, train_vision: str) ->
             layer.requires_grad_(False)
     if train_vision == "none":
         model.vision_model.requires_grad_(False)
+    weights = weights or {}
+    if not weights.get("itm", 1.0):
+        model.itm_head.requires_grad_(False)
+    if not weights.get("mlm", 1.0):
+        model.mlm_head.requires_grad_(False)
+    if not weights.get("itm", 1.0) and not weights.get("mlm", 1.0):
+        model.fusion.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return {"trainable": trainable, "frozen": frozen}
 
 
 def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The last complete checkpoint; incomplete ones (killed mid-save) are renamed aside, never deleted."""
+    """The last complete checkpoint (one whose trainer state was written).
+
+    Incomplete ones (killed while saving) are never used. Process 0 renames them to
+    ``incomplete-checkpoint-N-<time>``, a name the Trainer's checkpoint rotation does not touch, so they
+    are kept for inspection rather than deleted; other processes only skip them.
+    """
     if not checkpoint_dir.is_dir():
         return None
     complete = []
@@ -119,8 +137,8 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
             continue
         if (path / COMPLETE_MARKER).is_file():
             complete.append(path)
-        else:
-            aside = path.with_name(f"{path.name}.incomplete-{int(time.time())}")
+        elif int(os.environ.get("RANK", "0")) == 0:
+            aside = path.with_name(f"incomplete-{path.name}-{int(time.time())}")
             logger.warning("checkpoint %s is incomplete (killed while saving?): moved to %s", path, aside)
             path.rename(aside)
     return max(complete, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
@@ -187,12 +205,13 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     model_dir = settings.model or str(_default_model_dir())
     model = CCRModel.from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir)
-    counts = set_trainable(model, settings.train_text_layers, settings.train_vision)
+    weights = {"contrastive": settings.contrastive_weight, "itm": settings.itm_weight, "mlm": settings.mlm_weight}
+    counts = set_trainable(model, settings.train_text_layers, settings.train_vision, weights)
     tokenizer = processor.tokenizer
     objective = CCRObjective(
         loss_style=settings.loss_style,
         weighting=settings.weighting,
-        weights={"contrastive": settings.contrastive_weight, "itm": settings.itm_weight, "mlm": settings.mlm_weight},
+        weights=weights,
         english_index=max(english_index, 0),
         mask_token_id=tokenizer.mask_token_id,
         special_token_ids=tokenizer.all_special_ids,
@@ -238,10 +257,11 @@ def train(settings: TrainSettings) -> dict[str, Any]:
 
 
 def _cache_frozen_features(settings: TrainSettings, n_images: int) -> bool:
-    """Reuse frozen features: as set, or by default for data sets of up to 20,000 images."""
+    """Reuse frozen features: as set, or by default on a CPU for data sets of up to 20,000 images (a GPU
+    recomputes them quickly, and its memory is better spent on batches)."""
     if settings.cache_frozen_features is not None:
         return settings.cache_frozen_features
-    return n_images <= MAX_IMAGES_TO_CACHE
+    return not torch.cuda.is_available() and n_images <= MAX_IMAGES_TO_CACHE
 
 
 def _default_model_dir() -> Path:

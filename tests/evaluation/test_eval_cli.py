@@ -84,7 +84,7 @@ def test_two_stage_report_matches_an_independent_computation(setup, tmp_path, ca
 
 
 def test_similarity_only_report(setup, tmp_path):
-    report = evaluate_cli(setup, tmp_path / "plain.json", "--no-rerank", "--languages", "fr", "en")
+    report = evaluate_cli(setup, tmp_path / "plain.json", "--no-rerank", "--languages", "fr,en")
     assert report["k_test"] is None and report["reranked"] is False
     assert report["languages"] == ["fr", "en"]
     ranks = expected_ranks(setup, None)

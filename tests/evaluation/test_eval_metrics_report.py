@@ -14,7 +14,7 @@ from modeling_ccr.evaluation.metrics import direction_metrics, retrieval_metrics
 from modeling_ccr.evaluation.ranks import RetrievalRanks, retrieval_ranks_from_similarity
 from modeling_ccr.evaluation.reference import reference_mrv, reference_ranks, reference_recall
 from modeling_ccr.evaluation.report import (
-    _atomic_write,
+    atomic_write,
     build_report,
     markdown_table,
     report_paths,
@@ -123,6 +123,6 @@ def test_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        _atomic_write(target, write_half_then_fail)
+        atomic_write(target, write_half_then_fail)
     assert [path.name for path in tmp_path.iterdir()] == ["report.md"]
     assert target.read_text() == "previous report\n"

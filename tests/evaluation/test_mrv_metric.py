@@ -110,6 +110,8 @@ def test_bare_name_loads_after_install_offline_from_any_folder(tmp_path):
     try:
         files = importlib.metadata.distribution("ccr-1tok").files or []
     except importlib.metadata.PackageNotFoundError:
+        if os.environ.get("CI"):  # CI installs the project: a missing install is a failure there
+            raise
         pytest.skip("ccr-1tok is not installed (pip install -e .); evaluate.load('mrv') needs its .pth file")
     assert any(str(file).endswith("ccr_evaluate_mrv.pth") for file in files), (
         "ccr-1tok is installed without ccr_evaluate_mrv.pth in site-packages, so evaluate.load('mrv') cannot "

@@ -59,6 +59,9 @@ def test_channel_conversion():
         to_rgb_image(np.zeros((8, 8, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         to_rgb_image(np.full((8, 8, 3), 3.0))
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        to_rgb_image(np.full((8, 8, 3), 4000, dtype=np.uint16))
+    assert np.asarray(to_rgb_image(np.full((2, 2, 3), 200, dtype=np.int64)))[0, 0].tolist() == [200, 200, 200]
 
 
 @pytest.mark.parametrize(

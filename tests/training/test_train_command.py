@@ -113,4 +113,4 @@ def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"partial")
     assert find_resume_checkpoint(output / "checkpoints") == good
-    assert not half.exists() and len(list((output / "checkpoints").glob("checkpoint-6.incomplete-*"))) == 1
+    assert not half.exists() and len(list((output / "checkpoints").glob("incomplete-checkpoint-6-*"))) == 1
