@@ -37,11 +37,14 @@ def test_german_and_japanese_captions_of_one_emoji_are_closest(default_model):
     german = _tower_embeddings(model, processor, [row["captions"]["de"] for row in rows])
     japanese = _tower_embeddings(model, processor, [row["captions"]["ja"] for row in rows])
     similarity = german @ japanese.T  # [40, 40]
-    diagonal = similarity.diagonal()
-    off_diagonal_mean = (similarity.sum(1) - diagonal) / (len(rows) - 1)
-    assert (diagonal > off_diagonal_mean).float().mean() >= 0.95
-    top1 = (similarity.argmax(dim=1) == torch.arange(len(rows))).float().mean()
-    assert top1 >= 0.4, f"German -> Japanese top-1 {top1:.2f} (chance 0.025)"
+    pair = similarity.diagonal()
+    # how often the translation is closer than an unrelated caption (chance: 0.5); measured 0.87
+    beats_unrelated = (similarity < pair[:, None]).sum() / (len(rows) * (len(rows) - 1))
+    assert beats_unrelated >= 0.8
+    ranks = (similarity > pair[:, None]).sum(dim=1)
+    assert ranks.median() == 0  # for most German captions the Japanese one is the closest of all 40
+    top1 = (ranks == 0).float().mean()
+    assert top1 >= 0.4, f"German -> Japanese top-1 {top1:.2f} (chance 0.025; measured 0.57)"
 
 
 def test_default_model_encodes_real_images_and_captions(default_model):
