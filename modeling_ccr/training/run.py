@@ -48,7 +48,7 @@ class TrainSettings:
     on_missing: str = "error"
     loss_style: str = "one-to-k"
     weighting: str = "released"
-    max_steps: int = 300
+    max_steps: int = 250
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-4
