@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..captions import image_major_captions as captions_in_layout
+
 
 @dataclass
 class EncodedBenchmark:
@@ -34,17 +36,12 @@ def image_major_captions(
 
     ``first_index`` is the dataset index of the first row, for the error message.
     """
-    texts = []
-    for offset, captions in enumerate(caption_rows):
-        for language in languages:
-            text = captions.get(language) if captions is not None else None
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(
-                    f"image {first_index + offset} has no caption in {language!r} (got {text!r}): every "
-                    "image needs one caption per evaluated language; choose the languages with --languages"
-                )
-            texts.append(text)
-    return texts
+    return captions_in_layout(
+        caption_rows,
+        languages,
+        lambda offset: f"image {first_index + offset}",
+        "choose the languages with --languages",
+    )
 
 
 @torch.inference_mode()

@@ -10,21 +10,18 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from ..captions import image_major_captions
 from ..processing_ccr import CCRProcessor
 
 
 def check_languages(rows: Sequence[dict[str, Any]], languages: Sequence[str], where: str = "dataset") -> None:
     """Raise a ValueError naming the first row whose caption in one of ``languages`` is missing or empty."""
-    for index, row in enumerate(rows):
-        captions = row.get("captions") or {}
-        for language in languages:
-            caption = captions.get(language)
-            if not isinstance(caption, str) or not caption.strip():
-                raise ValueError(
-                    f"{where} row {index} (id {row.get('id', '?')!r}) has no caption in {language!r}: every image needs "
-                    f"a caption in each of {list(languages)}; choose languages it has, or load it with "
-                    "on_missing='drop' to skip such rows (counted)"
-                )
+    image_major_captions(
+        (row.get("captions") for row in rows),
+        languages,
+        lambda index: f"{where} row {index} (id {rows[index].get('id', '?')!r})",
+        "choose languages it has, or load it with on_missing='drop' to skip such rows (counted)",
+    )
 
 
 class CCRDataCollator:
