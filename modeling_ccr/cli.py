@@ -1,7 +1,8 @@
 """The ``ccr`` command line.
 
 Each sub-command lives in its own module, which exposes ``add_arguments(parser)`` and
-``run(args) -> int``. This file only wires them together and imports just the module of the
+``run(args) -> int``, or ``run_argv(argv, prog, description) -> int`` when it parses its own options
+(``ccr train`` reads dataclasses with ``transformers.HfArgumentParser``). This file only wires them together and imports just the module of the
 sub-command being run, so one command's heavy imports never slow another down.
 """
 
@@ -43,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_overview(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     words, module_name, help_text = entry
-    parser = argparse.ArgumentParser(prog="ccr " + " ".join(words), description=help_text)
     module = importlib.import_module(module_name)
+    if hasattr(module, "run_argv"):
+        return int(module.run_argv(argv[len(words):], "ccr " + " ".join(words), help_text) or 0)
+    parser = argparse.ArgumentParser(prog="ccr " + " ".join(words), description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(words):])
     return int(module.run(args) or 0)

@@ -23,15 +23,15 @@ from .default_model import ensure_default_model
 from .evaluation.pipeline import evaluate_retrieval
 from .evaluation.report import atomic_write, build_report, write_report
 from .modeling_ccr import CCRModel
-from .training import TrainSettings, train
+from .training import CCRTrainingArguments, ModelArguments, train
 
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="runs/main", help="folder for the run (default runs/main)")
-    parser.add_argument("--max-steps", type=int, default=TrainSettings.max_steps,
-                        help=f"training steps (default {TrainSettings.max_steps})")
+    parser.add_argument("--max-steps", type=int, default=CCRTrainingArguments.max_steps,
+                        help=f"training steps (default {CCRTrainingArguments.max_steps})")
     parser.add_argument("--k-test", type=int, default=DEFAULT_K_TEST,
                         help=f"candidates re-ranked by the ITM head per query (default {DEFAULT_K_TEST})")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted training run")
@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"embedded default model: {base_dir} ({timings['build_default_s']} s)")
 
     start = time.perf_counter()
-    result = train(TrainSettings(model=str(base_dir), output=str(output / "train"), max_steps=args.max_steps,
-                                 resume=args.resume, progress=not args.no_progress))
+    training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
+                                         resume=args.resume, disable_tqdm=args.no_progress)
+    result = train(training_args, ModelArguments(model=str(base_dir)))
     timings["train_s"] = round(time.perf_counter() - start, 1)
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
 

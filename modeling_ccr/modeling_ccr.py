@@ -113,19 +113,30 @@ class CCRAttentionProjections(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+        self,
+        hidden: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor | None,
+        memory_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """hidden ``[M, L, H]``, memory ``[M, S, C]``, memory_mask ``[M, S]`` (1 = attend) -> ``[M, L, H]``."""
+        """hidden ``[M, L, H]``, memory ``[M, S, C]``, memory_mask ``[M, S]`` (1 = attend) -> ``[M, L, H]``.
+
+        With ``memory_index`` (long ``[M]``) the memory is ``[U, S, C]`` and row m attends to memory
+        ``memory_index[m]``: keys and values are projected once per memory, however many rows share it.
+        """
         m, length, hidden_size = hidden.shape
 
         def heads(x: torch.Tensor) -> torch.Tensor:
-            return x.view(m, -1, self.num_heads, hidden_size // self.num_heads).transpose(1, 2)
+            return x.view(x.shape[0], -1, self.num_heads, hidden_size // self.num_heads).transpose(1, 2)
 
+        keys, values = heads(self.key(memory)), heads(self.value(memory))
+        if memory_index is not None:
+            keys, values = keys[memory_index], values[memory_index]
         mask = None if memory_mask is None else memory_mask[:, None, None, :].bool()
         attended = F.scaled_dot_product_attention(
             heads(self.query(hidden)),
-            heads(self.key(memory)),
-            heads(self.value(memory)),
+            keys,
+            values,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
         )
@@ -156,8 +167,14 @@ class CCRAttentionBlock(nn.Module):
         )
         self.output = CCRResidualOutput(text.hidden_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
-        return self.output(self.self(hidden, memory, memory_mask), hidden)
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor | None,
+        memory_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.output(self.self(hidden, memory, memory_mask, memory_index), hidden)
 
 
 class CCRFusionLayer(nn.Module):
@@ -177,10 +194,17 @@ class CCRFusionLayer(nn.Module):
         self.activation = ACT2FN[text.hidden_act]
         self.output = CCRResidualOutput(text.intermediate_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """hidden ``[M, L, H]``, attention_mask ``[M, L]``, image_tokens ``[M, P, Cv]`` -> ``[M, L, H]``."""
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_tokens: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """hidden ``[M, L, H]``, attention_mask ``[M, L]``, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with
+        ``image_index`` long ``[M]``: row m attends to image ``image_index[m]``) -> ``[M, L, H]``."""
         hidden = self.attention(hidden, hidden, attention_mask)
-        hidden = self.crossattention(hidden, image_tokens, None)
+        hidden = self.crossattention(hidden, image_tokens, None, image_index)
         return self.output(self.activation(self.intermediate.dense(hidden)), hidden)
 
 
@@ -191,9 +215,15 @@ class CCRFusionEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(CCRFusionLayer(config) for _ in range(config.num_fusion_layers))
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_tokens: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         for layer in self.layer:
-            hidden = layer(hidden, attention_mask, image_tokens)
+            hidden = layer(hidden, attention_mask, image_tokens, image_index)
         return hidden
 
 
@@ -350,7 +380,11 @@ class CCRModel(CCRPreTrainedModel):
         with ``"cls"`` the tower's own token 0 is used. Convolutional maps ``[B, C, h, w]`` are flattened
         row-major to ``[B, h*w, C]`` first.
         """
-        states = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        return self.image_tokens_from_states(self.vision_model(pixel_values=pixel_values).last_hidden_state)
+
+    def image_tokens_from_states(self, states: torch.Tensor) -> torch.Tensor:
+        """The tower's ``last_hidden_state`` (``[B, P, Cv]`` tokens or a ``[B, Cv, h, w]`` map) -> image tokens
+        ``[B, P', Cv]`` as :meth:`get_image_tokens` returns them (pooled CLS first)."""
         if states.dim() == 4:
             states = states.flatten(2).transpose(1, 2)
         if self.config.vision_pooling == "mean":
@@ -386,16 +420,31 @@ class CCRModel(CCRPreTrainedModel):
         return self.project_text_states(self.encode_text(input_ids, attention_mask), attention_mask)
 
     # ----- fusion side ------------------------------------------------------------------------
-    def fuse(self, text_states: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """Fusion encoder: text states ``[M, L, H]`` attend to image tokens ``[M, P, Cv]`` -> ``[M, L, H]``.
+    def fuse(
+        self,
+        text_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_tokens: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Fusion encoder: text states ``[M, L, H]`` attend to image tokens -> ``[M, L, H]``.
 
-        Row m of the text is paired with row m of the image tokens.
+        Without ``image_index`` row m of the text is paired with row m of image_tokens ``[M, P, Cv]``. With
+        ``image_index`` (long ``[M]``) image_tokens holds each distinct image once (``[U, P, Cv]``) and text
+        row m is paired with image ``image_index[m]``; the cross-attention keys and values are then
+        computed once per image, which is what makes scoring many pairs of few images cheap.
         """
-        if text_states.shape[0] != image_tokens.shape[0]:
+        if image_index is not None and image_index.shape != (text_states.shape[0],):
             raise ValueError(
-                f"fusion pairs row by row: got {text_states.shape[0]} texts and {image_tokens.shape[0]} images"
+                f"image_index must hold one image per text row, shape ({text_states.shape[0]},), "
+                f"got {tuple(image_index.shape)}"
             )
-        return self.fusion(text_states, attention_mask, image_tokens)
+        if image_index is None and image_tokens.shape[0] != text_states.shape[0]:
+            raise ValueError(
+                f"fusion pairs row by row: got {text_states.shape[0]} texts and {image_tokens.shape[0]} images "
+                "(pass image_index to pair texts with a set of distinct images)"
+            )
+        return self.fusion(text_states, attention_mask, image_tokens, image_index)
 
     def itm_logits(
         self,
@@ -403,15 +452,17 @@ class CCRModel(CCRPreTrainedModel):
         input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor,
         text_states: torch.Tensor | None = None,
+        image_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ITM logits ``[M, 2]`` for the pairs (image_tokens[m] ``[P, Cv]``, text m); column 1 = "matches".
 
         ``text_states`` ``[M, L, H]`` (from :meth:`encode_text`) may replace ``input_ids``, so a re-ranker
-        encodes every text once however many images it is paired with.
+        encodes every text once however many images it is paired with; ``image_index`` (long ``[M]``)
+        pairs text m with image ``image_index[m]`` of distinct image tokens ``[U, P, Cv]`` (see :meth:`fuse`).
         """
         if text_states is None:
             text_states = self.encode_text(input_ids, attention_mask)
-        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens)[:, 0])
+        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index)[:, 0])
 
     @torch.no_grad()
     def score_pairs(
@@ -444,23 +495,19 @@ class CCRModel(CCRPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        text_image_index: torch.Tensor | None = None,
+        text_language_index: torch.Tensor | None = None,
         return_loss: bool = False,
         return_dict: bool | None = None,
-        objective=None,
-        **kwargs,
-    ) -> CCROutput | tuple | dict:
+    ) -> CCROutput | tuple:
         """Encode images ``[B, 3, H, W]`` and texts ``[T, L]``; similarity logits between all of them.
 
         With ``return_loss=True`` the texts must be image-major (``T = B*K``, row ``j*K + k`` is caption k
-        of image j) and the 1-to-K contrastive loss (released weighting) is returned. Extra processor
-        outputs such as ``text_image_index`` are accepted and ignored.
-
-        ``objective``: a training objective, called as ``objective(self, pixel_values=..., input_ids=...,
-        attention_mask=..., **kwargs)``; its result (a dict of losses) is returned as is. Running it
-        inside ``forward`` keeps wrappers such as DistributedDataParallel in charge of the whole step.
+        of image j) and the 1-to-K contrastive loss (released weighting) is returned; the full training
+        objective (contrastive + ITM + MLM) is ``modeling_ccr.training.CCRForPreTraining``.
+        ``text_image_index`` / ``text_language_index`` (``[T]``, from the processor) are accepted so that
+        ``model(**processor(...))`` works; they only describe the layout. Any other keyword is an error.
         """
-        if objective is not None:
-            return objective(self, pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if pixel_values is None or input_ids is None:
             raise ValueError("CCRModel.forward needs both pixel_values and input_ids (see get_*_features for one side)")
         if attention_mask is None:

@@ -202,6 +202,24 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         self.head = EfficientNetLiteConvNormAct(config, last_channels, config.hidden_size, 1)
         self.post_init()
 
+    def lower_features(self, pixel_values: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """Stem and the first `num_blocks` blocks: pixels `[B, 3, H, W]` -> map `[B, C_i, H_i, W_i]`.
+
+        With [`upper_features`] it splits `forward` in two, so the output of frozen lower blocks can be
+        computed once and reused while the upper blocks train.
+        """
+        hidden = self.stem(pixel_values)
+        for block in self.blocks[:num_blocks]:
+            hidden = block(hidden)
+        return hidden
+
+    def upper_features(self, hidden: torch.Tensor, start_block: int) -> torch.Tensor:
+        """Blocks `start_block..` and the head: map `[B, C_i, H_i, W_i]` -> tokens `[B, h*w, hidden_size]`
+        (row-major, as `forward`'s `last_hidden_state`)."""
+        for block in self.blocks[start_block:]:
+            hidden = block(hidden)
+        return self.head(hidden).flatten(2).transpose(1, 2)
+
     def forward(
         self,
         pixel_values: torch.Tensor,

@@ -18,7 +18,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 
 from modeling_ccr import CCRConfig, CCRModel
-from modeling_ccr.training import CCRObjective, CCRTrainer, set_trainable
+from modeling_ccr.training import CCRForPreTraining, CCRObjective, CCRTrainer, set_trainable
 
 VOCAB = 250_037  # XLM-R's vocabulary as used by multilingual-e5-small
 MASK_ID, SPECIAL_IDS = VOCAB - 1, [0, 1, 2, 3]
@@ -57,7 +57,7 @@ def main() -> None:
     )
     model = CCRModel(config)
     set_trainable(model, train_text_layers=4 if args.frozen_vision else -1,
-                  train_vision="none" if args.frozen_vision else "all")
+                  train_vision_blocks=0 if args.frozen_vision else -1)
     generator = torch.Generator().manual_seed(0)
     n_batches = 3 + args.steps
     batches = [{
@@ -74,8 +74,8 @@ def main() -> None:
             bf16=cuda and torch.cuda.is_bf16_supported(), report_to=[], save_strategy="no", logging_steps=n_batches,
             remove_unused_columns=False, disable_tqdm=True, dataloader_pin_memory=cuda,
         )
-        trainer = CCRTrainer(model=model, args=training_args, train_dataset=batches, objective=objective,
-                             data_collator=lambda rows: rows[0], callbacks=[timer])
+        trainer = CCRTrainer(model=CCRForPreTraining.from_ccr_model(model, objective), args=training_args,
+                             train_dataset=batches, data_collator=lambda rows: rows[0], callbacks=[timer])
         trainer.train()
     timed = timer.durations[3:]
     device = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"

@@ -19,6 +19,7 @@ from ..data.cli_args import add_dataset_arguments
 from .distributed import setup_distributed
 from .pipeline import evaluate_retrieval
 from .report import build_report, report_paths, write_report
+from .rerank import RERANK_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--k-test", type=int, default=128, help="candidates re-ranked by ITM per query")
     parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only")
+    parser.add_argument("--rerank-mode", choices=RERANK_MODES, default="replace",
+                        help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
+                        "--itm-weight * logit (choose the weight on a validation split)")
+    parser.add_argument("--itm-weight", type=float, default=1.0, help="the ITM logit's weight with --rerank-mode combine")
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per encoding step")
     parser.add_argument("--itm-batch-size", type=int, default=64, help="pairs per ITM forward pass")
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             processor,
             dataset,
             k_test=None if args.no_rerank else args.k_test,
+            rerank_mode=args.rerank_mode,
+            itm_weight=args.itm_weight,
             batch_size=args.batch_size,
             itm_batch_size=args.itm_batch_size,
             chunk_size=args.chunk_size,

@@ -12,7 +12,8 @@ class ModelPairScorer:
 
     Every text goes through the text encoder once: up front for all texts when their states fit in
     ``max_cached_bytes`` (the pairs then only run the fusion encoder), else once per batch for the
-    distinct texts of that batch.
+    distinct texts of that batch. The cross-attention keys and values of an image are computed once per
+    batch of pairs, however many of its pairs the batch holds.
 
     Args:
         model: a CCR model (``encode_text``, ``itm_logits(image_tokens, input_ids, attention_mask, text_states)``).
@@ -73,11 +74,13 @@ class ModelPairScorer:
                 states = self._encode(distinct)[position]
             mask = self.attention_mask[texts]
             keep = mask.any(dim=0)  # drop columns that are padding in every text of this batch
+            distinct_images, image_position = torch.unique(images, return_inverse=True)
             batch_logits = self.model.itm_logits(
-                self.image_tokens[images].to(device),
+                self.image_tokens[distinct_images].to(device),
                 None,
                 mask[:, keep].to(device),
                 text_states=states[:, keep].to(device=device, dtype=dtype),
+                image_index=image_position.to(device),
             )
             logits.append(batch_logits[:, 1].float().cpu())
         return torch.cat(logits) if logits else torch.zeros(0)

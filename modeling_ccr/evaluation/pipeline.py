@@ -18,7 +18,7 @@ from .encode import EncodedBenchmark, encode_benchmark, image_major_captions
 from .itm import ModelPairScorer
 from .metrics import retrieval_metrics
 from .ranks import RetrievalRanks, retrieval_ranks
-from .rerank import TwoStageReranker
+from .rerank import DEFAULT_ITM_WEIGHT_GRID, CachedPairScorer, TwoStageReranker
 
 
 @dataclass
@@ -58,6 +58,8 @@ def evaluate_retrieval(
     *,
     languages: Sequence[str] | None = None,
     k_test: int | None = 128,
+    rerank_mode: str = "replace",
+    itm_weight: float = 1.0,
     batch_size: int = 32,
     itm_batch_size: int = 64,
     chunk_size: int | None = None,
@@ -72,6 +74,8 @@ def evaluate_retrieval(
         dataset: rows with ``image`` and ``captions`` (language -> caption).
         languages: caption languages in layout order (default: the ``captions`` struct's fields).
         k_test: candidates per query re-ranked by the ITM head (capped at N); None ranks by similarity.
+        rerank_mode, itm_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
+            ``"combine"`` (similarity + itm_weight * logit); see :mod:`~modeling_ccr.evaluation.rerank`.
         batch_size: images per encoding step; itm_batch_size: pairs per ITM forward pass.
         chunk_size: queries scored at once (default: about 2**24 scores per block).
         mrv_kind: ``"std"`` (the paper's scale) or ``"variance"``.
@@ -80,38 +84,81 @@ def evaluate_retrieval(
 
     Every process returns the complete, gathered result.
     """
-    languages = list(languages) if languages is not None else list(dataset.features["captions"])
-    context = context or DistributedContext(device=model.device)
-    if len(dataset) == 0:
-        raise ValueError("the benchmark split has no images: choose another split or dataset")
-    if len(dataset) < context.world_size:
-        raise ValueError(
-            f"the split has {len(dataset)} images but {context.world_size} processes were launched: "
-            "launch at most as many processes as images"
+    run = _PreparedEvaluation(model, processor, dataset, languages, k_test, batch_size, itm_batch_size,
+                              context, progress)
+    return run.evaluate(rerank_mode, itm_weight, chunk_size, mrv_kind)
+
+
+def choose_itm_weight(
+    model,
+    processor,
+    dataset,
+    *,
+    k_test: int,
+    weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID,
+    languages: Sequence[str] | None = None,
+    batch_size: int = 32,
+    itm_batch_size: int = 64,
+    context: DistributedContext | None = None,
+    progress: bool = False,
+) -> tuple[float, dict[float, float]]:
+    """The ``itm_weight`` of ``"combine"`` re-ranking with the best mean recall on ``dataset`` (a
+    validation split), and the mean recall of every weight tried. The split is encoded once and every
+    (query, candidate) pair goes through the fusion encoder once, whatever the number of weights; ties go
+    to the smaller weight. Weight 0 is the dual encoder alone."""
+    if not weights:
+        raise ValueError("weights is empty: give the itm_weight values to try")
+    run = _PreparedEvaluation(model, processor, dataset, languages, k_test, batch_size, itm_batch_size,
+                              context, progress)
+    recall = {float(w): run.evaluate("combine", float(w), None, "std").metrics["mean_recall"] for w in weights}
+    best = min(recall, key=lambda w: (-recall[w], w))
+    return best, recall
+
+
+class _PreparedEvaluation:
+    """A split encoded once, with a pair scorer that remembers its ITM logits, ready to rank."""
+
+    def __init__(self, model, processor, dataset, languages, k_test, batch_size, itm_batch_size, context, progress):
+        self.languages = list(languages) if languages is not None else list(dataset.features["captions"])
+        self.context = context or DistributedContext(device=model.device)
+        if len(dataset) == 0:
+            raise ValueError("the benchmark split has no images: choose another split or dataset")
+        if len(dataset) < self.context.world_size:
+            raise ValueError(
+                f"the split has {len(dataset)} images but {self.context.world_size} processes were launched: "
+                "launch at most as many processes as images"
+            )
+        if k_test is not None and k_test < 1:
+            raise ValueError(f"k_test must be >= 1 (or None for similarity only), got {k_test}")
+        self.num_images = len(dataset)
+        self.k_test = None if k_test is None else min(k_test, len(dataset))
+        self.progress = progress
+        self.encoded = _encode_all(model, processor, dataset, self.languages, self.context, batch_size,
+                                   k_test is not None, progress)
+        self.scorer = None
+        if k_test is not None:
+            texts = image_major_captions(dataset["captions"], self.languages)
+            scorer = ModelPairScorer(model, processor, self.encoded.image_tokens, texts, batch_size=itm_batch_size)
+            self.scorer = CachedPairScorer(scorer, num_texts=len(texts))
+
+    def evaluate(self, rerank_mode: str, itm_weight: float, chunk_size, mrv_kind) -> RetrievalEvaluation:
+        reranker = None
+        if self.scorer is not None:
+            reranker = TwoStageReranker(self.scorer, k_test=self.k_test, mode=rerank_mode, itm_weight=itm_weight)
+        context = self.context
+        shard_ranks = retrieval_ranks(
+            self.encoded.image_embeds.to(context.device),
+            self.encoded.text_embeds.to(context.device),
+            len(self.languages),
+            queries=context.shard(self.num_images),
+            reranker=reranker,
+            chunk_size=chunk_size,
+            progress=self.progress,
         )
-    if k_test is not None and k_test < 1:
-        raise ValueError(f"k_test must be >= 1 (or None for similarity only), got {k_test}")
-    keep_tokens = k_test is not None
-    encoded = _encode_all(model, processor, dataset, languages, context, batch_size, keep_tokens, progress)
-    reranker = None
-    if k_test is not None:
-        k_test = min(k_test, len(dataset))
-        texts = image_major_captions(dataset["captions"], languages)
-        scorer = ModelPairScorer(model, processor, encoded.image_tokens, texts, batch_size=itm_batch_size)
-        reranker = TwoStageReranker(scorer, k_test=k_test)
-    shard_ranks = retrieval_ranks(
-        encoded.image_embeds.to(context.device),
-        encoded.text_embeds.to(context.device),
-        len(languages),
-        queries=context.shard(len(dataset)),
-        reranker=reranker,
-        chunk_size=chunk_size,
-        progress=progress,
-    )
-    ranks = RetrievalRanks(tr=context.gather_rows(shard_ranks.tr), ir=context.gather_rows(shard_ranks.ir))
-    return RetrievalEvaluation(
-        metrics=retrieval_metrics(ranks, languages, mrv_kind=mrv_kind),
-        ranks=ranks,
-        languages=languages,
-        k_test=k_test,
-    )
+        ranks = RetrievalRanks(tr=context.gather_rows(shard_ranks.tr), ir=context.gather_rows(shard_ranks.ir))
+        return RetrievalEvaluation(
+            metrics=retrieval_metrics(ranks, self.languages, mrv_kind=mrv_kind),
+            ranks=ranks,
+            languages=self.languages,
+            k_test=self.k_test,
+        )

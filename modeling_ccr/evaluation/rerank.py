@@ -11,6 +11,12 @@ keep their first-stage order (as if the fill were their similarity shifted below
 and all ties go to the lower candidate index, so ranks are deterministic. Recall@K for K <= k_test is the
 same under either fill; ranks past ``k_test`` (mean rank, MRV) are the first-stage ranks.
 
+Two ways to turn the ITM logit into the second-stage score (``mode``):
+- ``"replace"`` (the paper's protocol): the ITM "matches" logit replaces the similarity;
+- ``"combine"``: similarity + ``itm_weight`` * ITM logit, with ``itm_weight`` chosen on a validation split
+  (:func:`choose_itm_weight`). Where the fusion encoder is weaker than the dual encoder (a small training
+  budget) "replace" can lower recall; "combine" with a weight chosen on validation keeps what each knows.
+
 Consequences used below: a query whose gold item is outside its top ``k_test`` keeps its first-stage rank
 (>= k_test) and needs no ITM call; otherwise its rank is the gold item's position among the ``k_test``
 ITM logits (ties: lower candidate index first).
@@ -45,6 +51,29 @@ def top_k_candidates(scores: torch.Tensor, k: int) -> torch.Tensor:
     return chosen.nonzero()[:, 1].view(num_queries, k)
 
 
+RERANK_MODES = ("replace", "combine")
+DEFAULT_ITM_WEIGHT_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class CachedPairScorer:
+    """A pair scorer that remembers every pair's logit, so re-ranking the same split again (for example with
+    another ``itm_weight``) runs the fusion encoder only on pairs it has not seen."""
+
+    def __init__(self, pair_scorer: PairScorer, num_texts: int):
+        self.pair_scorer = pair_scorer
+        self.num_texts = num_texts
+        self.logits: dict[int, float] = {}
+
+    def __call__(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
+        keys = (image_index.cpu() * self.num_texts + text_index.cpu()).tolist()
+        new = sorted({key for key in keys if key not in self.logits})
+        if new:
+            new_keys = torch.tensor(new)
+            scores = self.pair_scorer(new_keys // self.num_texts, new_keys % self.num_texts)
+            self.logits.update(zip(new, scores.tolist(), strict=True))
+        return torch.tensor([self.logits[key] for key in keys], dtype=torch.float32)
+
+
 class TwoStageReranker:
     """Second stage for :func:`~modeling_ccr.evaluation.ranks.retrieval_ranks`: ITM re-ranking of the top k.
 
@@ -53,13 +82,19 @@ class TwoStageReranker:
             (``itm_logits[:, 1]``), e.g. :class:`~modeling_ccr.evaluation.itm.ModelPairScorer`.
         k_test: candidates re-ranked per query (128 in the paper; 256 on COCO). Capped at the number of
             candidates.
+        mode: ``"replace"`` (the paper) or ``"combine"`` (similarity + ``itm_weight`` * logit).
+        itm_weight: the logit's weight in ``"combine"`` mode.
     """
 
-    def __init__(self, pair_scorer: PairScorer, k_test: int = 128):
+    def __init__(self, pair_scorer: PairScorer, k_test: int = 128, mode: str = "replace", itm_weight: float = 1.0):
         if k_test < 1:
             raise ValueError(f"k_test must be >= 1, got {k_test}")
+        if mode not in RERANK_MODES:
+            raise ValueError(f"unknown re-ranking mode {mode!r}: use one of {', '.join(RERANK_MODES)}")
         self.pair_scorer = pair_scorer
         self.k_test = k_test
+        self.mode = mode
+        self.itm_weight = float(itm_weight)
         self.pairs_scored = 0
 
     def __call__(self, scores: torch.Tensor, queries: torch.Tensor, to_pairs: PairIndexer) -> torch.Tensor:
@@ -82,7 +117,10 @@ class TwoStageReranker:
                 "must return one ITM 'matches' logit per (image, text) pair, e.g. itm_logits[:, 1]"
             )
         self.pairs_scored += logits.numel()
+        second_stage = logits.view(-1, k).to(scores.device)
+        if self.mode == "combine":
+            second_stage = scores[rerank].gather(1, candidates).float() + self.itm_weight * second_stage
         gold_position = (candidates == gold[:, None]).int().argmax(dim=1)
         ranks = first_stage.clone()
-        ranks[rerank] = gold_ranks(logits.view(-1, k).to(scores.device), gold_position)
+        ranks[rerank] = gold_ranks(second_stage, gold_position)
         return ranks

@@ -2,16 +2,20 @@
 
 from .collator import CCRDataCollator, check_languages
 from .objective import LOSS_STYLES, CCRObjective
-from .run import TrainSettings, set_trainable, train
+from .pretraining_model import CCRForPreTraining, CCRPreTrainingOutput
+from .run import CCRTrainingArguments, ModelArguments, set_trainable, train
 from .trainer import CCRTrainer, TemperatureClampCallback, parameter_group
 
 __all__ = [
     "LOSS_STYLES",
     "CCRDataCollator",
+    "CCRForPreTraining",
     "CCRObjective",
+    "CCRPreTrainingOutput",
     "CCRTrainer",
+    "CCRTrainingArguments",
+    "ModelArguments",
     "TemperatureClampCallback",
-    "TrainSettings",
     "check_languages",
     "parameter_group",
     "set_trainable",

@@ -3,11 +3,17 @@
 With no arguments it fine-tunes the embedded default model on the embedded benchmark's train split and
 saves a model folder that ``AutoModel.from_pretrained`` loads. The same command runs on CUDA (bf16
 where supported) and under ``accelerate launch`` / ``torchrun`` on several GPUs.
+
+The options are the fields of ``ModelArguments``, ``DataArguments`` and ``CCRTrainingArguments``
+(``transformers.TrainingArguments`` plus the objective's settings), read by
+``transformers.HfArgumentParser``: ``--max_steps`` and ``--max-steps`` both work. ``--config run.yaml``
+(or ``.json``) gives any of them as a mapping; flags on the command line win over the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -15,67 +21,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..data.cli_args import add_dataset_arguments
-from ..losses import WEIGHTINGS
-from .objective import LOSS_STYLES
-from .run import TrainSettings, train
+from transformers import HfArgumentParser
+
+from ..data.cli_args import DataArguments
+from .run import CCRTrainingArguments, ModelArguments, train
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, CCRTrainingArguments)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainSettings()
-    parser.add_argument("--config", help="JSON or YAML file of settings (keys as the flags, with underscores); "
+def build_parser(prog: str, description: str) -> HfArgumentParser:
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog=prog, description=description,
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="JSON or YAML file of options (keys as the flags, with underscores); "
                         "flags given on the command line win")
-    parser.add_argument("--model", help="CCR model folder to start from (default: the embedded default model)")
-    add_dataset_arguments(parser, default=defaults.dataset)
-    # None = not given on the command line, so a --config file's value is kept
-    parser.set_defaults(dataset=None, on_missing=None)
-    parser.add_argument("--split", help=f"split to train on (default {defaults.split})")
-    parser.add_argument("--loss-style", choices=LOSS_STYLES, help=f"default {defaults.loss_style}")
-    parser.add_argument("--weighting", choices=WEIGHTINGS, help=f"1-to-K weighting (default {defaults.weighting})")
-    parser.add_argument("--max-steps", type=int, help=f"optimiser steps (default {defaults.max_steps})")
-    parser.add_argument("--batch-size", type=int, help=f"images per device per step (default {defaults.batch_size})")
-    parser.add_argument("--gradient-accumulation-steps", type=int)
-    parser.add_argument("--learning-rate", type=float, help=f"base learning rate (default {defaults.learning_rate})")
-    parser.add_argument("--new-parameter-lr-multiplier", type=float,
-                        help="learning-rate factor of the cross-attention and the ITM / MLM heads (default 2)")
-    parser.add_argument("--projection-lr-multiplier", type=float,
-                        help="learning-rate factor of the retrieval projections and the temperature (default 10)")
-    parser.add_argument("--train-text-layers", type=int,
-                        help="how many top text-encoder layers train (-1: all, embeddings too)")
-    parser.add_argument("--train-vision", choices=["none", "all"], help="train the image tower or keep it frozen")
-    parser.add_argument("--cache-frozen-features", action=argparse.BooleanOptionalAction, default=None,
-                        help="compute the frozen image tower's tokens and the frozen text layers' states once and keep "
-                        "them in memory (default: on a CPU, for data sets of up to 20,000 images)")
-    parser.add_argument("--contrastive-weight", type=float)
-    parser.add_argument("--itm-weight", type=float)
-    parser.add_argument("--mlm-weight", type=float)
-    parser.add_argument("--keyword-probability", type=float, help="chance to swap a caption for a CLDR keyword")
-    parser.add_argument("--save-steps", type=int, help="checkpoint every N steps")
-    parser.add_argument("--logging-steps", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--output", help=f"output folder (default {defaults.output})")
-    parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --output")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    """Defaults, then the config file, then the flags given."""
-    values: dict[str, Any] = {}
-    if args.config:
-        values.update(_read_config(Path(args.config)))
-    for key, value in vars(args).items():
-        if key in ("config", "no_progress") or value is None or (key == "resume" and value is False):
-            continue
-        values[key] = value
-    if args.no_progress:
-        values["progress"] = False
-    if isinstance(values.get("languages"), str):  # a config file may give "en,de,fr"
-        values["languages"] = [code.strip() for code in values["languages"].split(",") if code.strip()]
-    known = set(TrainSettings.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
-    return TrainSettings(**values)
+def parse_arguments(argv: list[str], prog: str = "ccr train", description: str = "") -> tuple[
+        ModelArguments, DataArguments, CCRTrainingArguments]:
+    """The three argument dataclasses from ``argv``: defaults, then the ``--config`` file, then the flags."""
+    parser = build_parser(prog, description)
+    config_path = parser.parse_known_args(argv)[0].config
+    if config_path:
+        values = _read_config(Path(config_path))
+        known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{config_path}: unknown training options {unknown}; run 'ccr train --help' for the list")
+        parser.set_defaults(**values)
+    model_args, data_args, training_args, _ = parser.parse_args_into_dataclasses(argv)
+    return model_args, data_args, training_args
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -89,14 +64,14 @@ def _read_config(path: Path) -> dict[str, Any]:
     else:
         data = json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+        raise ValueError(f"{path} must hold a mapping of options, got {type(data).__name__}")
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+def run_argv(argv: list[str], prog: str, description: str) -> int:
+    model_args, data_args, training_args = parse_arguments(argv, prog, description)
     start = time.perf_counter()
-    result = train(settings)
+    result = train(training_args, model_args, data_args)
     wall = time.perf_counter() - start
     if int(os.environ.get("RANK", "0")) == 0:
         loss = result["final_loss"]

@@ -1,8 +1,9 @@
 """Reuse what frozen parts of a CCR model compute, across training steps and epochs.
 
-A frozen image tower gives every image the same tokens at every epoch, and the frozen lower layers of
-the text tower give every caption the same states: ``FrozenFeatureCache`` computes them once (without
-dropout, as frozen features are) and runs only the trainable part on top at each step.
+A frozen image tower gives every image the same tokens at every epoch (and its frozen lower blocks the
+same maps, when only the top blocks train), and the frozen lower layers of the text tower give every
+caption the same states: ``FrozenFeatureCache`` computes them once (without dropout, with the loaded
+batch-norm statistics, as frozen features are) and runs only the trainable part on top at each step.
 """
 
 from __future__ import annotations
@@ -18,6 +19,35 @@ def leading_frozen_layers(model) -> int:
     count = 0
     for layer in model.text_model.get_submodule("encoder.layer"):
         if any(p.requires_grad for p in layer.parameters()):
+            break
+        count += 1
+    return count
+
+
+def vision_blocks(tower: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The image tower's stack of blocks, bottom first, and its path: ``blocks`` (EfficientNet-Lite),
+    ``encoder.layer`` (ViT), ``encoder.layers`` (Swin stages, CLIP vision); None for another layout."""
+    for path in ("blocks", "encoder.layer", "encoder.layers"):
+        try:
+            module = tower.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(module, nn.ModuleList):
+            return path, module
+    return None
+
+
+def leading_frozen_vision_blocks(tower: nn.Module) -> int:
+    """How many blocks of a partly trained image tower, from the bottom, are frozen together with its stem,
+    for towers whose forward splits there (``lower_features`` / ``upper_features``, EfficientNet-Lite); 0
+    otherwise (the whole tower then runs at each step)."""
+    if not (hasattr(tower, "lower_features") and hasattr(tower, "upper_features")):
+        return 0
+    if any(p.requires_grad for p in tower.stem.parameters()):
+        return 0
+    count = 0
+    for block in tower.blocks:
+        if any(p.requires_grad for p in block.parameters()):
             break
         count += 1
     return count
@@ -46,6 +76,7 @@ class FrozenFeatureCache:
 
     def __init__(self) -> None:
         self.image_tokens: dict[str, torch.Tensor] = {}
+        self.image_maps: dict[str, torch.Tensor] = {}
         self.text_states: dict[tuple[int, ...], torch.Tensor] = {}
 
     @torch.no_grad()
@@ -56,6 +87,24 @@ class FrozenFeatureCache:
             for i, tokens in zip(missing, model.get_image_tokens(pixel_values[missing]), strict=True):
                 self.image_tokens[image_ids[i]] = tokens
         return torch.stack([self.image_tokens[key] for key in image_ids])
+
+    def image_top_blocks(self, model, pixel_values: torch.Tensor, image_ids: list[str], n_frozen: int) -> torch.Tensor:
+        """Image tokens ``[N, P, Cv]`` of a tower whose first ``n_frozen`` blocks (and stem) are frozen: their
+        output maps ``[C, h, w]`` come from the cache (computed in eval mode), the upper blocks run now."""
+        tower = model.vision_model
+        missing = [i for i, key in enumerate(image_ids) if key not in self.image_maps]
+        if missing:
+            was_training = tower.training
+            tower.eval()
+            try:
+                with torch.no_grad():
+                    maps = tower.lower_features(pixel_values[missing], n_frozen)
+            finally:
+                tower.train(was_training)
+            for i, feature_map in zip(missing, maps, strict=True):
+                self.image_maps[image_ids[i]] = feature_map
+        maps = torch.stack([self.image_maps[key] for key in image_ids])
+        return model.image_tokens_from_states(tower.upper_features(maps, n_frozen))
 
     def texts(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_frozen: int) -> torch.Tensor:
         """Text encoder states ``[T, L, H]``: the first ``n_frozen`` layers from the cache, the rest run now."""

@@ -1,8 +1,13 @@
 """The pre-training objective of CCR: contrastive (1-to-K or a baseline style) + hard-negative ITM + MLM.
 
-``CCRObjective`` is called by :meth:`CCRModel.forward` (``model(**batch, objective=objective)``), so a
+``CCRObjective`` is called by :class:`~modeling_ccr.training.CCRForPreTraining` (``model(**batch)``), so a
 DistributedDataParallel wrapper sees the whole step. Texts are image-major: row ``j*K + k`` of
 ``input_ids`` is caption k of image j.
+
+ITM and MLM follow the contrastive style: with ``one-to-k`` they use one caption per image drawn among
+its K languages (``itm_positive_language``); with the baselines they use the caption the style trains on
+(the sampled language for ``cross-modal``, English for ``cross-lingual``), 1-to-1, as the released
+baselines do, so the comparison of styles is not blurred by multilingual fusion training.
 """
 
 from __future__ import annotations
@@ -11,20 +16,23 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..losses import (
     CrossLingualContrastiveLoss,
     CrossModalContrastiveLoss,
+    ItmTriplets,
     OneToKContrastiveLoss,
     build_itm_pairs,
     distributed_rank_and_world_size,
     itm_loss,
     mask_tokens_for_mlm,
     mlm_loss,
+    sample_caption_languages,
     sample_itm_triplets,
 )
 from ..losses.mlm import IGNORE_INDEX
-from .feature_cache import FrozenFeatureCache, leading_frozen_layers
+from .feature_cache import FrozenFeatureCache, leading_frozen_layers, leading_frozen_vision_blocks
 
 LOSS_STYLES = ("one-to-k", "cross-modal", "cross-lingual")
 COMPONENTS = ("contrastive", "itm", "mlm")
@@ -43,8 +51,19 @@ class CCRObjective:
         mask_token_id, special_token_ids, vocab_size: from the tokenizer, for MLM masking.
         mlm_probability, mlm_max_masks: MLM masking (0.4, at most 12 per caption).
         seed: seeds the sampling (language choice, ITM negatives, masks); each process adds its rank.
+        itm_positive_language: how ``one-to-k`` picks each image's ITM / MLM caption among its K:
+            ``"released"`` (the authors' code, nearly uniform) or ``"hardest"`` (favours the language the
+            image matches worst); see :func:`~modeling_ccr.losses.sample_itm_triplets`.
+        mlm_masking: ``"skip-gram"`` (spans, as released) or ``"tokens"`` (single positions); see
+            :func:`~modeling_ccr.losses.mask_tokens_for_mlm`.
+        fusion_batch_size: how many images of each step's batch (the first ones) train ITM and MLM; their
+            hard negatives are still drawn from the whole batch. None: all. A smaller share makes the
+            fusion objectives cheaper than the contrastive one on a CPU budget.
+        gather_with_grad: cross-process gathering of the contrastive loss, see
+            :class:`~modeling_ccr.losses.GatheredContrastiveLoss` (exact full-batch gradient by default).
         cache_frozen_features: compute what frozen parts give once and reuse it (see ``FrozenFeatureCache``):
-            the image tokens of a frozen image tower (keyed by the ``image_ids`` the collator passes) and
+            the image tokens of a frozen image tower, or the output of its frozen lower blocks when only the
+            top blocks train (keyed by the ``image_ids`` the collator passes), and
             the states after the frozen lower text layers (keyed by token ids), computed without dropout.
             Everything stays in memory (about 250 kB per image for EfficientNet-Lite0 at 224 px, 6 kB per
             caption token row for e5-small), so leave it off for corpora that do not fit.
@@ -63,6 +82,10 @@ class CCRObjective:
         mlm_max_masks: int = 12,
         seed: int = 0,
         cache_frozen_features: bool = False,
+        itm_positive_language: str = "released",
+        mlm_masking: str = "skip-gram",
+        gather_with_grad: bool | str = True,
+        fusion_batch_size: int | None = None,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -79,11 +102,17 @@ class CCRObjective:
         self.loss_style = loss_style
         self.weighting = weighting
         if loss_style == "one-to-k":
-            self.contrastive = OneToKContrastiveLoss(weighting=weighting)
+            self.contrastive = OneToKContrastiveLoss(weighting=weighting, gather_with_grad=gather_with_grad)
         elif loss_style == "cross-modal":
-            self.contrastive = CrossModalContrastiveLoss(generator=self.generator)
+            self.contrastive = CrossModalContrastiveLoss(generator=self.generator, gather_with_grad=gather_with_grad)
         else:
-            self.contrastive = CrossLingualContrastiveLoss(english_index=english_index)
+            self.contrastive = CrossLingualContrastiveLoss(english_index=english_index, gather_with_grad=gather_with_grad)
+        self.english_index = english_index
+        self.itm_positive_language = itm_positive_language
+        self.mlm_masking = mlm_masking
+        if fusion_batch_size is not None and fusion_batch_size < 1:
+            raise ValueError(f"fusion_batch_size must be >= 1 or None (all images), got {fusion_batch_size}")
+        self.fusion_batch_size = fusion_batch_size
         self.mask_token_id = mask_token_id
         self.special_token_ids = list(special_token_ids or [])
         self.vocab_size = vocab_size
@@ -99,6 +128,10 @@ class CCRObjective:
             "weights": dict(self.weights),
             "mlm_probability": self.mlm_probability,
             "mlm_max_masks": self.mlm_max_masks,
+            "mlm_masking": self.mlm_masking,
+            "fusion_batch_size": self.fusion_batch_size,
+            "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
+            "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
             "contrastive": self.contrastive.get_config_dict(),
         }
 
@@ -109,22 +142,12 @@ class CCRObjective:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         image_ids: list[str] | None = None,
-        **unused: Any,
     ) -> dict[str, torch.Tensor]:
         """pixel_values ``[N, 3, H, W]``, image-major input_ids / attention_mask ``[N*K, L]`` -> losses.
 
         ``image_ids`` (N strings, from the collator) key the image-token cache when it is on.
         """
-        vision_frozen = not any(p.requires_grad for p in model.vision_model.parameters())
-        if vision_frozen:
-            model.vision_model.eval()  # frozen batch-norm statistics stay as loaded
-        if vision_frozen and self.feature_cache is not None and image_ids is not None:
-            image_tokens = self.feature_cache.images(model, pixel_values, image_ids)
-        elif vision_frozen:
-            with torch.no_grad():
-                image_tokens = model.get_image_tokens(pixel_values)
-        else:
-            image_tokens = model.get_image_tokens(pixel_values)
+        image_tokens = self._image_tokens(model, pixel_values, image_ids)
         image_embeds = model.project_image_tokens(image_tokens)
         n_frozen = leading_frozen_layers(model) if self.feature_cache is not None else 0
         if model.text_model.config._attn_implementation not in (None, "eager", "sdpa"):
@@ -136,26 +159,73 @@ class CCRObjective:
         text_embeds = model.project_text_states(text_states, attention_mask)
         temperature = model.clamped_temperature()
 
-        parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature)}
+        n_images, k = image_embeds.shape[0], text_embeds.shape[0] // max(image_embeds.shape[0], 1)
+        fusion_rows = self._fusion_caption_rows(n_images, k, text_embeds.device)
+        if self.loss_style == "cross-modal":
+            languages = fusion_rows - torch.arange(n_images, device=fusion_rows.device) * k
+            parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature, languages=languages)}
+        else:
+            parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature)}
         if self.weights["itm"] or self.weights["mlm"]:
-            triplets = sample_itm_triplets(image_embeds, text_embeds, temperature, generator=self.generator)
+            triplets = self._triplets(image_embeds, text_embeds, temperature, fusion_rows)
+            triplets = ItmTriplets(*(indices[: self.fusion_batch_size] for indices in triplets))
         if self.weights["itm"]:
             image_index, text_index, labels = build_itm_pairs(triplets)
-            fused = model.fuse(text_states[text_index], attention_mask[text_index], image_tokens[image_index])
+            fused = model.fuse(text_states[text_index], attention_mask[text_index], image_tokens, image_index)
             parts["itm"] = itm_loss(model.itm_head(fused[:, 0]), labels)
         if self.weights["mlm"]:
-            parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text)
+            parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text, k)
         loss = sum(self.weights[name] * value for name, value in parts.items())
         return {"loss": loss, **parts, "temperature": temperature.detach()}
 
-    def _mlm(self, model, input_ids, attention_mask, image_tokens, chosen) -> torch.Tensor:
-        """Cross-modal MLM on each image's chosen caption ``[N, L]``, attending to its image."""
+    def _image_tokens(self, model, pixel_values: torch.Tensor, image_ids: list[str] | None) -> torch.Tensor:
+        """Image tokens ``[N, P, Cv]``: a frozen tower's (or its frozen lower blocks') output comes from the
+        cache when it is on; frozen parts run in eval mode, so their batch-norm statistics stay as loaded."""
+        tower = model.vision_model
+        if not any(p.requires_grad for p in tower.parameters()):
+            tower.eval()
+            if self.feature_cache is not None and image_ids is not None:
+                return self.feature_cache.images(model, pixel_values, image_ids)
+            with torch.no_grad():
+                return model.get_image_tokens(pixel_values)
+        for module in tower.modules():  # frozen batch norms keep their loaded statistics
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
+        n_frozen_blocks = leading_frozen_vision_blocks(tower)
+        if n_frozen_blocks and self.feature_cache is not None and image_ids is not None:
+            return self.feature_cache.image_top_blocks(model, pixel_values, image_ids, n_frozen_blocks)
+        return model.get_image_tokens(pixel_values)
+
+    def _fusion_caption_rows(self, n_images: int, k: int, device: torch.device) -> torch.Tensor | None:
+        """Rows ``[N]`` of the image-major texts that a baseline style trains on (its 1-to-1 captions), or
+        None for ``one-to-k`` (all K captions take part; ITM picks one per image)."""
+        own = torch.arange(n_images, device=device)
+        if self.loss_style == "cross-modal":
+            return own * k + sample_caption_languages(n_images, k, self.generator).to(device)
+        if self.loss_style == "cross-lingual":
+            return own * k + self.english_index
+        return None
+
+    def _triplets(self, image_embeds, text_embeds, temperature, fusion_rows):
+        """ITM triplets whose text indices are rows of the full image-major batch ``[N*K]``."""
+        if fusion_rows is None:
+            return sample_itm_triplets(image_embeds, text_embeds, temperature, generator=self.generator,
+                                       positive_language=self.itm_positive_language)
+        one_to_one = sample_itm_triplets(image_embeds, text_embeds[fusion_rows], temperature, generator=self.generator)
+        return one_to_one._replace(positive_text=fusion_rows[one_to_one.positive_text],
+                                   negative_text=fusion_rows[one_to_one.negative_text])
+
+    def _mlm(self, model, input_ids, attention_mask, image_tokens, chosen, k) -> torch.Tensor:
+        """Cross-modal MLM on the chosen captions (rows ``chosen`` ``[M]`` of the image-major texts), each
+        attending to its image."""
         ids, mask = input_ids[chosen], attention_mask[chosen]
         masked, labels = mask_tokens_for_mlm(
             ids, mask, self.special_token_ids, self.mask_token_id, self.vocab_size,
             mask_probability=self.mlm_probability, max_masks=self.mlm_max_masks, generator=self.generator,
+            masking=self.mlm_masking,
         )
-        fused = model.fuse(model.encode_text(masked, mask), mask, image_tokens)
+        fused = model.fuse(model.encode_text(masked, mask), mask, image_tokens, chosen // k)
         targets = labels != IGNORE_INDEX
         # Vocabulary logits only at the targets: [n_targets, V] instead of [N, L, V].
         logits = model.mlm_logits(fused[targets].unsqueeze(0))

@@ -1,6 +1,10 @@
-"""One training run: settings, data, model, which parameters train, the Trainer, checkpoints, the saved model.
+"""One training run: arguments, data, model, which parameters train, the Trainer, checkpoints, the saved model.
 
-Folder layout of a run (``settings.output``):
+The arguments are dataclasses read by ``transformers.HfArgumentParser`` (``ccr train``): ``ModelArguments``,
+``modeling_ccr.data.cli_args.DataArguments`` and ``CCRTrainingArguments`` (TrainingArguments plus the CCR
+objective's settings).
+
+Folder layout of a run (``output_dir``):
     checkpoints/checkpoint-N/   Trainer checkpoints (model, optimiser, scheduler, RNG, trainer state)
     model/                      the final model + processor, loadable with AutoModel / AutoProcessor,
                                 with ``training_run.json`` (the settings, the objective, the losses).
@@ -21,11 +25,15 @@ from typing import Any
 import torch
 from transformers import AutoProcessor, TrainingArguments
 
+from ..configuration_ccr import CCRConfig
+from ..data.cli_args import DataArguments, load_dataset_from_args
 from ..default_model import check_replaceable, ensure_default_model, save_model_folder
-from ..losses import WEIGHTINGS
+from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
 from ..modeling_ccr import CCRModel
 from .collator import CCRDataCollator, check_languages
+from .feature_cache import vision_blocks
 from .objective import LOSS_STYLES, CCRObjective
+from .pretraining_model import CCRForPreTraining
 from .trainer import CCRTrainer
 
 logger = logging.getLogger(__name__)
@@ -33,68 +41,97 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint-"
 COMPLETE_MARKER = "trainer_state.json"  # the Trainer writes it last
 MAX_IMAGES_TO_CACHE = 20_000  # frozen features are kept in memory by default up to this many images
+DEFAULT_OUTPUT = "runs/ccr-default"
 
 
 @dataclass
-class TrainSettings:
-    """Every setting of ``ccr train`` (flag ``--max-steps`` = field ``max_steps``)."""
+class ModelArguments:
+    """Which model ``ccr train`` starts from."""
 
-    model: str | None = None
-    dataset: str = "cldr-emoji"
-    data_dir: str | None = None
-    image_dir: list[str] | None = None
-    split: str = "train"
-    languages: list[str] | None = None
-    on_missing: str = "error"
-    loss_style: str = "one-to-k"
-    weighting: str = "released"
-    max_steps: int = 250
-    batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    new_parameter_lr_multiplier: float = 2.0
-    projection_lr_multiplier: float = 10.0
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    train_text_layers: int = 4
-    train_vision: str = "none"
-    contrastive_weight: float = 1.0
-    itm_weight: float = 1.0
-    mlm_weight: float = 1.0
-    keyword_probability: float = 0.0
-    save_steps: int = 50
-    logging_steps: int = 10
-    seed: int = 0
-    output: str = "runs/ccr-default"
-    resume: bool = False
-    progress: bool = True
-    dataloader_num_workers: int = 0
-    cache_frozen_features: bool | None = None
-    extra_training_arguments: dict[str, Any] = field(default_factory=dict)
+    model: str | None = field(
+        default=None, metadata={"help": "CCR model folder to start from (default: the embedded default model)"}
+    )
 
-    def validate(self) -> None:
-        """Raise a ValueError for settings that cannot work, before anything heavy is loaded."""
-        if self.loss_style not in LOSS_STYLES:
-            raise ValueError(f"unknown loss style {self.loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {self.weighting!r}: use one of {', '.join(WEIGHTINGS)}")
-        if self.train_vision not in ("none", "all"):
-            raise ValueError(f"train_vision must be 'none' or 'all', got {self.train_vision!r}")
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size < 2 and (self.itm_weight or self.loss_style != "one-to-k"):
-            raise ValueError("batch_size must be >= 2: in-batch negatives need at least two images")
+
+@dataclass
+class CCRTrainingArguments(TrainingArguments):
+    """``transformers.TrainingArguments`` with this project's defaults and the CCR objective's settings.
+
+    ``output_dir`` is the run folder: the Trainer's checkpoints go to ``output_dir/checkpoints`` and the
+    final model to ``output_dir/model``. Every other TrainingArguments field keeps its meaning. Defaults
+    (the embedded default's recipe on 2 CPU cores, see README "Training"): 600 steps of 64 images, the top
+    5 image-tower blocks and head and the top 2 text layers trained on cached lower-layer features.
+    """
+
+    output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
+    max_steps: int = field(default=600, metadata={"help": "optimiser steps"})
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "images per device per step"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "base learning rate (pretrained weights)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_steps: float = field(default=0.03, metadata={"help": "warm-up steps, or a ratio of max_steps if < 1"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
+    save_steps: float = field(default=100, metadata={"help": "checkpoint every N steps"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept"})
+    dataloader_drop_last: bool = field(default=True, metadata={"help": "drop the last incomplete batch"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "keep the dataset columns the collator reads"})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "see TrainingArguments"})
+    loss_style: str = field(default="one-to-k", metadata={"help": "contrastive style", "choices": list(LOSS_STYLES)})
+    weighting: str = field(default="released", metadata={"help": "1-to-K weighting", "choices": list(WEIGHTINGS)})
+    itm_positive_language: str = field(
+        default="released", metadata={"help": "how one-to-k picks each image's ITM/MLM caption",
+                                      "choices": list(POSITIVE_LANGUAGE_RULES)})
+    mlm_masking: str = field(default="skip-gram", metadata={"help": "MLM masking", "choices": list(MASKING_RULES)})
+    contrastive_gather: str = field(
+        default="exact", metadata={"help": "gradient of the cross-process gather: the exact full-batch one, or the "
+                                   "released code's (1/W of it)", "choices": list(GATHER_GRADIENTS)})
+    contrastive_weight: float = field(default=1.0, metadata={"help": "weight of the contrastive loss"})
+    itm_weight: float = field(default=1.0, metadata={"help": "weight of the ITM loss (0: off)"})
+    mlm_weight: float = field(default=1.0, metadata={"help": "weight of the MLM loss (0: off)"})
+    fusion_batch_size: int | None = field(
+        default=16, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
+                              "from the whole batch (0: all)"})
+    train_text_layers: int = field(default=2, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
+    train_vision_blocks: int = field(
+        default=5, metadata={"help": "top image-tower blocks that train, with what follows them (-1: all, 0: none)"})
+    new_parameter_lr_multiplier: float = field(
+        default=2.0, metadata={"help": "learning-rate factor of the cross-attention and the ITM / MLM heads"})
+    projection_lr_multiplier: float = field(
+        default=10.0, metadata={"help": "learning-rate factor of the retrieval projections and the temperature"})
+    vision_lr_multiplier: float = field(default=3.0, metadata={"help": "learning-rate factor of the image tower"})
+    cache_frozen_features: bool | None = field(
+        default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and keep it "
+                                "in memory (default: on a CPU, for data sets of up to 20,000 images)"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
+
+    def __post_init__(self):
+        """Checks the CCR settings (a ValueError before anything heavy), then TrainingArguments' own."""
+        if self.max_steps < 1 or self.per_device_train_batch_size < 1:
+            raise ValueError("max_steps and per_device_train_batch_size must be >= 1")
+        if self.per_device_train_batch_size < 2 and (self.itm_weight or self.loss_style != "one-to-k"):
+            raise ValueError("per_device_train_batch_size must be >= 2: in-batch negatives need at least two images")
+        for name, allowed in (("loss_style", LOSS_STYLES), ("weighting", WEIGHTINGS),
+                              ("itm_positive_language", POSITIVE_LANGUAGE_RULES), ("mlm_masking", MASKING_RULES),
+                              ("contrastive_gather", GATHER_GRADIENTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        if self.train_text_layers < -1 or self.train_vision_blocks < -1:
+            raise ValueError("train_text_layers and train_vision_blocks must be >= -1 (-1: all)")
+        super().__post_init__()
+
+    def objective_weights(self) -> dict[str, float]:
+        return {"contrastive": self.contrastive_weight, "itm": self.itm_weight, "mlm": self.mlm_weight}
 
 
 def set_trainable(
-    model: CCRModel, train_text_layers: int, train_vision: str, weights: dict[str, float] | None = None
+    model: CCRModel, train_text_layers: int, train_vision_blocks: int, weights: dict[str, float] | None = None
 ) -> dict[str, int]:
-    """Choose what trains: the top ``train_text_layers`` text layers (-1: all and the embeddings), the
-    image tower or not, and the fusion encoder, projections, heads and temperature. A component with a
-    zero weight in ``weights`` freezes its head (and the fusion encoder when neither ITM nor MLM is on),
-    so no trainable parameter is left without a gradient (DistributedDataParallel requires that).
+    """Choose what trains: the top ``train_text_layers`` text layers (-1: all and the embeddings), the top
+    ``train_vision_blocks`` blocks of the image tower and what follows them (EfficientNet-Lite's head conv,
+    a ViT's final norm; -1: the whole tower, 0: none), and the fusion encoder, projections, heads and
+    temperature. A component with a zero weight in ``weights`` freezes its head (and the fusion encoder
+    when neither ITM nor MLM is on), so no trainable parameter is left without a gradient
+    (DistributedDataParallel requires that).
 
     Returns counts ``{"trainable": n, "frozen": m}`` of parameters.
     """
@@ -108,8 +145,8 @@ def set_trainable(
                 parameter.requires_grad_(False)
         for layer in layers[: max(n_layers - train_text_layers, 0)]:
             layer.requires_grad_(False)
-    if train_vision == "none":
-        model.vision_model.requires_grad_(False)
+    if train_vision_blocks >= 0:
+        _train_top_vision_blocks(model.vision_model, train_vision_blocks)
     weights = weights or {}
     if not weights.get("itm", 1.0):
         model.itm_head.requires_grad_(False)
@@ -120,6 +157,30 @@ def set_trainable(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return {"trainable": trainable, "frozen": frozen}
+
+
+def _train_top_vision_blocks(tower: torch.nn.Module, count: int) -> None:
+    """Freeze the image tower except its top ``count`` blocks and the parameters registered after the
+    block stack (its head or final norm); ``count = 0`` freezes it all."""
+    tower.requires_grad_(False)
+    if count == 0:
+        return
+    found = vision_blocks(tower)
+    if found is None:
+        raise ValueError(
+            f"cannot train the top {count} blocks of a {type(tower).__name__}: its block stack is not at "
+            "'blocks', 'encoder.layer' or 'encoder.layers'; train the whole tower (-1) or none (0)"
+        )
+    path, blocks = found
+    if count > len(blocks):
+        raise ValueError(f"train_vision_blocks={count}, but the image tower has {len(blocks)} blocks")
+    blocks[len(blocks) - count :].requires_grad_(True)
+    past_blocks = False
+    for name, parameter in tower.named_parameters():
+        if name.startswith(path + "."):
+            past_blocks = True
+        elif past_blocks:
+            parameter.requires_grad_(True)
 
 
 def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -144,91 +205,67 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
 
 
-def _load_training_data(settings: TrainSettings):
-    from ..data import DEFAULT_LANGUAGES, load_benchmark
+def _load_training_data(data_args: DataArguments, batch_size: int):
+    from ..data import DEFAULT_LANGUAGES
 
-    dataset = load_benchmark(settings.dataset, split=settings.split, languages=settings.languages,
-                             data_dir=settings.data_dir, image_dir=settings.image_dir, on_missing=settings.on_missing)
-    languages = list(settings.languages or DEFAULT_LANGUAGES)
-    check_languages(dataset.select_columns(["id", "captions"]), languages, where=f"{settings.dataset}/{settings.split}")
-    if len(dataset) < settings.batch_size:
-        raise ValueError(f"{len(dataset)} training images are fewer than one batch of {settings.batch_size}")
+    dataset = load_dataset_from_args(data_args, split=data_args.split)
+    languages = list(data_args.languages or DEFAULT_LANGUAGES)
+    check_languages(dataset.select_columns(["id", "captions"]), languages, where=f"{data_args.dataset}/{data_args.split}")
+    if len(dataset) < batch_size:
+        raise ValueError(f"{len(dataset)} training images are fewer than one batch of {batch_size}")
     return dataset, languages
 
 
-def _training_arguments(settings: TrainSettings, checkpoint_dir: Path) -> TrainingArguments:
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    options = dict(
-        output_dir=str(checkpoint_dir),
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        max_grad_norm=settings.max_grad_norm,
-        warmup_steps=math.ceil(settings.warmup_ratio * settings.max_steps),
-        lr_scheduler_type="linear",
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
-        save_total_limit=2,
-        seed=settings.seed,
-        bf16=bf16,
-        dataloader_drop_last=True,
-        dataloader_num_workers=settings.dataloader_num_workers,
-        remove_unused_columns=False,
-        report_to=[],
-        disable_tqdm=not settings.progress,
-        ddp_find_unused_parameters=False,
-    )
-    options.update(settings.extra_training_arguments)
-    return TrainingArguments(**options)
-
-
-def train(settings: TrainSettings) -> dict[str, Any]:
-    """Run ``settings``; returns ``{"model_dir", "steps", "final_loss", "log_history"}``."""
-    settings.validate()
-    output = Path(settings.output)
+def train(
+    args: CCRTrainingArguments, model_args: ModelArguments | None = None, data_args: DataArguments | None = None
+) -> dict[str, Any]:
+    """Run one training; returns ``{"model_dir", "steps", "final_loss", "log_history"}``."""
+    model_args = model_args or ModelArguments()
+    data_args = data_args or DataArguments()
+    output = Path(args.output_dir)
     checkpoint_dir = output / "checkpoints"
-    resume_from = find_resume_checkpoint(checkpoint_dir) if settings.resume else None
-    if settings.resume and resume_from is None:
+    resume_from = find_resume_checkpoint(checkpoint_dir) if args.resume else None
+    if args.resume and resume_from is None:
         raise ValueError(f"--resume: no complete checkpoint under {checkpoint_dir}; run without --resume to start")
-    if not settings.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
+    if not args.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
         raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
-                         "or choose another --output")
+                         "or choose another --output_dir")
     final_dir = output / "model"
     check_replaceable(final_dir)  # before training, not after
-    dataset, languages = _load_training_data(settings)
+    dataset, languages = _load_training_data(data_args, args.per_device_train_batch_size)
     english_index = languages.index("en") if "en" in languages else -1
-    if settings.loss_style == "cross-lingual" and english_index < 0:
+    if args.loss_style == "cross-lingual" and english_index < 0:
         raise ValueError(f"the cross-lingual style pivots on English, but 'en' is not among {languages}")
 
-    model_dir = settings.model or str(_default_model_dir())
-    model = CCRModel.from_pretrained(model_dir)
+    model_dir = model_args.model or str(ensure_default_model())
     processor = AutoProcessor.from_pretrained(model_dir)
-    weights = {"contrastive": settings.contrastive_weight, "itm": settings.itm_weight, "mlm": settings.mlm_weight}
-    counts = set_trainable(model, settings.train_text_layers, settings.train_vision, weights)
     tokenizer = processor.tokenizer
+    config = CCRConfig.from_pretrained(model_dir)
     objective = CCRObjective(
-        loss_style=settings.loss_style,
-        weighting=settings.weighting,
-        weights=weights,
+        loss_style=args.loss_style,
+        weighting=args.weighting,
+        weights=args.objective_weights(),
         english_index=max(english_index, 0),
         mask_token_id=tokenizer.mask_token_id,
         special_token_ids=tokenizer.all_special_ids,
-        vocab_size=model.config.text_config.vocab_size,
-        mlm_probability=model.config.mlm_probability,
-        mlm_max_masks=model.config.mlm_max_masks,
-        seed=settings.seed,
-        cache_frozen_features=_cache_frozen_features(settings, len(dataset)),
+        vocab_size=config.text_config.vocab_size,
+        mlm_probability=config.mlm_probability,
+        mlm_max_masks=config.mlm_max_masks,
+        seed=args.seed,
+        cache_frozen_features=_cache_frozen_features(args, len(dataset)),
+        itm_positive_language=args.itm_positive_language,
+        mlm_masking=args.mlm_masking,
+        gather_with_grad=args.contrastive_gather,
+        fusion_batch_size=args.fusion_batch_size or None,
     )
+    model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
+    counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_blocks, args.objective_weights())
+    bf16 = args.bf16 or (torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not args.fp16)
     trainer = CCRTrainer(
         model=model,
-        args=_training_arguments(settings, checkpoint_dir),
+        args=dataclasses.replace(args, output_dir=str(checkpoint_dir), bf16=bf16),
         train_dataset=dataset,
-        data_collator=CCRDataCollator(processor, languages, settings.keyword_probability, settings.seed),
-        objective=objective,
-        new_parameter_lr_multiplier=settings.new_parameter_lr_multiplier,
-        projection_lr_multiplier=settings.projection_lr_multiplier,
+        data_collator=CCRDataCollator(processor, languages, data_args.keyword_probability, args.seed),
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -237,7 +274,8 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     final_loss = float(losses[-1]) if losses else float("nan")
     if trainer.is_world_process_zero():
         record = {
-            "settings": dataclasses.asdict(settings),
+            "settings": {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args),
+                         "training": args.to_dict()},
             "model_init": model_dir,
             "languages": languages,
             "objective": objective.get_config_dict(),
@@ -250,20 +288,15 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         }
         licence = Path(model_dir) / "LICENSES.md"
         note = licence.read_text(encoding="utf-8") if licence.is_file() else ""
-        save_model_folder(model, processor, final_dir, note,
+        save_model_folder(model.ccr, processor, final_dir, note,
                           extra_files={"training_run.json": json.dumps(record, indent=2, default=str)})
     return {"model_dir": str(final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,
             "log_history": trainer.state.log_history}
 
 
-def _cache_frozen_features(settings: TrainSettings, n_images: int) -> bool:
+def _cache_frozen_features(args: CCRTrainingArguments, n_images: int) -> bool:
     """Reuse frozen features: as set, or by default on a CPU for data sets of up to 20,000 images (a GPU
     recomputes them quickly, and its memory is better spent on batches)."""
-    if settings.cache_frozen_features is not None:
-        return settings.cache_frozen_features
+    if args.cache_frozen_features is not None:
+        return args.cache_frozen_features
     return not torch.cuda.is_available() and n_images <= MAX_IMAGES_TO_CACHE
-
-
-def _default_model_dir() -> Path:
-    return ensure_default_model()
-

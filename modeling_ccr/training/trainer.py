@@ -1,4 +1,8 @@
-"""``CCRTrainer``: a transformers Trainer whose loss is the CCR objective (contrastive + ITM + MLM)."""
+"""``CCRTrainer``: a transformers Trainer for :class:`~modeling_ccr.training.CCRForPreTraining`.
+
+The model computes the objective (contrastive + ITM + MLM); the Trainer logs each component, clamps the
+temperature and gives the parameter groups their learning rates.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,27 @@ from collections import defaultdict
 import torch
 from transformers import Trainer, TrainerCallback
 
-from .objective import CCRObjective
+from .pretraining_model import CCRForPreTraining
 
 # Parameters that start from scratch (the rest come from pretrained towers) get a larger learning rate,
 # as the paper gives new parameters twice the base rate. The retrieval projections and the temperature,
 # single linear maps on pretrained features, take a larger one still; the cross-attention and the heads
 # collapse to a constant ITM prediction at ten times the base rate (measured on the embedded benchmark).
+# The image tower's top blocks, fine-tuned on a new domain, take a rate of their own.
 PROJECTION_MARKERS = ("vision_projection", "text_projection", "temperature")
 NEW_PARAMETER_MARKERS = ("itm_head", "mlm_head", "crossattention")
+VISION_MARKERS = ("vision_model.",)
 
 
 def parameter_group(name: str) -> str:
-    """``"projection"``, ``"new"`` (other weights initialised from scratch) or ``"pretrained"``."""
+    """``"projection"``, ``"new"`` (other weights initialised from scratch), ``"vision"`` (the image
+    tower) or ``"pretrained"`` (the text tower and the fusion layers' self-attention and feed-forward)."""
     if any(marker in name for marker in PROJECTION_MARKERS):
         return "projection"
     if any(marker in name for marker in NEW_PARAMETER_MARKERS):
         return "new"
+    if any(marker in name for marker in VISION_MARKERS):
+        return "vision"
     return "pretrained"
 
 
@@ -31,48 +40,44 @@ class TemperatureClampCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if model is not None:
+            ccr = getattr(model, "ccr", model)  # CCRForPreTraining or a bare CCRModel
             with torch.no_grad():
-                model.temperature.clamp_(model.config.temperature_min, model.config.temperature_max)
+                ccr.temperature.clamp_(ccr.config.temperature_min, ccr.config.temperature_max)
 
 
 class CCRTrainer(Trainer):
-    """Trainer for CCR models.
+    """Trainer for :class:`CCRForPreTraining`.
 
-    ``compute_loss`` runs ``model(**batch, objective=objective)`` and returns the weighted sum; each
-    component (``contrastive``, ``itm``, ``mlm``) and the temperature are averaged between logging steps
-    and logged as ``loss_<name>``. The per-batch mean loss is divided by the gradient-accumulation steps by
-    the Trainer (``loss_is_scaled_for_ga = False``). ``new_parameter_lr_multiplier`` and
-    ``projection_lr_multiplier`` scale the learning rate of the parameters that start from scratch (see
-    :func:`parameter_group`).
+    ``compute_loss`` runs ``model(**batch)``; each component of the output (``contrastive``, ``itm``,
+    ``mlm``) and the temperature are averaged between logging steps and logged as ``loss_<name>``. The
+    per-batch mean loss is divided by the gradient-accumulation steps by the Trainer
+    (``loss_is_scaled_for_ga = False``). The learning rate of each parameter group (see
+    :func:`parameter_group`) is the base rate times ``args.new_parameter_lr_multiplier``,
+    ``args.projection_lr_multiplier`` or ``args.vision_lr_multiplier`` (1 where ``args`` lacks them).
     """
 
     loss_is_scaled_for_ga = False
 
-    def __init__(
-        self,
-        *args,
-        objective: CCRObjective,
-        new_parameter_lr_multiplier: float = 2.0,
-        projection_lr_multiplier: float = 10.0,
-        **kwargs,
-    ):
-        super().__init__(*args, **kwargs)
-        self.objective = objective
-        self.lr_multipliers = {"pretrained": 1.0, "new": float(new_parameter_lr_multiplier),
-                               "projection": float(projection_lr_multiplier)}
+    def __init__(self, model: CCRForPreTraining, args, *more, **kwargs):
+        super().__init__(model, args, *more, **kwargs)
+        self.lr_multipliers = {
+            "pretrained": 1.0,
+            "new": float(getattr(args, "new_parameter_lr_multiplier", 1.0)),
+            "projection": float(getattr(args, "projection_lr_multiplier", 1.0)),
+            "vision": float(getattr(args, "vision_lr_multiplier", 1.0)),
+        }
         self.model_accepts_loss_kwargs = False  # transformers 4.x reads this instead of loss_is_scaled_for_ga
         self._component_sums: dict[str, float] = defaultdict(float)
         self._component_count = 0
         self.add_callback(TemperatureClampCallback())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        parts = model(**inputs, objective=self.objective)
+        outputs = model(**inputs)
         if model.training:
-            for name, value in parts.items():
-                if name != "loss":
-                    self._component_sums[name] += float(value.detach())
+            for name, value in outputs.components().items():
+                self._component_sums[name] += float(value.detach())
             self._component_count += 1
-        return (parts["loss"], parts) if return_outputs else parts["loss"]
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._component_count:

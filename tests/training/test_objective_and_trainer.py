@@ -11,7 +11,14 @@ from transformers import TrainingArguments
 
 from modeling_ccr.losses import one_to_k_contrastive_loss
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-from modeling_ccr.training import CCRDataCollator, CCRObjective, CCRTrainer, set_trainable
+from modeling_ccr.training import (
+    CCRDataCollator,
+    CCRForPreTraining,
+    CCRObjective,
+    CCRTrainer,
+    CCRTrainingArguments,
+    set_trainable,
+)
 
 LANGUAGES = ["en", "de", "fr"]
 WORDS = {"en": ["red", "green", "blue", "black", "white", "pink", "gray", "brown"],
@@ -45,7 +52,8 @@ def test_objective_components_and_weighted_sum():
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     objective = objective_for(processor, weights={"itm": 0.5, "mlm": 2.0})
-    parts = model(**batch, objective=objective)
+    output = CCRForPreTraining.from_ccr_model(model, objective)(**batch)
+    parts = {"loss": output.loss, **output.components()}
     assert set(parts) == {"loss", "contrastive", "itm", "mlm", "temperature"}
     expected = parts["contrastive"] + 0.5 * parts["itm"] + 2.0 * parts["mlm"]
     assert torch.allclose(parts["loss"], expected)
@@ -61,8 +69,8 @@ def test_objective_components_and_weighted_sum():
 def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
     batch = batch_of(tiny_dataset().select(range(3)), processor)
-    parts = model(**batch, objective=objective_for(processor, weights={"itm": 0.0, "mlm": 0.0}))
-    assert set(parts) == {"loss", "contrastive", "temperature"}
+    output = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights={"itm": 0.0, "mlm": 0.0}))(**batch)
+    assert set(output.keys()) == {"loss", "contrastive_loss", "temperature"}
     with pytest.raises(ValueError, match="unknown loss style"):
         objective_for(processor, loss_style="one-to-one")
     with pytest.raises(ValueError, match="unknown loss components"):
@@ -77,13 +85,13 @@ def test_collator_refuses_a_missing_language():
         CCRDataCollator(processor, LANGUAGES)(rows)
 
 
-def _trainer(tmp_path, model, processor, objective, **args):
+def _trainer(tmp_path, model, processor, objective, arguments=TrainingArguments, **args):
     options = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, logging_steps=1,
                    learning_rate=0.0, report_to=[], remove_unused_columns=False, dataloader_drop_last=True,
                    save_strategy="no", disable_tqdm=True, seed=0, lr_scheduler_type="constant")
     options.update(args)
-    return CCRTrainer(model=model, args=TrainingArguments(**options), train_dataset=tiny_dataset(),
-                      data_collator=CCRDataCollator(processor, LANGUAGES), objective=objective)
+    return CCRTrainer(model=CCRForPreTraining.from_ccr_model(model, objective), args=arguments(**options),
+                      train_dataset=tiny_dataset(), data_collator=CCRDataCollator(processor, LANGUAGES))
 
 
 def test_gradient_accumulation_logs_the_mean_of_the_micro_batches(tmp_path):
@@ -95,7 +103,7 @@ def test_gradient_accumulation_logs_the_mean_of_the_micro_batches(tmp_path):
     trainer.data_collator = lambda rows: seen.append(collate(rows)) or seen[-1]
     trainer.train()  # learning rate 0: the weights stay as they were
     with torch.no_grad():
-        micro = [float(model(**batch, objective=objective)["loss"]) for batch in seen[:2]]
+        micro = [float(CCRForPreTraining.from_ccr_model(model, objective)(**batch).loss) for batch in seen[:2]]
     logged = [entry for entry in trainer.state.log_history if "loss" in entry][0]
     assert logged["loss"] == pytest.approx(sum(micro) / 2, rel=1e-4)
     assert logged["loss_contrastive"] == pytest.approx(sum(micro) / 2, rel=1e-4)
@@ -107,7 +115,7 @@ def test_trainer_logs_each_component_clamps_temperature_and_learns(tmp_path):
     fixed = batch_of(dataset, processor)
     contrastive_only = objective_for(processor, weights={"itm": 0.0, "mlm": 0.0})
     with torch.no_grad():
-        before = float(model.eval()(**fixed, objective=contrastive_only)["contrastive"])
+        before = float(CCRForPreTraining.from_ccr_model(model.eval(), contrastive_only)(**fixed).contrastive_loss)
     model.temperature.data.fill_(0.0001)  # below the floor: clamped after the first step
     trainer = _trainer(tmp_path, model, processor, objective_for(processor, seed=3), max_steps=25,
                        learning_rate=3e-3, logging_steps=5)
@@ -119,13 +127,13 @@ def test_trainer_logs_each_component_clamps_temperature_and_learns(tmp_path):
         assert np.isfinite(entry["loss"])
     assert float(model.temperature) >= model.config.temperature_min
     with torch.no_grad():
-        after = float(model.eval()(**fixed, objective=contrastive_only)["contrastive"])
+        after = float(CCRForPreTraining.from_ccr_model(model.eval(), contrastive_only)(**fixed).contrastive_loss)
     assert after < before - 0.1, (before, after)
 
 
 def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
     model = tiny_ccr_model("vit")
-    counts = set_trainable(model, train_text_layers=1, train_vision="none")
+    counts = set_trainable(model, train_text_layers=1, train_vision_blocks=0)
     layers = model.text_model.encoder.layer
     assert not any(p.requires_grad for p in layers[0].parameters())
     assert all(p.requires_grad for p in layers[1].parameters())
@@ -138,17 +146,17 @@ def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
 def test_image_token_cache_gives_the_same_losses_and_skips_the_frozen_tower():
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("efficientnet_lite")
-    set_trainable(model, train_text_layers=1, train_vision="none")
+    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     assert batch["image_ids"] == ["c0", "c1", "c2", "c3"]
     calls = []
     model.vision_model.register_forward_hook(lambda module, args, output: calls.append(args))
     weights = {"itm": 0.0, "mlm": 0.0}
-    plain = model(**batch, objective=objective_for(processor, weights=weights))["loss"]
-    cached_objective = objective_for(processor, weights=weights, cache_frozen_features=True)
-    first = model(**batch, objective=cached_objective)["loss"]
+    plain = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights))(**batch).loss
+    cached = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights, cache_frozen_features=True))
+    first = cached(**batch).loss
     calls.clear()
-    second = model(**batch, objective=cached_objective)["loss"]
+    second = cached(**batch).loss
     assert calls == []  # every image came from the cache
     assert torch.allclose(plain, first, atol=1e-6) and torch.allclose(first, second, atol=1e-6)
 
@@ -158,7 +166,7 @@ def test_cached_frozen_text_layers_give_the_text_encoder_states():
 
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("vit")
-    set_trainable(model, train_text_layers=1, train_vision="none")
+    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
     assert leading_frozen_layers(model) == 1
     batch = batch_of(tiny_dataset().select(range(5)), processor)
     cache = FrozenFeatureCache()
@@ -177,11 +185,14 @@ def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
-    set_trainable(model, train_text_layers=1, train_vision="none")
-    trainer = _trainer(tmp_path, model, processor, objective_for(processor), learning_rate=1e-4)
+    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
+    set_trainable(model, train_text_layers=1, train_vision_blocks=1)
+    trainer = _trainer(tmp_path, model, processor, objective_for(processor), arguments=CCRTrainingArguments,
+                       learning_rate=1e-4)
     optimizer = trainer.create_optimizer()
     lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
-    expected = {"pretrained": 1e-4, "new": 2e-4, "projection": 1e-3}
+    expected = {"pretrained": 1e-4, "new": 2e-4, "projection": 1e-3, "vision": 3e-4}
+    assert any(parameter_group(n) == "vision" and p.requires_grad for n, p in model.named_parameters())
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             assert lr_of[id(parameter)] == pytest.approx(expected[parameter_group(name)]), name

@@ -16,7 +16,9 @@ from PIL import Image
 from transformers import AutoModel
 
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-from modeling_ccr.training import TrainSettings, train
+from modeling_ccr.data.cli_args import DataArguments
+from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
+from modeling_ccr.training.cli import parse_arguments
 
 COLOURS = [(220, 20, 20), (20, 200, 20), (20, 20, 220), (0, 0, 0), (255, 255, 255), (255, 150, 200)]
 NAMES = {"en": ["red", "green", "blue", "black", "white", "pink"],
@@ -50,8 +52,9 @@ def tiny_run(tmp_path):
 
 def train_command(model_dir, data_dir, output, *extra):
     return [sys.executable, "-m", "modeling_ccr.cli", "train", "--model", str(model_dir), "--dataset", str(data_dir),
-            "--languages", "en,de,fr", "--batch-size", "3", "--logging-steps", "2", "--save-steps", "3",
-            "--learning-rate", "1e-3", "--output", str(output), "--no-progress", *extra]
+            "--languages", "en,de,fr", "--per-device-train-batch-size", "3", "--logging-steps", "2",
+            "--save-steps", "3", "--learning-rate", "1e-3", "--output-dir", str(output), "--disable-tqdm", "True",
+            "--train-vision-blocks", "1", "--train-text-layers", "1", *extra]
 
 
 def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
@@ -91,16 +94,37 @@ def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
 
 def test_resume_without_a_checkpoint_and_bad_settings_fail_before_training(tiny_run, tmp_path):
     model_dir, data_dir, output = tiny_run
+    model_args = ModelArguments(model=str(model_dir))
+    data_args = DataArguments(dataset=str(data_dir), languages=["en", "de", "fr"])
     with pytest.raises(ValueError, match="no complete checkpoint"):
-        train(TrainSettings(model=str(model_dir), dataset=str(data_dir), languages=["en", "de", "fr"],
-                            output=str(output), resume=True))
-    with pytest.raises(ValueError, match="unknown loss style"):
-        train(TrainSettings(model=str(model_dir), dataset=str(data_dir), loss_style="one-to-one", output=str(output)))
+        train(CCRTrainingArguments(output_dir=str(output), resume=True), model_args, data_args)
+    with pytest.raises(ValueError, match="unknown loss_style"):
+        CCRTrainingArguments(output_dir=str(output), loss_style="one-to-one")
+    with pytest.raises(ValueError, match="unknown itm_positive_language"):
+        CCRTrainingArguments(output_dir=str(output), itm_positive_language="easiest")
     broken = write_parquet_benchmark(tmp_path / "broken", missing_french_in_row=4)
     with pytest.raises(ValueError, match="fr"):
-        train(TrainSettings(model=str(model_dir), dataset=str(broken), languages=["en", "de", "fr"],
-                            output=str(output), batch_size=3))
+        train(CCRTrainingArguments(output_dir=str(output), per_device_train_batch_size=3), model_args,
+              DataArguments(dataset=str(broken), languages=["en", "de", "fr"]))
+    ragged = tmp_path / "ragged.yaml"
+    ragged.write_text("loss_style: one-to-k\nbatch_size: 3\n")
+    with pytest.raises(ValueError, match="unknown training options.*batch_size"):
+        parse_arguments(["--config", str(ragged)])
     assert not (output / "checkpoints").exists()  # nothing trained, nothing written
+
+
+def test_config_file_then_flags(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("max_steps: 7\nlanguages: en,de\nloss_style: cross-modal\nitm_weight: 0.5\n")
+    model_args, data_args, args = parse_arguments(["--config", str(config), "--max-steps", "9", "--model", "m"])
+    assert (args.max_steps, args.loss_style, args.itm_weight) == (9, "cross-modal", 0.5)  # the flag wins
+    assert data_args.languages == ["en", "de"] and model_args.model == "m"
+    as_json = tmp_path / "run.json"
+    as_json.write_text(json.dumps({"train_vision_blocks": 0, "languages": ["en", "fr"]}))
+    _, data_args, args = parse_arguments(["--config", str(as_json)])
+    assert args.train_vision_blocks == 0 and data_args.languages == ["en", "fr"]
+    _, data_args, args = parse_arguments(["--languages", "en", "de", "--mlm-masking", "tokens"])
+    assert data_args.languages == ["en", "de"] and args.mlm_masking == "tokens"
 
 
 def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
