@@ -7,7 +7,8 @@ Contrastive losses (texts are image-major: row j*K + k is caption k of image j):
 The nn.Module forms gather the global batch across processes with gradients.
 
 Fusion-encoder objectives, as pure tensor functions:
-    sample_itm_triplets, build_itm_pairs, itm_loss    multilingual ITM with hard samples
+    sample_itm_triplets, positive_language_weights,   multilingual ITM with hard samples
+    build_itm_pairs, itm_loss
     mask_tokens_for_mlm, mlm_loss                     cross-modal MLM
 """
 
@@ -24,12 +25,20 @@ from .cross_modal import (
     select_captions,
 )
 from .distributed import distributed_rank_and_world_size, gather_rows
-from .itm import ItmTriplets, build_itm_pairs, itm_loss, sample_itm_triplets
+from .itm import (
+    POSITIVE_LANGUAGE_RULES,
+    ItmTriplets,
+    build_itm_pairs,
+    itm_loss,
+    positive_language_weights,
+    sample_itm_triplets,
+)
 from .mlm import IGNORE_INDEX, mask_tokens_for_mlm, mlm_loss
 from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss, one_to_k_loss_terms
 
 __all__ = [
     "IGNORE_INDEX",
+    "POSITIVE_LANGUAGE_RULES",
     "WEIGHTINGS",
     "CrossLingualContrastiveLoss",
     "CrossModalContrastiveLoss",
@@ -47,6 +56,7 @@ __all__ = [
     "mlm_loss",
     "one_to_k_contrastive_loss",
     "one_to_k_loss_terms",
+    "positive_language_weights",
     "sample_caption_languages",
     "sample_itm_triplets",
     "select_captions",

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 from ._validation import check_temperature, infer_num_languages
 
+POSITIVE_LANGUAGE_RULES = ("released", "hardest")
+
 
 class ItmTriplets(NamedTuple):
     """Indices drawn for one ITM step, each long [N], on the embeddings' device.
@@ -43,38 +45,18 @@ def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> tor
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(device)
 
 
-@torch.no_grad()
-def sample_itm_triplets(
-    image_embeds: torch.Tensor,
-    text_embeds: torch.Tensor,
-    temperature: float | torch.Tensor,
-    generator: torch.Generator | None = None,
-) -> ItmTriplets:
-    """Draw the positive caption and the two hard negatives of every image.
+def _check_positive_language(positive_language: str) -> None:
+    if positive_language not in POSITIVE_LANGUAGE_RULES:
+        raise ValueError(
+            f"unknown positive_language {positive_language!r}: use 'released' (max(softmax) + 1e-5 - softmax "
+            "over the image's K captions, the authors' code) or 'hardest' (softmax(-s) over them)"
+        )
 
-    Args:
-        image_embeds: [N, D] L2-normalised image embeddings, N >= 2.
-        text_embeds: [N*K, D] L2-normalised texts, image-major (row j*K + k is caption k of image j).
-        temperature: positive float or 0-dim tensor; s = v . w / temperature.
-        generator: makes the draws reproducible (sampling runs on its device).
 
-    Distributions, each from one similarity matrix s [N, N*K]:
-        - positive language of image j: softmax_k(-s(j, j, k)) over its own K captions, so the
-          language the image matches worst is the most likely (favouring the hardest). The
-          authors' code draws with weights max(softmax_i2t) - softmax_i2t over the K captions,
-          which favours the same captions but much more weakly; this sharper choice follows the
-          paper's "probability grows as the similarity falls" with the contrastive temperature.
-        - negative image for that caption t: softmax_j'(s(j', t)) over the N images, image j
-          excluded.
-        - negative text of image j: softmax_i(s(j, i)) over all N*K texts, the K captions of
-          image j excluded (a negative may be in another language).
-
-    Returns:
-        ``ItmTriplets`` of long [N] indices.
-
-    Raises:
-        ValueError: N < 2 (no negative exists), or shapes that do not form an image-major batch.
-    """
+def _similarities(
+    image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """Checked inputs -> (s [N, N*K] in float32 without gradient, K)."""
     k = infer_num_languages(image_embeds, text_embeds)
     check_temperature(temperature)
     n = image_embeds.shape[0]
@@ -86,18 +68,93 @@ def sample_itm_triplets(
     if isinstance(temperature, torch.Tensor):
         temperature = temperature.detach().float()
     # Similarities in float32 whatever the embeddings' precision.
-    sim = image_embeds.detach().float() @ text_embeds.detach().float().T / temperature  # [N, N*K]
-    own = torch.arange(n, device=sim.device)
-    sim_per_image = sim.view(n, n, k)  # [image, caption's image, language]
+    return image_embeds.detach().float() @ text_embeds.detach().float().T / temperature, k
 
-    positive_language = _draw(F.softmax(-sim_per_image[own, own], dim=1), generator)
-    positive_text = own * k + positive_language
+
+def _positive_weights(sim: torch.Tensor, k: int, positive_language: str) -> torch.Tensor:
+    """Unnormalised draw weights [N, K] of each image's own K captions from s [N, N*K]."""
+    n = sim.shape[0]
+    own = torch.arange(n, device=sim.device)
+    if positive_language == "released":
+        p = F.softmax(sim, dim=1)
+        return p.max() + 1e-5 - p.view(n, n, k)[own, own]
+    return F.softmax(-sim.view(n, n, k)[own, own], dim=1)
+
+
+@torch.no_grad()
+def positive_language_weights(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: float | torch.Tensor,
+    positive_language: str = "released",
+) -> torch.Tensor:
+    """The probabilities [N, K] with which each image's positive ITM caption is drawn.
+
+    Args:
+        image_embeds: [N, D] L2-normalised image embeddings, N >= 2.
+        text_embeds: [N*K, D] L2-normalised texts, image-major (row j*K + k is caption k of image j).
+        temperature: positive float or 0-dim tensor; s = v . w / temperature.
+        positive_language: ``"released"`` or ``"hardest"``, see :func:`sample_itm_triplets`.
+
+    Returns:
+        float32 [N, K]: row j is the distribution over image j's languages (rows sum to 1).
+    """
+    _check_positive_language(positive_language)
+    sim, k = _similarities(image_embeds, text_embeds, temperature)
+    weights = _positive_weights(sim, k, positive_language)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+@torch.no_grad()
+def sample_itm_triplets(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: float | torch.Tensor,
+    generator: torch.Generator | None = None,
+    positive_language: str = "released",
+) -> ItmTriplets:
+    """Draw the positive caption and the two hard negatives of every image.
+
+    Args:
+        image_embeds: [N, D] L2-normalised image embeddings, N >= 2.
+        text_embeds: [N*K, D] L2-normalised texts, image-major (row j*K + k is caption k of image j).
+        temperature: positive float or 0-dim tensor; s = v . w / temperature.
+        generator: makes the draws reproducible (sampling runs on its device).
+        positive_language: the rule for each image's positive caption, see below.
+
+    Distributions, each from one similarity matrix s [N, N*K] of this process's batch:
+        - positive language of image j, by ``positive_language``:
+          ``"released"`` (default, the authors' code): weights
+          max(p) + 1e-5 - p(j, j, k) over image j's own K captions, where p = softmax(s) over each
+          image's row of all N*K texts and max(p) is the largest entry of the whole matrix p. The
+          less similar caption is favoured, but weakly: every language keeps a share close to 1/K.
+          ``"hardest"``: softmax_k(-s(j, j, k)) over image j's own K captions, so the language the
+          image matches worst is by far the most likely (the paper's "probability grows as the
+          similarity falls" with the contrastive temperature).
+          :func:`positive_language_weights` returns either distribution.
+        - negative image for that caption t: softmax_j'(s(j', t)) over the N images, image j
+          excluded.
+        - negative text of image j: softmax_i(s(j, i)) over all N*K texts, the K captions of
+          image j excluded (a negative may be in another language).
+
+    Returns:
+        ``ItmTriplets`` of long [N] indices.
+
+    Raises:
+        ValueError: N < 2 (no negative exists), shapes that do not form an image-major batch, or
+            an unknown ``positive_language``.
+    """
+    _check_positive_language(positive_language)
+    sim, k = _similarities(image_embeds, text_embeds, temperature)
+    n = sim.shape[0]
+    own = torch.arange(n, device=sim.device)
+    positive_text = own * k + _draw(_positive_weights(sim, k, positive_language), generator)
 
     text_to_image = sim[:, positive_text].T.clone()  # [N captions, N images]
     text_to_image[own, own] = float("-inf")
     negative_image = _draw(F.softmax(text_to_image, dim=1), generator)
 
-    image_to_text = sim_per_image.clone()
+    image_to_text = sim.view(n, n, k).clone()  # [image, caption's image, language]
     image_to_text[own, own] = float("-inf")
     negative_text = _draw(F.softmax(image_to_text.view(n, n * k), dim=1), generator)
     return ItmTriplets(positive_text, negative_image, negative_text)

@@ -8,7 +8,13 @@ import pytest
 import torch
 from loss_reference import random_batch
 
-from modeling_ccr.losses import ItmTriplets, build_itm_pairs, itm_loss, sample_itm_triplets
+from modeling_ccr.losses import (
+    ItmTriplets,
+    build_itm_pairs,
+    itm_loss,
+    positive_language_weights,
+    sample_itm_triplets,
+)
 
 
 def _softmax(values: list[float]) -> list[float]:
@@ -63,12 +69,80 @@ def test_positive_language_favours_the_least_similar_caption():
     counts = torch.zeros(k)
     for _ in range(10):
         counts += torch.bincount(
-            sample_itm_triplets(images, texts, tau, generator).positive_text % k, minlength=k
+            sample_itm_triplets(images, texts, tau, generator, "hardest").positive_text % k, minlength=k
         )
     frequencies = (counts / counts.sum()).tolist()
 
     assert frequencies == pytest.approx(expected, abs=0.03)
     assert frequencies[0] < frequencies[1] < frequencies[2]
+
+
+def _released_weights_by_loops(images: torch.Tensor, texts: torch.Tensor, tau: float) -> list[list[float]]:
+    """The authors' rule written out: p = softmax over each image's row of all N*K texts; the
+    weight of caption k of image j is max over the whole matrix p, + 1e-5, - p[j][j*K + k]."""
+    n, k = len(images), len(texts) // len(images)
+    rows = [_softmax([float(images[j] @ texts[i]) / tau for i in range(n * k)]) for j in range(n)]
+    top = max(max(row) for row in rows)
+    weights = [[top + 1e-5 - rows[j][j * k + kk] for kk in range(k)] for j in range(n)]
+    return [[w / sum(row) for w in row] for row in weights]
+
+
+def test_released_positive_weights_equal_a_loop_implementation():
+    images, texts = random_batch(5, 4, dim=6, seed=53)
+    tau = 0.3
+    expected = torch.tensor(_released_weights_by_loops(images, texts, tau), dtype=torch.float32)
+    got = positive_language_weights(images, texts, tau)  # "released" is the default
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    # "hardest" is softmax(-s) over the image's own captions
+    hardest = torch.tensor(
+        [_softmax([-float(images[j] @ texts[j * 4 + kk]) / tau for kk in range(4)]) for j in range(5)]
+    )
+    torch.testing.assert_close(positive_language_weights(images, texts, tau, "hardest"), hardest, rtol=0, atol=1e-6)
+
+
+def test_released_positive_draws_follow_the_weights_and_reach_every_language():
+    # Orthonormal images e_j. Image 0 (the "spike") has K captions of cosine 0.95 with it; every other
+    # image has captions of cosines c_k; cosines across images are 0. Then every row of
+    # p = softmax(s) is known in closed form, max(p) is the spike's, and images 1..n-1 all share one
+    # weight vector, so one call yields n - 1 draws of it.
+    n, dim, tau, spike = 400, 401, 0.5, 0.95
+    cosines = [0.9, 0.6, 0.3]
+    k = len(cosines)
+    images = torch.eye(n, dim, dtype=torch.float64)
+    spare_axis = torch.zeros(dim, dtype=torch.float64)
+    spare_axis[-1] = 1.0
+    texts = torch.stack(
+        [c * images[j] + math.sqrt(1 - c * c) * spare_axis
+         for j in range(n) for c in ([spike] * k if j == 0 else cosines)]
+    )  # fmt: skip
+    others = (n - 1) * k  # texts of cosine 0 in every row
+    p = [math.exp(c / tau) / (sum(math.exp(x / tau) for x in cosines) + others) for c in cosines]
+    top = math.exp(spike / tau) / (k * math.exp(spike / tau) + others)
+    raw = [top + 1e-5 - q for q in p]
+    expected = torch.tensor([w / sum(raw) for w in raw], dtype=torch.float64)  # ~ (0.07, 0.38, 0.55)
+
+    calls = 10
+    generator = torch.Generator().manual_seed(4)
+    counts = torch.zeros(k, dtype=torch.float64)
+    for _ in range(calls):
+        t = sample_itm_triplets(images, texts, tau, generator, positive_language="released")
+        counts += torch.bincount(t.positive_text[1:] % k, minlength=k).double()
+    draws = calls * (n - 1)
+    # each language's count is binomial(draws, w): within 4.5 standard deviations
+    tolerance = 4.5 * (expected * (1 - expected) / draws).sqrt()
+    assert ((counts / draws - expected).abs() <= tolerance).all(), (counts / draws, expected)
+    assert (counts > 0).all()  # every language is drawn, the most similar one too
+    torch.testing.assert_close(
+        positive_language_weights(images, texts, tau)[1:], expected.float().expand(n - 1, k), rtol=0, atol=1e-5
+    )
+
+
+def test_unknown_positive_language_rule_is_refused():
+    images, texts = random_batch(3, 2, dim=4, seed=0)
+    with pytest.raises(ValueError, match="'released'.*'hardest'"):
+        sample_itm_triplets(images, texts, 0.07, positive_language="worst")
+    with pytest.raises(ValueError, match="unknown positive_language 'worst'"):
+        positive_language_weights(images, texts, 0.07, "worst")
 
 
 def test_negatives_follow_the_masked_similarity_softmax():
