@@ -9,7 +9,7 @@ The nn.Module forms gather the global batch across processes with gradients.
 Fusion-encoder objectives, as pure tensor functions:
     sample_itm_triplets, positive_language_weights,   multilingual ITM with hard samples
     build_itm_pairs, itm_loss
-    mask_tokens_for_mlm, mlm_loss                     cross-modal MLM
+    mask_tokens_for_mlm, mlm_loss                     cross-modal MLM (single tokens or skip-gram spans)
 """
 
 from .base import GatheredContrastiveLoss
@@ -33,11 +33,12 @@ from .itm import (
     positive_language_weights,
     sample_itm_triplets,
 )
-from .mlm import IGNORE_INDEX, mask_tokens_for_mlm, mlm_loss
+from .mlm import IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
 from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss, one_to_k_loss_terms
 
 __all__ = [
     "IGNORE_INDEX",
+    "MASKING_RULES",
     "POSITIVE_LANGUAGE_RULES",
     "WEIGHTINGS",
     "CrossLingualContrastiveLoss",

@@ -116,7 +116,9 @@ class OneToKContrastiveLoss(GatheredContrastiveLoss):
         >>> loss = loss_fn(image_embeds, text_embeds, model.temperature)  # [N, D], [N*K, D]
     """
 
-    def __init__(self, weighting: str = "released", gather_with_grad: bool = True, local_loss: bool = False):
+    def __init__(
+        self, weighting: str = "released", gather_with_grad: bool | str = "exact", local_loss: bool = False
+    ):
         _check_weighting(weighting)
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)
         self.weighting = weighting
