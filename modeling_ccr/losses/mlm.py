@@ -175,7 +175,7 @@ def _skipgram_targets(
     for row, wanted in enumerate(n_targets.tolist()):
         allowed = maskable[row].tolist()
         chosen: set[int] = set()
-        for start, length in zip(order[row, : sum(allowed)].tolist(), span_lengths[row].tolist()):
+        for start, length in zip(order[row, : sum(allowed)].tolist(), span_lengths[row].tolist(), strict=False):
             if len(chosen) >= wanted:
                 break
             if start in chosen:

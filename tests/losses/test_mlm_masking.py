@@ -111,13 +111,13 @@ def test_seeded_generator_reproduces_the_masking():
 
 def _runs(positions: list[int]) -> tuple[int, ...]:
     """Sorted lengths of the runs of consecutive positions."""
-    runs: list[int] = []
-    for i, position in enumerate(sorted(positions)):
-        if i and position == previous + 1:
+    ordered = sorted(positions)
+    runs: list[int] = [1] if ordered else []
+    for before, position in zip(ordered, ordered[1:], strict=False):
+        if position == before + 1:
             runs[-1] += 1
         else:
             runs.append(1)
-        previous = position
     return tuple(sorted(runs))
 
 
