@@ -14,8 +14,14 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from ._validation import check_choice
+
 IGNORE_INDEX = -100
-MASKING_RULES = ("tokens", "skip-gram")
+_MASKING_MEANINGS = {
+    "tokens": "single positions",
+    "skip-gram": "spans of up to skipgram_size tokens, the authors' masking generator",
+}
+MASKING_RULES = tuple(_MASKING_MEANINGS)
 
 
 def _check_masking_arguments(
@@ -29,11 +35,7 @@ def _check_masking_arguments(
     skipgram_probability: float,
     skipgram_size: int,
 ) -> None:
-    if masking not in MASKING_RULES:
-        raise ValueError(
-            f"unknown masking {masking!r}: use 'tokens' (single positions) or 'skip-gram' (spans of up to "
-            "skipgram_size tokens, the authors' masking generator)"
-        )
+    check_choice("masking", masking, _MASKING_MEANINGS)
     if not 0 <= skipgram_probability <= 1:
         raise ValueError(
             f"skipgram_probability must lie in [0, 1], got {skipgram_probability!r} (0.2 in the authors' code)"
