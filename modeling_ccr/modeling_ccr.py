@@ -507,14 +507,15 @@ def paper_layer_split(num_backbone_layers: int = 24) -> tuple[list[int], list[in
 def _load_tower(tower: str | PreTrainedModel, masked_lm: bool = False) -> PreTrainedModel:
     """A tower from a folder, hub id or loaded model (a loaded model is returned as given).
 
-    From a folder or hub id: with ``masked_lm``, when the checkpoint's ``architectures`` name a
-    masked-LM class (``*ForMaskedLM``), the model with its LM head; otherwise the base model without
-    its optional pooler. Take ``.base_model`` for the encoder itself.
+    From a folder or hub id: with ``masked_lm``, when the checkpoint's ``architectures`` name a class
+    with a masked-LM head (``*ForMaskedLM``, ``*ForPreTraining``), the masked-LM model with that head;
+    otherwise the base model without its optional pooler. Take ``.base_model`` for the encoder itself.
     """
     if isinstance(tower, PreTrainedModel):
         return tower
     if masked_lm and any(
-        name.endswith("ForMaskedLM") for name in AutoConfig.from_pretrained(tower).architectures or ()
+        name.endswith(("ForMaskedLM", "ForPreTraining"))
+        for name in AutoConfig.from_pretrained(tower).architectures or ()
     ):
         return AutoModelForMaskedLM.from_pretrained(tower)
     try:

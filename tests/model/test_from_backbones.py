@@ -108,3 +108,19 @@ def test_an_lm_head_that_ccr_cannot_reproduce_is_refused(towers, tmp_path):
     masked_lm.config.hidden_act = "relu"
     with pytest.raises(ValueError, match="activation 'relu'.*pass the base model"):
         CCRModel.from_backbones(root / "swin", masked_lm, projection_dim=16)
+
+
+def test_a_pretraining_checkpoint_gives_its_lm_head_too(towers, tmp_path):
+    from transformers import BertForPreTraining
+
+    root, _, _ = towers
+    torch.manual_seed(6)
+    config = AutoConfig.for_model(**tiny_text_config(len(tiny_tokenizer()), model_type="bert", num_layers=2))
+    pretraining = BertForPreTraining(config).eval()
+    with torch.no_grad():
+        pretraining.cls.predictions.bias.add_(torch.randn(config.vocab_size))
+    pretraining.save_pretrained(tmp_path / "bert-pretraining")
+    states = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(7))
+    model = CCRModel.from_backbones(root / "swin", tmp_path / "bert-pretraining", projection_dim=16).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.mlm_logits(states), pretraining.cls.predictions(states), rtol=1e-5, atol=1e-5)
