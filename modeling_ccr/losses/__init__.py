@@ -37,7 +37,7 @@ What differs:
   other items.
 """
 
-from .base import GatheredContrastiveLoss
+from .base import GATHER_GRADIENTS, GatheredContrastiveLoss
 from .cross_lingual import (
     CrossLingualContrastiveLoss,
     cross_lingual_contrastive_loss,
@@ -62,6 +62,7 @@ from .mlm import IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
 from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss, one_to_k_loss_terms
 
 __all__ = [
+    "GATHER_GRADIENTS",
     "IGNORE_INDEX",
     "MASKING_RULES",
     "POSITIVE_LANGUAGE_RULES",
