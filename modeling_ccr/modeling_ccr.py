@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
@@ -329,7 +329,10 @@ class CCRModel(CCRPreTrainedModel):
         Args:
             vision: an image tower (Swin, ViT, CLIP vision, EfficientNet-Lite ...). A classification
                 checkpoint works too: its base model is taken.
-            text: a text tower (BERT, XLM-R ...).
+            text: a text tower (BERT, XLM-R ...). When it carries a masked-LM head (a BertForMaskedLM,
+                RobertaForMaskedLM or XLMRobertaForMaskedLM model or folder), that head starts
+                ``mlm_head`` (as the authors start theirs from XLM-R's LM head); a base model leaves
+                ``mlm_head`` freshly initialised.
             text_layers: indices of the text backbone's layers that form the text encoder, in order.
             fusion_layers: indices of the backbone's layers whose self-attention and feed-forward weights
                 start the fusion layers (cross-attention starts fresh). By default the backbone's stack
@@ -338,8 +341,9 @@ class CCRModel(CCRPreTrainedModel):
                 ``text_layers=[1, 3, ..., 11]`` and ``fusion_layers=[13, ..., 23]``.
             config_kwargs: other :class:`CCRConfig` fields (projection_dim, text_pooling ...).
         """
-        vision_model = _load_tower(vision)
-        text_model = _load_tower(text)
+        vision_model = _load_tower(vision).base_model
+        text_tower = _load_tower(text, masked_lm=True)
+        text_model = text_tower.base_model
         n_layers = text_model.config.num_hidden_layers
         if text_layers is None and fusion_layers is None:
             text_layers, fusion_layers = list(range(n_layers // 2)), list(range(n_layers // 2, n_layers))
@@ -370,6 +374,9 @@ class CCRModel(CCRPreTrainedModel):
                     f"text backbone layer {source} does not match a fusion layer (missing {missing}, "
                     f"unexpected {unexpected}): use a BERT-family text tower"
                 )
+        lm_head = _masked_lm_head_state(text_tower)
+        if lm_head is not None:
+            model.mlm_head.load_state_dict(lm_head)
         return model
 
     # ----- image side -------------------------------------------------------------------------
@@ -544,14 +551,61 @@ def paper_layer_split(num_backbone_layers: int = 24) -> tuple[list[int], list[in
     return odd[: len(odd) // 2], odd[len(odd) // 2 :]
 
 
-def _load_tower(tower: str | PreTrainedModel) -> PreTrainedModel:
-    """A base model (no task head, no optional pooler) from a folder, hub id or loaded model."""
+def _load_tower(tower: str | PreTrainedModel, masked_lm: bool = False) -> PreTrainedModel:
+    """A tower from a folder, hub id or loaded model (a loaded model is returned as given).
+
+    From a folder or hub id: with ``masked_lm``, when the checkpoint's ``architectures`` name a class
+    with a masked-LM head (``*ForMaskedLM``, ``*ForPreTraining``), the masked-LM model with that head;
+    otherwise the base model without its optional pooler. Take ``.base_model`` for the encoder itself.
+    """
     if isinstance(tower, PreTrainedModel):
-        return tower.base_model
+        return tower
+    if masked_lm and any(
+        name.endswith(("ForMaskedLM", "ForPreTraining"))
+        for name in AutoConfig.from_pretrained(tower).architectures or ()
+    ):
+        return AutoModelForMaskedLM.from_pretrained(tower)
     try:
-        return AutoModel.from_pretrained(tower, add_pooling_layer=False).base_model
+        return AutoModel.from_pretrained(tower, add_pooling_layer=False)
     except TypeError:  # towers without an optional pooler take no such argument
-        return AutoModel.from_pretrained(tower).base_model
+        return AutoModel.from_pretrained(tower)
+
+
+# The LM heads that CCRMLMHead can take over, as (dense, LayerNorm) in the head model; the decoder
+# (``get_output_embeddings()``) holds the bias. Both compute dense -> GELU -> LayerNorm -> decoder tied
+# to the word embeddings + bias, as CCRMLMHead does.
+_MASKED_LM_HEADS = (
+    ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm"),  # BERT
+    ("lm_head.dense", "lm_head.layer_norm"),  # RoBERTa, XLM-R
+)
+
+
+def _masked_lm_head_state(model: PreTrainedModel) -> dict[str, torch.Tensor] | None:
+    """The BERT or RoBERTa-family LM head of ``model`` as a ``CCRMLMHead`` state dict; None without one.
+
+    Raises ValueError when the head does not compute what CCRMLMHead computes (another activation
+    than GELU, or a decoder that is not tied to the word embeddings).
+    """
+    modules = dict(model.named_modules())
+    for dense, layer_norm in _MASKED_LM_HEADS:
+        if dense not in modules or layer_norm not in modules:
+            continue
+        activation = getattr(model.config, "hidden_act", "gelu") if dense.startswith("cls.") else "gelu"
+        decoder = model.get_output_embeddings()
+        tied = decoder is not None and torch.equal(decoder.weight, model.get_input_embeddings().weight)
+        if activation != "gelu" or not tied:
+            raise ValueError(
+                f"the text backbone's LM head ({dense.split('.')[0]}) uses activation {activation!r} and "
+                f"{'a tied' if tied else 'an untied'} decoder; CCR's MLM head is dense -> GELU -> LayerNorm -> "
+                "decoder tied to the word embeddings: pass the base model (model.base_model) to start the "
+                "MLM head fresh"
+            )
+        return {
+            "dense.weight": modules[dense].weight, "dense.bias": modules[dense].bias,
+            "layer_norm.weight": modules[layer_norm].weight, "layer_norm.bias": modules[layer_norm].bias,
+            "bias": decoder.bias,
+        }  # fmt: skip
+    return None
 
 
 def _select_layers(state_dict: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:

@@ -3,7 +3,9 @@
 ``load_benchmark(name_or_path, split=None, languages=None, ...)`` loads the embedded ``cldr-emoji``
 benchmark (shipped as parquet inside the package), the paper's benchmarks from local copies in their
 published layouts (``xflickrco``, ``multi30k``, ``coco-multilingual``, ``wit``, ``cclm`` pre-training
-JSON lines) or a folder of parquet files in the common schema. See ``modeling_ccr/data/README.md``.
+JSON lines), a folder of one's own images in the Hugging Face ``imagefolder`` layout (see
+``modeling_ccr.data.imagefolder``) or a folder of parquet files in the common schema. See
+``modeling_ccr/data/README.md``.
 """
 
 from .assemble import LoadReport, SplitReport

@@ -12,6 +12,7 @@ import datasets
 from .assemble import BenchmarkSource, LoadReport, check_on_missing, materialize, select_languages
 from .cclm import CclmCorpus
 from .coco_multilingual import CocoMultilingual
+from .imagefolder import ImageFolder, is_image_folder
 from .multi30k import Multi30K
 from .parquet_folder import ParquetFolder
 from .schema import ImageDirs
@@ -36,7 +37,8 @@ AnyDataset = datasets.Dataset | datasets.DatasetDict | datasets.IterableDataset 
 def open_benchmark(
     name_or_path: str | PathLike, data_dir: str | PathLike | None = None, image_dir: ImageDirs | None = None
 ) -> BenchmarkSource:
-    """The benchmark behind a name (``BENCHMARK_NAMES``) or a folder of common-schema parquet files."""
+    """The benchmark behind a name (``BENCHMARK_NAMES``), a folder in the ``imagefolder`` layout or a
+    folder of common-schema parquet files."""
     name = str(name_or_path)
     if name == "cldr-emoji":
         return ParquetFolder(Path(data_dir) if data_dir else CLDR_EMOJI_DIR, image_dir, name="cldr-emoji")
@@ -50,11 +52,13 @@ def open_benchmark(
         if not folder.exists():
             raise ValueError(f"data_dir {folder} does not exist; pass the folder holding the {name} files.")
         return _PUBLISHED[name](folder, image_dir)
+    if is_image_folder(Path(name)):
+        return ImageFolder(Path(name), image_dir)
     if Path(name).is_dir():
         return ParquetFolder(Path(name), image_dir)
     raise ValueError(
-        f"{name!r} is neither a benchmark name ({', '.join(BENCHMARK_NAMES)}) nor an existing folder of "
-        "parquet files in the common schema."
+        f"{name!r} is neither a benchmark name ({', '.join(BENCHMARK_NAMES)}) nor an existing folder (images "
+        "with a metadata.jsonl or metadata.csv, or parquet files in the common schema)."
     )
 
 
@@ -72,8 +76,12 @@ def load_benchmark(
 
     Args:
         name_or_path: ``"cldr-emoji"`` (embedded, 1,585 emoji x 10 languages), ``"xflickrco"``,
-            ``"multi30k"``, ``"coco-multilingual"``, ``"wit"``, ``"cclm"`` (pre-training JSON lines), or
-            the path of a folder of parquet files in the common schema.
+            ``"multi30k"``, ``"coco-multilingual"``, ``"wit"``, ``"cclm"`` (pre-training JSON lines), the
+            path of a folder of one's own images in the Hugging Face ``imagefolder`` layout (images and a
+            ``metadata.jsonl`` or ``metadata.csv`` with ``file_name`` and ``captions.<lang>`` columns or a
+            ``captions`` dict; train/ validation/ test/ subfolders or one folder = train; see
+            ``modeling_ccr.data.imagefolder``), or the path of a folder of parquet files in the common
+            schema.
         split: one split name, returning a ``Dataset``; None returns a ``DatasetDict`` of the benchmark's
             splits (for the published formats: those with a file in every selected language).
         languages: language codes to keep, in this order (the ``captions`` struct follows it); None keeps

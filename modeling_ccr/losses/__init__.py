@@ -9,10 +9,35 @@ The nn.Module forms gather the global batch across processes with gradients.
 Fusion-encoder objectives, as pure tensor functions:
     sample_itm_triplets, positive_language_weights,   multilingual ITM with hard samples
     build_itm_pairs, itm_loss
-    mask_tokens_for_mlm, mlm_loss                     cross-modal MLM
+    mask_tokens_for_mlm, mlm_loss                     cross-modal MLM (single tokens or skip-gram spans)
+
+Fidelity to the released code (github.com/BUAADreamer/CCRK: models/xvlm.py, models/model_pretrain_mm.py,
+dataset/pretrain_dataset_multilingual.py). What matches, and the option that gives it:
+
+- 1-to-K weighting: ``weighting="released"`` (default), (L_i2t + L_t2i / K) / 2; ``"symmetric"`` is the
+  paper's formula.
+- ITM positive language: ``sample_itm_triplets(positive_language="released")`` (default), weights
+  max(p) + 1e-5 - p over the image's own K captions, p = softmax of each image's similarities to all N*K
+  texts of the process's batch, max over the whole matrix; ``"hardest"`` draws from softmax(-s) instead.
+- Gathering: ``gather_with_grad="released"`` (the same as False) is the released all-gather, whose
+  backward keeps only the local slice: the contrastive gradient upstream of the embeddings is 1/W of
+  the full-batch one on W processes. The default ``"exact"`` gives the full-batch gradient.
+- MLM masking: ``mask_tokens_for_mlm(masking="skip-gram")`` with the defaults mask_probability 0.4,
+  max_masks 12, skipgram_probability 0.2, skipgram_size 3 is the released span rule and 80/10/10
+  replacement; ``"tokens"`` (the function's default) masks single positions.
+- MLM head: ``CCRModel.from_backbones`` starts it from the text backbone's LM head when it has one.
+- ITM and MLM sampling run on each process's own batch (max(p) above is over the local matrix).
+
+What differs:
+
+- MLM target count: the release counts [CLS] and [EOS] in the caption length (round(0.4 * (n + 2))
+  targets) and can mask the final [EOS]; here n counts only non-special tokens, which alone are masked.
+- ITM hard negatives: the release adds 1e-5 to every softmax weight before removing the image's own
+  items, a floor that gives every other item a tiny chance; here the draw is the plain softmax over the
+  other items.
 """
 
-from .base import GatheredContrastiveLoss
+from .base import GATHER_GRADIENTS, GatheredContrastiveLoss
 from .cross_lingual import (
     CrossLingualContrastiveLoss,
     cross_lingual_contrastive_loss,
@@ -33,11 +58,13 @@ from .itm import (
     positive_language_weights,
     sample_itm_triplets,
 )
-from .mlm import IGNORE_INDEX, mask_tokens_for_mlm, mlm_loss
+from .mlm import IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
 from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss, one_to_k_loss_terms
 
 __all__ = [
+    "GATHER_GRADIENTS",
     "IGNORE_INDEX",
+    "MASKING_RULES",
     "POSITIVE_LANGUAGE_RULES",
     "WEIGHTINGS",
     "CrossLingualContrastiveLoss",

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+
+
+def check_choice(name: str, value: str, choices: Mapping[str, str]) -> None:
+    """Refuse ``value`` unless it is a key of ``choices`` (option -> what it does), naming every option."""
+    if value not in choices:
+        options = " or ".join(f"{option!r} ({meaning})" for option, meaning in choices.items())
+        raise ValueError(f"unknown {name} {value!r}: use {options}")
 
 
 def infer_num_languages(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> int:

@@ -1,4 +1,20 @@
-"""The shared part of the contrastive loss modules: gathering the global batch across processes."""
+"""The shared part of the contrastive loss modules: gathering the global batch across processes.
+
+Gradient through the gather, ``gather_with_grad``:
+
+- ``"exact"`` (or True, the default): the backward of the gather sums, for each process's rows, the
+  gradients that all W processes computed for them. After DDP's averaging every parameter gets the
+  gradient of one process holding the whole global batch.
+- ``"released"`` (or False): the other processes' rows are constants; each process back-propagates
+  only into its own rows. This is what the authors' code does (its all-gather's backward returns the
+  local slice of the incoming gradient without summing across processes). Without ``local_loss``
+  every process computes the global loss L, so rank r's embeddings receive dL/dx_r instead of
+  W * dL/dx_r, and after DDP's averaging everything upstream of the embeddings gets 1/W of the
+  full-batch contrastive gradient (the temperature, used directly by every process, keeps its full
+  gradient). Next to ITM and MLM, which are computed per process, the contrastive loss then weighs
+  1/W as much as on one device. With ``local_loss`` the terms where other processes' queries meet
+  this process's embeddings are lost altogether.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +24,21 @@ import torch
 from torch import nn
 
 from .distributed import check_equal_batch_sizes, distributed_rank_and_world_size, gather_rows
+
+GATHER_GRADIENTS = ("exact", "released")
+
+
+def _gather_gradient(gather_with_grad: bool | str) -> str:
+    """True / "exact" -> "exact"; False / "released" -> "released"; anything else is refused."""
+    if gather_with_grad is True or gather_with_grad == "exact":
+        return "exact"
+    if gather_with_grad is False or gather_with_grad == "released":
+        return "released"
+    raise ValueError(
+        f"gather_with_grad={gather_with_grad!r} is not a gradient mode: use 'exact' (or True, the full-batch "
+        "gradient, default) or 'released' (or False, the authors' code: other processes' rows are constants, "
+        "1/W of the contrastive gradient)"
+    )
 
 # As in the authors' CITATION.cff (github.com/BUAADreamer/CCRK); published at KDD 2024.
 CITATION_ONE_TO_K = """@article{nie2024improving,
@@ -24,27 +55,27 @@ class GatheredContrastiveLoss(nn.Module):
     """Base class: in-batch contrastive losses whose negatives span the batches of all processes.
 
     Args:
-        gather_with_grad: gather embeddings with autograd (default). With ``local_loss`` either
-            way, the gradients then equal those of one process holding the whole global batch
-            once DDP has averaged them over ranks (see ``gather``). With False, the other
-            processes' embeddings are constants (a cheaper backward) and the gradients are not
-            the full-batch ones: without ``local_loss`` the averaged gradients of everything
-            upstream of the embeddings are the full-batch ones divided by the world size (the
-            temperature's stays exact); with ``local_loss`` the terms where other processes'
+        gather_with_grad: the gradient through the gather (see the module docstring): ``"exact"``
+            (or True, default): the gradients equal those of one process holding the whole global
+            batch once DDP has averaged them over ranks, with ``local_loss`` either way.
+            ``"released"`` (or False): the other processes' embeddings are constants (a cheaper
+            backward, the authors' behaviour); without ``local_loss`` the averaged gradients of
+            everything upstream of the embeddings are the full-batch ones divided by the world size
+            (the temperature's stays exact); with ``local_loss`` the terms where other processes'
             queries meet this process's embeddings are lost.
         local_loss: False (default): every process computes the loss over the whole global batch
             (all rows against all columns) and logs the global value. True: each process computes
             only its own rows (its images / texts as queries) against all gathered columns, so its
             logged loss is the mean over its rows; the mean over processes is the global loss.
-            Less compute per process, the same gradients (with ``gather_with_grad``).
+            Less compute per process, the same gradients (with ``gather_with_grad="exact"``).
 
     On one process, or without an initialised ``torch.distributed``, no gathering happens and
     both options are irrelevant.
     """
 
-    def __init__(self, gather_with_grad: bool = True, local_loss: bool = False) -> None:
+    def __init__(self, gather_with_grad: bool | str = "exact", local_loss: bool = False) -> None:
         super().__init__()
-        self.gather_with_grad = bool(gather_with_grad)
+        self.gather_with_grad = _gather_gradient(gather_with_grad)
         self.local_loss = bool(local_loss)
 
     def gather(self, *tensors: torch.Tensor) -> tuple[list[torch.Tensor], slice | None]:
@@ -54,7 +85,7 @@ class GatheredContrastiveLoss(nn.Module):
         in the gathered first tensor (None: use all rows). Row counts must be equal on all
         processes (checked). Image-major text batches stay image-major after gathering.
 
-        Why the gradients match the full batch: with ``gather_with_grad`` the backward of the
+        Why the gradients match the full batch: with ``gather_with_grad="exact"`` the backward of the
         gather sums, for rank r's rows, the gradients that all W processes computed. Without
         ``local_loss`` each process holds the global loss L, so rank r's rows receive W * dL/dx_r;
         with ``local_loss`` process r' holds L_r' and L = mean_r' L_r', so the sum is again
@@ -66,7 +97,7 @@ class GatheredContrastiveLoss(nn.Module):
         if world_size == 1:
             return list(tensors), None
         check_equal_batch_sizes(*tensors)
-        gathered = [gather_rows(t, with_grad=self.gather_with_grad) for t in tensors]
+        gathered = [gather_rows(t, with_grad=self.gather_with_grad == "exact") for t in tensors]
         n_local = tensors[0].shape[0]
         rows = slice(rank * n_local, (rank + 1) * n_local) if self.local_loss else None
         return gathered, rows

@@ -113,7 +113,9 @@ class CrossLingualContrastiveLoss(GatheredContrastiveLoss):
         gather_with_grad, local_loss: see ``GatheredContrastiveLoss``.
     """
 
-    def __init__(self, english_index: int = 0, gather_with_grad: bool = True, local_loss: bool = False):
+    def __init__(
+        self, english_index: int = 0, gather_with_grad: bool | str = "exact", local_loss: bool = False
+    ):
         if isinstance(english_index, bool) or not isinstance(english_index, int) or english_index < 0:
             raise ValueError(f"english_index must be a non-negative int, got {english_index!r}")
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)

@@ -113,7 +113,7 @@ class CrossModalContrastiveLoss(GatheredContrastiveLoss):
     def __init__(
         self,
         generator: torch.Generator | None = None,
-        gather_with_grad: bool = True,
+        gather_with_grad: bool | str = "exact",
         local_loss: bool = False,
     ):
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)

@@ -18,9 +18,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_temperature, infer_num_languages
+from ._validation import check_choice, check_temperature, infer_num_languages
 
-POSITIVE_LANGUAGE_RULES = ("released", "hardest")
+_POSITIVE_LANGUAGE_MEANINGS = {
+    "released": "max(softmax) + 1e-5 - softmax over the image's K captions, the authors' code",
+    "hardest": "softmax(-s) over them",
+}
+POSITIVE_LANGUAGE_RULES = tuple(_POSITIVE_LANGUAGE_MEANINGS)
 
 
 class ItmTriplets(NamedTuple):
@@ -43,14 +47,6 @@ def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> tor
     if generator is not None:
         probabilities = probabilities.to(generator.device)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(device)
-
-
-def _check_positive_language(positive_language: str) -> None:
-    if positive_language not in POSITIVE_LANGUAGE_RULES:
-        raise ValueError(
-            f"unknown positive_language {positive_language!r}: use 'released' (max(softmax) + 1e-5 - softmax "
-            "over the image's K captions, the authors' code) or 'hardest' (softmax(-s) over them)"
-        )
 
 
 def _similarities(
@@ -99,7 +95,7 @@ def positive_language_weights(
     Returns:
         float32 [N, K]: row j is the distribution over image j's languages (rows sum to 1).
     """
-    _check_positive_language(positive_language)
+    check_choice("positive_language", positive_language, _POSITIVE_LANGUAGE_MEANINGS)
     sim, k = _similarities(image_embeds, text_embeds, temperature)
     weights = _positive_weights(sim, k, positive_language)
     return weights / weights.sum(dim=1, keepdim=True)
@@ -144,7 +140,7 @@ def sample_itm_triplets(
         ValueError: N < 2 (no negative exists), shapes that do not form an image-major batch, or
             an unknown ``positive_language``.
     """
-    _check_positive_language(positive_language)
+    check_choice("positive_language", positive_language, _POSITIVE_LANGUAGE_MEANINGS)
     sim, k = _similarities(image_embeds, text_embeds, temperature)
     n = sim.shape[0]
     own = torch.arange(n, device=sim.device)

@@ -1,4 +1,11 @@
-"""Cross-modal masked language modelling (MLM): token masking and the loss, on tensors."""
+"""Cross-modal masked language modelling (MLM): token masking and the loss, on tensors.
+
+Two ways to choose the targets (``mask_tokens_for_mlm(..., masking=...)``), one replacement step:
+
+- ``"tokens"``: single positions drawn uniformly without replacement;
+- ``"skip-gram"``: the authors' masking generator (X-VLM / CCLM / CCRK ``TextMaskingGenerator`` with
+  ``skipgram_prb`` 0.2, ``skipgram_size`` 3): spans of 1 to ``skipgram_size`` tokens.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,14 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from ._validation import check_choice
+
 IGNORE_INDEX = -100
+_MASKING_MEANINGS = {
+    "tokens": "single positions",
+    "skip-gram": "spans of up to skipgram_size tokens, the authors' masking generator",
+}
+MASKING_RULES = tuple(_MASKING_MEANINGS)
 
 
 def _check_masking_arguments(
@@ -17,7 +31,17 @@ def _check_masking_arguments(
     vocab_size: int,
     mask_probability: float,
     max_masks: int,
+    masking: str,
+    skipgram_probability: float,
+    skipgram_size: int,
 ) -> None:
+    check_choice("masking", masking, _MASKING_MEANINGS)
+    if not 0 <= skipgram_probability <= 1:
+        raise ValueError(
+            f"skipgram_probability must lie in [0, 1], got {skipgram_probability!r} (0.2 in the authors' code)"
+        )
+    if isinstance(skipgram_size, bool) or not isinstance(skipgram_size, int) or skipgram_size < 2:
+        raise ValueError(f"skipgram_size must be an int >= 2, got {skipgram_size!r} (3 in the authors' code)")
     if input_ids.ndim != 2 or input_ids.dtype not in (torch.int32, torch.int64):
         raise ValueError(
             f"input_ids must be an integer tensor [M, L], got {input_ids.dtype} {tuple(input_ids.shape)}: "
@@ -53,6 +77,9 @@ def mask_tokens_for_mlm(
     mask_probability: float = 0.4,
     max_masks: int = 12,
     generator: torch.Generator | None = None,
+    masking: str = "tokens",
+    skipgram_probability: float = 0.2,
+    skipgram_size: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose the MLM targets of each row and corrupt them the BERT way.
 
@@ -66,19 +93,33 @@ def mask_tokens_for_mlm(
         mask_probability: share of a row's maskable tokens to predict (0.4 in the paper).
         max_masks: cap on the targets per row (12 in the paper).
         generator: makes the choice reproducible (draws run on its device).
+        masking: ``"tokens"`` (default) or ``"skip-gram"``, the rule that picks the targets.
+        skipgram_probability, skipgram_size: with ``"skip-gram"``, the chance that a span is longer
+            than one token, and the longest span (0.2 and 3 in the authors' code).
 
-    Per row, with n the number of maskable tokens (attended and not special), exactly
-    min(max_masks, max(1, round(mask_probability * n))) positions are drawn uniformly without
-    replacement (none when n = 0), as in the X-VLM / CCLM masking generator; ``round`` rounds
-    half to even. Each target becomes ``mask_token_id`` with probability 0.8, a uniformly random
-    id with 0.1, and stays unchanged with 0.1.
+    Per row, with n the number of maskable tokens (attended and not special), the number of targets
+    is t = min(max_masks, max(1, round(mask_probability * n))) (none when n = 0); ``round`` rounds
+    half to even.
+
+    - ``"tokens"``: t positions drawn uniformly without replacement.
+    - ``"skip-gram"``, as the authors' masking generator: visit the maskable positions in a random
+      order until t are chosen; skip a position already chosen; otherwise start a span there whose
+      length is 1 with probability 1 - skipgram_probability and uniform on 2..skipgram_size
+      otherwise, and choose its positions left to right, stopping early at a position that is not
+      maskable (a special token, padding, the end). When the last span overshoots, t of the chosen
+      positions are kept uniformly at random. So spans never cover special tokens or padding and
+      the cap t holds.
+
+    Each target becomes ``mask_token_id`` with probability 0.8, a uniformly random id with 0.1, and
+    stays unchanged with 0.1.
 
     Returns:
         (masked_input_ids [M, L], labels [M, L]): labels hold the original id at the targets
         and -100 everywhere else (ignored by the loss).
     """
     _check_masking_arguments(
-        input_ids, attention_mask, mask_token_id, vocab_size, mask_probability, max_masks
+        input_ids, attention_mask, mask_token_id, vocab_size, mask_probability, max_masks,
+        masking, skipgram_probability, skipgram_size,
     )
     device = generator.device if generator is not None else input_ids.device
     ids = input_ids.to(device)
@@ -89,10 +130,10 @@ def mask_tokens_for_mlm(
     n_targets = torch.round(n_maskable.double() * mask_probability).long().clamp(min=1, max=max_masks)
     n_targets = torch.where(n_maskable > 0, n_targets, 0)  # round(p * n) <= n for p <= 1
 
-    # Uniform choice without replacement: the n_targets maskable positions with the lowest random keys.
-    keys = torch.rand(ids.shape, generator=generator, device=device).masked_fill(~maskable, 2.0)
-    rank_in_row = keys.argsort(dim=1).argsort(dim=1)
-    targets = rank_in_row < n_targets[:, None]
+    if masking == "tokens":
+        targets = _uniform_targets(maskable, n_targets, generator)
+    else:
+        targets = _skipgram_targets(maskable, n_targets, skipgram_probability, skipgram_size, generator)
 
     action = torch.rand(ids.shape, generator=generator, device=device)
     random_ids = torch.randint(vocab_size, ids.shape, generator=generator, device=device, dtype=ids.dtype)
@@ -100,6 +141,56 @@ def mask_tokens_for_mlm(
     masked = torch.where(targets & (action >= 0.8) & (action < 0.9), random_ids, masked)
     labels = torch.where(targets, ids, torch.full_like(ids, IGNORE_INDEX))
     return masked.to(input_ids.device), labels.to(input_ids.device)
+
+
+def _random_order(maskable: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Per row of ``maskable`` [M, L], the positions in a uniformly random order, maskable ones first."""
+    keys = torch.rand(maskable.shape, generator=generator, device=maskable.device).masked_fill(~maskable, 2.0)
+    return keys.argsort(dim=1)
+
+
+def _uniform_targets(
+    maskable: torch.Tensor, n_targets: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """bool [M, L]: ``n_targets[m]`` maskable positions of row m drawn uniformly without replacement."""
+    rank_in_row = _random_order(maskable, generator).argsort(dim=1)
+    return rank_in_row < n_targets[:, None]
+
+
+def _skipgram_targets(
+    maskable: torch.Tensor,
+    n_targets: torch.Tensor,
+    skipgram_probability: float,
+    skipgram_size: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """bool [M, L]: the skip-gram span rule of :func:`mask_tokens_for_mlm`, row by row."""
+    device = maskable.device
+    order = _random_order(maskable, generator)
+    # One span draw per visited position (index i of the order), and a key per position for the
+    # uniform choice among the chosen ones when the last span overshoots.
+    is_span = torch.rand(maskable.shape, generator=generator, device=device) < skipgram_probability
+    lengths = torch.randint(2, skipgram_size + 1, maskable.shape, generator=generator, device=device)
+    span_lengths = torch.where(is_span, lengths, 1)
+    keep_keys = torch.rand(maskable.shape, generator=generator, device=device)
+    targets = torch.zeros(maskable.shape, dtype=torch.bool)
+    for row, wanted in enumerate(n_targets.tolist()):
+        allowed = maskable[row].tolist()
+        chosen: set[int] = set()
+        for start, length in zip(order[row, : sum(allowed)].tolist(), span_lengths[row].tolist(), strict=False):
+            if len(chosen) >= wanted:
+                break
+            if start in chosen:
+                continue
+            for position in range(start, start + length):
+                if position >= len(allowed) or not allowed[position]:
+                    break
+                chosen.add(position)
+        if len(chosen) > wanted:
+            keys = keep_keys[row].tolist()
+            chosen = set(sorted(chosen, key=keys.__getitem__)[:wanted])
+        targets[row, sorted(chosen)] = True
+    return targets.to(device)
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

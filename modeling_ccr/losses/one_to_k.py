@@ -25,18 +25,18 @@ from typing import Any
 import torch
 
 from ..modeling_ccr import one_to_k_loss_terms as model_loss_terms
-from ._validation import check_temperature, infer_num_languages
+from ._validation import check_choice, check_temperature, infer_num_languages
 from .base import CITATION_ONE_TO_K, GatheredContrastiveLoss
 
-WEIGHTINGS = ("released", "symmetric")
+_WEIGHTING_MEANINGS = {
+    "released": "(L_i2t + L_t2i / K) / 2, the authors' code, default",
+    "symmetric": "(L_i2t + L_t2i) / 2, the paper's formula",
+}
+WEIGHTINGS = tuple(_WEIGHTING_MEANINGS)
 
 
 def _check_weighting(weighting: str) -> None:
-    if weighting not in WEIGHTINGS:
-        raise ValueError(
-            f"unknown weighting {weighting!r}: use 'released' ((L_i2t + L_t2i / K) / 2, the authors' "
-            "code, default) or 'symmetric' ((L_i2t + L_t2i) / 2, the paper's formula)"
-        )
+    check_choice("weighting", weighting, _WEIGHTING_MEANINGS)
 
 
 def one_to_k_loss_terms(
@@ -116,7 +116,9 @@ class OneToKContrastiveLoss(GatheredContrastiveLoss):
         >>> loss = loss_fn(image_embeds, text_embeds, model.temperature)  # [N, D], [N*K, D]
     """
 
-    def __init__(self, weighting: str = "released", gather_with_grad: bool = True, local_loss: bool = False):
+    def __init__(
+        self, weighting: str = "released", gather_with_grad: bool | str = "exact", local_loss: bool = False
+    ):
         _check_weighting(weighting)
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)
         self.weighting = weighting

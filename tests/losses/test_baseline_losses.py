@@ -107,7 +107,7 @@ def test_configs_and_citations():
     cross_lingual = CrossLingualContrastiveLoss(english_index=2)
     assert cross_lingual.get_config_dict() == {
         "english_index": 2,
-        "gather_with_grad": True,
+        "gather_with_grad": "exact",
         "local_loss": False,
     }
     assert "2406.18254" in cross_lingual.citation

@@ -34,7 +34,10 @@ CONFIGS = {
     "one_to_k_released_local": (lambda: OneToKContrastiveLoss("released", local_loss=True), False),
     "one_to_k_symmetric": (lambda: OneToKContrastiveLoss("symmetric"), False),
     "one_to_k_symmetric_local": (lambda: OneToKContrastiveLoss("symmetric", local_loss=True), False),
+    "one_to_k_exact_gather": (lambda: OneToKContrastiveLoss(gather_with_grad="exact"), False),
+    "one_to_k_released_gather": (lambda: OneToKContrastiveLoss(gather_with_grad="released"), False),
     "one_to_k_no_grad_gather": (lambda: OneToKContrastiveLoss(gather_with_grad=False), False),
+    "cross_modal_released_gather": (lambda: CrossModalContrastiveLoss(gather_with_grad="released"), True),
     "cross_modal": (lambda: CrossModalContrastiveLoss(), True),
     "cross_modal_local": (lambda: CrossModalContrastiveLoss(local_loss=True), True),
     "cross_lingual": (lambda: CrossLingualContrastiveLoss(english_index=1), False),
@@ -125,7 +128,10 @@ def two_process_results():
         return dict(results)
 
 
-@pytest.mark.parametrize("name", [n for n in CONFIGS if n != "one_to_k_no_grad_gather"])
+PARTIAL_GRADIENT = ("one_to_k_released_gather", "one_to_k_no_grad_gather", "cross_modal_released_gather")
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if n not in PARTIAL_GRADIENT])
 def test_two_processes_match_one_process_full_batch(two_process_results, name):
     make_loss, needs_languages = CONFIGS[name]
     full_loss, full_grads = loss_and_gradients(
@@ -148,18 +154,21 @@ def test_two_processes_match_one_process_full_batch(two_process_results, name):
             )
 
 
-def test_gathering_without_grad_gives_the_documented_partial_gradient(two_process_results):
-    # Other ranks' rows are constants: rank r back-propagates only dL/dx_r, so after DDP's mean
-    # the projection gradients are the full-batch ones divided by the world size; the
-    # temperature, used directly by every rank, keeps its full gradient.
-    make_loss, _ = CONFIGS["one_to_k_no_grad_gather"]
-    full_loss, full_grads = loss_and_gradients(Projections(), make_loss(), False, slice(0, N_IMAGES))
+@pytest.mark.parametrize("name", PARTIAL_GRADIENT)
+def test_released_gathering_gives_the_exact_gradient_divided_by_the_world_size(two_process_results, name):
+    # "released" (= False): other ranks' rows are constants, as in the authors' all-gather, whose
+    # backward returns the local slice. Rank r back-propagates only dL/dx_r, so after DDP's mean the
+    # projection gradients are the exact two-process ones divided by the world size; the temperature,
+    # used directly by every rank, keeps its full gradient. The loss value is unchanged.
+    exact = "cross_modal" if name.startswith("cross_modal") else "one_to_k_exact_gather"
     for rank in range(WORLD_SIZE):
-        loss, grads = two_process_results[("one_to_k_no_grad_gather", rank)]
-        torch.testing.assert_close(loss, full_loss, rtol=0, atol=1e-10)
-        for param, full in full_grads.items():
+        loss, grads = two_process_results[(name, rank)]
+        exact_loss, exact_grads = two_process_results[(exact, rank)]
+        torch.testing.assert_close(loss, exact_loss, rtol=0, atol=1e-10)
+        for param, full in exact_grads.items():
             expected = full if param == "temperature" else full / WORLD_SIZE
-            torch.testing.assert_close(grads[param], expected, rtol=0, atol=1e-10, msg=param)
+            torch.testing.assert_close(grads[param], expected, rtol=0, atol=1e-10, msg=f"{name} {param}")
+            assert not torch.equal(grads[param], full) or param == "temperature"
 
 
 def test_gathered_rows_are_rank_major(two_process_results):

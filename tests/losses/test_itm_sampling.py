@@ -23,6 +23,16 @@ def _softmax(values: list[float]) -> list[float]:
     return [e / sum(exps) for e in exps]
 
 
+def _orthonormal_batch(n: int, cosines_of) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images e_j (orthonormal, dimension n + 1); caption k of image j has cosine cosines_of(j)[k]
+    with it and 0 with every other image (the rest of its norm lies on a spare axis)."""
+    images = torch.eye(n, n + 1, dtype=torch.float64)
+    spare_axis = torch.zeros(n + 1, dtype=torch.float64)
+    spare_axis[-1] = 1.0
+    texts = torch.stack([c * images[j] + math.sqrt(1 - c * c) * spare_axis for j in range(n) for c in cosines_of(j)])
+    return images, texts
+
+
 def test_own_items_are_never_drawn_as_negatives():
     n, k = 60, 3
     images, texts = random_batch(n, k, dim=8, seed=50)
@@ -54,15 +64,10 @@ def test_masking_survives_a_tiny_temperature():
 def test_positive_language_favours_the_least_similar_caption():
     # Orthonormal images e_j; caption k of every image has cosine c_k with it, and 0 with all
     # other images, so each image draws its language from softmax(-c / tau).
-    n, dim, tau = 400, 401, 0.5
+    n, tau = 400, 0.5
     cosines = [0.9, 0.5, 0.1]
     k = len(cosines)
-    images = torch.eye(n, dim, dtype=torch.float64)
-    spare_axis = torch.zeros(dim, dtype=torch.float64)
-    spare_axis[-1] = 1.0
-    texts = torch.stack(
-        [c * images[j] + math.sqrt(1 - c * c) * spare_axis for j in range(n) for c in cosines]
-    )
+    images, texts = _orthonormal_batch(n, lambda j: cosines)
     expected = _softmax([-c / tau for c in cosines])  # ~ (0.12, 0.27, 0.61)
 
     generator = torch.Generator().manual_seed(2)
@@ -105,16 +110,10 @@ def test_released_positive_draws_follow_the_weights_and_reach_every_language():
     # image has captions of cosines c_k; cosines across images are 0. Then every row of
     # p = softmax(s) is known in closed form, max(p) is the spike's, and images 1..n-1 all share one
     # weight vector, so one call yields n - 1 draws of it.
-    n, dim, tau, spike = 400, 401, 0.5, 0.95
+    n, tau, spike = 400, 0.5, 0.95
     cosines = [0.9, 0.6, 0.3]
     k = len(cosines)
-    images = torch.eye(n, dim, dtype=torch.float64)
-    spare_axis = torch.zeros(dim, dtype=torch.float64)
-    spare_axis[-1] = 1.0
-    texts = torch.stack(
-        [c * images[j] + math.sqrt(1 - c * c) * spare_axis
-         for j in range(n) for c in ([spike] * k if j == 0 else cosines)]
-    )  # fmt: skip
+    images, texts = _orthonormal_batch(n, lambda j: [spike] * k if j == 0 else cosines)
     others = (n - 1) * k  # texts of cosine 0 in every row
     p = [math.exp(c / tau) / (sum(math.exp(x / tau) for x in cosines) + others) for c in cosines]
     top = math.exp(spike / tau) / (k * math.exp(spike / tau) + others)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from itertools import combinations
 
 import pytest
 import torch
@@ -107,6 +109,81 @@ def test_seeded_generator_reproduces_the_masking():
     assert not torch.equal(first[1], other[1])
 
 
+def _runs(positions: list[int]) -> tuple[int, ...]:
+    """Sorted lengths of the runs of consecutive positions."""
+    ordered = sorted(positions)
+    runs: list[int] = [1] if ordered else []
+    for before, position in zip(ordered, ordered[1:], strict=False):
+        if position == before + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    return tuple(sorted(runs))
+
+
+def _released_run_distribution(probability: float, size: int, targets: int) -> dict[tuple[int, ...], float]:
+    """Run structure of the chosen targets under the authors' rule, enumerated, in a row long enough
+    for spans never to touch: span lengths 1 (prob 1 - p) or uniform on 2..size (prob p) are drawn
+    until at least ``targets`` positions are chosen, then ``targets`` of them are kept uniformly."""
+    distribution: Counter = Counter()
+
+    def visit(lengths: list[int], chance: float) -> None:
+        if sum(lengths) >= targets:
+            positions = [(span, i) for span, length in enumerate(lengths) for i in range(length)]
+            subsets = list(combinations(positions, targets))
+            for subset in subsets:
+                # spans sit far apart: offset each by 10 * size so runs never join across spans
+                structure = _runs([span * 10 * size + i for span, i in subset])
+                distribution[structure] += chance / len(subsets)
+            return
+        for length in range(1, size + 1):
+            visit(lengths + [length], chance * ((1 - probability) if length == 1 else probability / (size - 1)))
+
+    visit([], 1.0)
+    return dict(distribution)
+
+
+@pytest.mark.parametrize(("probability", "size", "targets"), [(0.2, 3, 3), (0.6, 4, 4)])
+def test_skipgram_spans_follow_the_released_length_distribution(probability, size, targets):
+    rows, length = 2000, 1500
+    ids, attention = _batch([length] * rows, width=length + 2, seed=6)
+    _, labels = mask_tokens_for_mlm(
+        ids, attention, SPECIAL, MASK, VOCAB, targets / length, targets,
+        torch.Generator().manual_seed(7), masking="skip-gram",
+        skipgram_probability=probability, skipgram_size=size,
+    )  # fmt: skip
+    observed = Counter(_runs((labels[row] != -100).nonzero().flatten().tolist()) for row in range(rows))
+    expected = _released_run_distribution(probability, size, targets)
+    assert sum(observed.values()) == rows and set(observed) <= set(expected), observed
+    for structure, chance in expected.items():
+        frequency = observed[structure] / rows
+        # binomial noise, plus 0.01 for spans that touch by chance in a finite row
+        assert abs(frequency - chance) <= 4 * math.sqrt(chance * (1 - chance) / rows) + 0.01, (
+            structure, frequency, chance,
+        )  # fmt: skip
+
+
+def test_skipgram_spans_skip_special_tokens_and_padding_and_keep_the_cap():
+    lengths = [20, 8, 0, 30, 2]
+    ids, attention = _batch(lengths, width=34, seed=8)
+    ids[0, 10] = SEP  # a special token inside the text: spans stop there
+    ids[1, 15] = 77  # an ordinary id in the padding: still padding
+    maskable_counts = [19, 8, 0, 30, 2]
+    protected = (attention == 0) | torch.isin(ids, torch.tensor(SPECIAL))
+    lengths_seen = Counter()
+    for seed in range(40):
+        masked, labels = mask_tokens_for_mlm(
+            ids, attention, SPECIAL, MASK, VOCAB, 0.5, 6, torch.Generator().manual_seed(seed),
+            masking="skip-gram", skipgram_probability=1.0, skipgram_size=3,
+        )  # fmt: skip
+        assert (labels[protected] == -100).all() and torch.equal(masked[protected], ids[protected])
+        counts = (labels != -100).sum(dim=1).tolist()
+        assert counts == [_expected_targets(n, 0.5, 6) for n in maskable_counts]
+        for row in range(len(lengths)):
+            lengths_seen.update(_runs((labels[row] != -100).nonzero().flatten().tolist()))
+    assert max(lengths_seen) > 3  # touching spans join into longer runs, but never across SEP or PAD
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -117,6 +194,9 @@ def test_seeded_generator_reproduces_the_masking():
         ({"vocab_size": 500}, "outside range"),
         ({"attention_mask": torch.ones(2, 5)}, "shape of input_ids"),
         ({"input_ids": torch.zeros(2, 22)}, "integer tensor"),
+        ({"masking": "spans"}, "'tokens'.*'skip-gram'"),
+        ({"masking": "skip-gram", "skipgram_probability": 1.5}, "skipgram_probability"),
+        ({"masking": "skip-gram", "skipgram_size": 1}, "skipgram_size"),
     ],
 )
 def test_bad_arguments_name_the_fix(change, message):

@@ -98,9 +98,13 @@ def test_module_config_and_citation():
     module = OneToKContrastiveLoss(weighting="symmetric", gather_with_grad=False, local_loss=True)
     assert module.get_config_dict() == {
         "weighting": "symmetric",
-        "gather_with_grad": False,
+        "gather_with_grad": "released",
         "local_loss": True,
     }
+    assert OneToKContrastiveLoss(gather_with_grad=True).get_config_dict()["gather_with_grad"] == "exact"
+    assert OneToKContrastiveLoss(gather_with_grad="released").gather_with_grad == "released"
+    with pytest.raises(ValueError, match="'exact'.*'released'"):
+        OneToKContrastiveLoss(gather_with_grad="sum")
     assert "2406.18254" in module.citation and "Nie" in module.citation
 
 

@@ -64,3 +64,63 @@ def test_from_backbones_rejects_out_of_range_layers(towers):
     root, _, _ = towers
     with pytest.raises(ValueError, match=r"in \[0, 8\)"):
         CCRModel.from_backbones(root / "swin", root / "xlmr", text_layers=[0, 1], fusion_layers=[8])
+
+
+def _masked_lm_folder(root, model_type: str, num_layers: int, seed: int):
+    """A tiny random masked-LM text tower (hidden 32) saved as a user would have it."""
+    from transformers import AutoModelForMaskedLM
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    config = AutoConfig.for_model(**tiny_text_config(len(tokenizer), model_type=model_type, num_layers=num_layers))
+    masked_lm = AutoModelForMaskedLM.from_config(config).eval()
+    with torch.no_grad():  # a non-zero bias and LayerNorm, so that loading them is visible
+        for name, parameter in masked_lm.named_parameters():
+            if "bias" in name or "LayerNorm" in name or "layer_norm" in name:
+                parameter.add_(torch.randn_like(parameter))
+    folder = root / model_type
+    masked_lm.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder, masked_lm
+
+
+@pytest.mark.parametrize(("model_type", "num_layers"), [("bert", 2), ("xlm-roberta", 4)])
+def test_from_backbones_starts_the_mlm_head_from_the_backbones_lm_head(towers, tmp_path, model_type, num_layers):
+    root, _, _ = towers
+    folder, masked_lm = _masked_lm_folder(tmp_path, model_type, num_layers, seed=3)
+    states = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(4))
+    head = masked_lm.cls if model_type == "bert" else masked_lm.lm_head
+    with torch.no_grad():
+        expected = head(states)  # the backbone's own LM head on the same states
+        for text in (folder, masked_lm):  # a folder or a loaded model
+            model = CCRModel.from_backbones(root / "swin", text, projection_dim=16).eval()
+            torch.testing.assert_close(model.mlm_logits(states), expected, rtol=1e-5, atol=1e-5)
+
+        # a base model (no LM head) keeps the fresh initialisation: zero bias, unit LayerNorm
+        base = CCRModel.from_backbones(root / "swin", masked_lm.base_model, projection_dim=16)
+        assert torch.equal(base.mlm_head.bias, torch.zeros_like(base.mlm_head.bias))
+        assert torch.equal(base.mlm_head.layer_norm.weight, torch.ones(32))
+
+
+def test_an_lm_head_that_ccr_cannot_reproduce_is_refused(towers, tmp_path):
+    root, _, _ = towers
+    _, masked_lm = _masked_lm_folder(tmp_path, "bert", 2, seed=5)
+    masked_lm.config.hidden_act = "relu"
+    with pytest.raises(ValueError, match="activation 'relu'.*pass the base model"):
+        CCRModel.from_backbones(root / "swin", masked_lm, projection_dim=16)
+
+
+def test_a_pretraining_checkpoint_gives_its_lm_head_too(towers, tmp_path):
+    from transformers import BertForPreTraining
+
+    root, _, _ = towers
+    torch.manual_seed(6)
+    config = AutoConfig.for_model(**tiny_text_config(len(tiny_tokenizer()), model_type="bert", num_layers=2))
+    pretraining = BertForPreTraining(config).eval()
+    with torch.no_grad():
+        pretraining.cls.predictions.bias.add_(torch.randn(config.vocab_size))
+    pretraining.save_pretrained(tmp_path / "bert-pretraining")
+    states = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(7))
+    model = CCRModel.from_backbones(root / "swin", tmp_path / "bert-pretraining", projection_dim=16).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.mlm_logits(states), pretraining.cls.predictions(states), rtol=1e-5, atol=1e-5)
