@@ -26,8 +26,9 @@ def leading_frozen_layers(model) -> int:
 
 def vision_blocks(tower: nn.Module) -> tuple[str, nn.ModuleList] | None:
     """The image tower's stack of blocks, bottom first, and its path: ``blocks`` (EfficientNet-Lite),
-    ``encoder.layer`` (ViT), ``encoder.layers`` (Swin stages, CLIP vision); None for another layout."""
-    for path in ("blocks", "encoder.layer", "encoder.layers"):
+    ``layers`` (ViT in transformers 5), ``encoder.layer`` (ViT in 4.x), ``encoder.layers`` (Swin stages,
+    CLIP vision); None for another layout."""
+    for path in ("blocks", "layers", "encoder.layer", "encoder.layers"):
         try:
             module = tower.get_submodule(path)
         except AttributeError:

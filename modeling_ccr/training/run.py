@@ -169,7 +169,7 @@ def _train_top_vision_blocks(tower: torch.nn.Module, count: int) -> None:
     if found is None:
         raise ValueError(
             f"cannot train the top {count} blocks of a {type(tower).__name__}: its block stack is not at "
-            "'blocks', 'encoder.layer' or 'encoder.layers'; train the whole tower (-1) or none (0)"
+            "'blocks', 'layers', 'encoder.layer' or 'encoder.layers'; train the whole tower (-1) or none (0)"
         )
     path, blocks = found
     if count > len(blocks):

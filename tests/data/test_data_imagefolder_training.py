@@ -12,7 +12,8 @@ from transformers import AutoModel, AutoProcessor
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.evaluation.pipeline import evaluate_retrieval
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-from modeling_ccr.training import TrainSettings, train
+from modeling_ccr.data.cli_args import DataArguments
+from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 
 SPLITS = {"train": [0, 1, 2, 3, 4, 5], "test": [0, 2, 4, 5]}
 
@@ -24,10 +25,13 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, layout):
     tiny_ccr_model("vit").save_pretrained(model_dir)
     tiny_ccr_processor().save_pretrained(model_dir)
 
-    result = train(TrainSettings(
-        model=str(model_dir), dataset=str(data), languages=["en", "de", "fr"], batch_size=3, max_steps=4,
-        save_steps=4, logging_steps=2, learning_rate=1e-3, output=str(tmp_path / "run"), progress=False,
-    ))  # fmt: skip
+    result = train(
+        CCRTrainingArguments(per_device_train_batch_size=3, max_steps=4, save_steps=4, logging_steps=2,
+                             learning_rate=1e-3, output_dir=str(tmp_path / "run"), disable_tqdm=True,
+                             train_vision_blocks=1, train_text_layers=1),
+        ModelArguments(model=str(model_dir)),
+        DataArguments(dataset=str(data), languages=["en", "de", "fr"]),
+    )
     assert result["steps"] == 4 and math.isfinite(result["final_loss"])
 
     model = AutoModel.from_pretrained(result["model_dir"]).eval()
