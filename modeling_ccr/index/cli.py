@@ -38,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoProcessor
 
     from ..evaluation.distributed import setup_distributed
-    from .gallery import build_index
+    from .gallery import build_index, output_state
     from .sources import source_from_argument
 
     context = setup_distributed(args.device)
     try:
         source = source_from_argument(args.images, split=args.split, languages=args.languages,
                                       data_dir=args.data_dir, image_dir=args.image_dir)
+        output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite)  # before loading
         model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
         processor = AutoProcessor.from_pretrained(args.model_dir)
         result = build_index(model, processor, source, args.output, model_dir=args.model_dir,

@@ -79,8 +79,22 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _check_output(output: Path, model_id: str, fingerprints: dict, settings: dict, overwrite: bool) -> str:
-    """"new", "current" or "rebuild" for ``output``; raises ValueError where it must not be replaced."""
+def _identity(model_dir, source: GallerySource, index_type: str, nlist: int | None) -> tuple[str, dict, dict]:
+    """(model folder as stored, fingerprints, settings) of a build."""
+    fingerprints = {"model": model_fingerprint(model_dir), "source": source.fingerprint}
+    settings = {"source": source.description, "index": {"type": index_type, "nlist": nlist}}
+    return str(Path(model_dir).resolve()), fingerprints, settings
+
+
+def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source: GallerySource,
+                 index_type: str = "flat", nlist: int | None = None, overwrite: bool = False) -> str:
+    """What a build would do at ``output``: "new", "current" (up to date) or "rebuild".
+
+    Raises ValueError when ``output`` holds anything but a gallery index, or (without ``overwrite``) an
+    index of another model folder or image source.
+    """
+    output = Path(output)
+    model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
     if not output.exists() or (output.is_dir() and not any(output.iterdir())):
         return "new"
     manifest = _read_json(output / MANIFEST) if output.is_dir() else None
@@ -190,10 +204,8 @@ def build_index(
         raise ValueError(f"batch_size and chunk_images must be >= 1, got {batch_size} and {chunk_images}")
     context = context or DistributedContext(device=model.device)
     output = Path(output)
-    model_id = str(Path(model_dir).resolve())
-    fingerprints = {"model": model_fingerprint(model_dir), "source": source.fingerprint}
-    settings = {"source": source.description, "index": {"type": index_type, "nlist": nlist}}
-    state = _check_output(output, model_id, fingerprints, settings, overwrite)
+    state = output_state(output, model_dir, source, index_type, nlist, overwrite)
+    model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
     if state == "current":
         return BuildResult(output, "current", len(source), 0, 0)
     work = output.with_name(f".{output.name}.partial")

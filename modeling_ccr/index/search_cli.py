@@ -22,9 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .session import open_index, text_to_image_rows
+    from .gallery import GalleryIndex
+    from .session import check_counts, check_language, check_query, open_index, text_to_image_rows
 
     try:
+        # what was typed is checked before the model loads
+        check_query(args.query), check_language(args.lang, GalleryIndex(args.index)), check_counts(args.k, args.rerank)
         index, model, processor = open_index(args.index, args.model)
         rows = text_to_image_rows(args.query, index, model, processor, language=args.lang, k=args.k,
                                   rerank=args.rerank)
