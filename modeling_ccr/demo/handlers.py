@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from ..index.gallery import GalleryIndex
 from ..index.search import encode_images, rank_captions
 from ..index.session import check_language, check_query, known_languages, text_to_image_rows
+from ..processing_ccr import to_rgb_image
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _picked_item(pick: str, index: GalleryIndex) -> int:
 
 
 def open_upload(path: str | Path) -> Image.Image:
-    """An uploaded file as an RGB image, refusing non-images and images over ``MAX_IMAGE_PIXELS``."""
+    """An uploaded file as an RGB image (transparency on white, as the processor does), refusing non-images and images over ``MAX_IMAGE_PIXELS``."""
     path = Path(path)
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         raise ValueError(f"The file is over {MAX_UPLOAD_BYTES // 2**20} MB: upload a smaller image.")
@@ -89,7 +90,7 @@ def open_upload(path: str | Path) -> Image.Image:
                     "hundred pixels anyway) and upload again."
                 )
             image.load()
-            return image.convert("RGB")
+            return to_rgb_image(image.copy())
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
         raise ValueError(
             f"{path.name} is not an image the demo can read: upload a PNG, JPEG, WebP, GIF or BMP file."
@@ -123,7 +124,7 @@ def image_to_text(upload, pick, index: GalleryIndex, model, processor):
     elif pick:
         item = _picked_item(pick, index)
         shown = str(index.image_path(item))
-        image = Image.open(shown).convert("RGB")
+        image = to_rgb_image(shown)
     else:
         raise ValueError("Upload an image or pick one of the gallery's images first.")
     ranking = rank_captions(index, encode_images(model, processor, [image])[0], top=TOP_CAPTIONS, item=item)
