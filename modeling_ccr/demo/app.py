@@ -31,6 +31,15 @@ A CCR model (Nie et al., KDD 2024) puts images and captions in ten languages in 
 in any language, rank captions for an image, or see whether several languages agree."""
 
 
+def describe_gallery(index: GalleryIndex) -> str:
+    """One line on where the gallery's images come from."""
+    source = index.manifest["source"]
+    if source["kind"] == "folder":
+        return f"{len(index)} images of the folder `{source['folder']}`"
+    return (f"{len(index)} images of `{source['benchmark']}` (split {source['split']}), captions in "
+            f"{', '.join(source['languages'])}")
+
+
 def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok demo") -> gr.Blocks:
     """The app over ``index`` with ``model`` / ``processor`` (loaded once, shared by every request)."""
     languages = known_languages(index)
@@ -46,7 +55,7 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
         return handlers.consistency(text, index, model, processor)
 
     with gr.Blocks(title=title) as demo:
-        gr.Markdown(INTRO + f"\n\nGallery: {len(index)} images from `{index.manifest['source']}`.")
+        gr.Markdown(INTRO + f"\n\nGallery: {describe_gallery(index)}.")
         with gr.Tab("Text → image"):
             with gr.Row():
                 query = gr.Textbox(label="Query (any language)", placeholder="e.g. rotes Herz, 猫の顔, кошка",
@@ -60,7 +69,8 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
             button = gr.Button("Search", variant="primary", elem_id="t2i-search")
             status = gr.Markdown(elem_id="t2i-status")
             gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="t2i-gallery")
-            gr.Examples(TEXT_EXAMPLES, [query, language])
+            gr.Examples([[text, code if code in languages else languages[0]] for text, code in TEXT_EXAMPLES],
+                        [query, language])
             button.click(search, [query, language, k, rerank], [gallery, status], api_name="text_to_image")
             query.submit(search, [query, language, k, rerank], [gallery, status], api_name=False)
         with gr.Tab("Image → text"):

@@ -57,7 +57,7 @@ def text_to_image(query, index: GalleryIndex, model, processor, language="en", k
     gallery = [(row["path"], f"{rank}. {row['caption'] or row['id']} · {row['score']:.3f}")
                for rank, row in enumerate(rows, start=1)]
     how = f", top {min(rerank, len(rows))} re-ranked by the fusion encoder (ITM logit)" if rerank else " (cosine)"
-    return gallery, f"{len(rows)} of {len(index)} images{how}."
+    return gallery, f"{len(rows)} of {len(index)} images for “{query.strip()}”{how}."
 
 
 def pick_choices(index: GalleryIndex, language: str | None = None, limit: int = 500) -> list[str]:

@@ -26,7 +26,7 @@ def test_text_to_image_ranks_by_brute_force_similarity(gallery, loaded):
     for rank, ((path, label), score, i) in enumerate(zip(items, expected.values, expected.indices, strict=True), 1):
         assert Path(path).is_file()
         assert label == f"{rank}. {gallery.caption(int(i), 'de')} · {float(score):.3f}"
-    assert message == f"6 of {GALLERY_SIZE} images (cosine)."
+    assert message == f"6 of {GALLERY_SIZE} images for “rotes Herz” (cosine)."
 
 
 def test_text_to_image_rerank_orders_the_top_n_by_the_itm_logit(gallery, loaded):
