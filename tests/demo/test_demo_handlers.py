@@ -13,9 +13,10 @@ from PIL import Image
 
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.demo import handlers
-from modeling_ccr.demo.cli import ensure_trained_default
+from modeling_ccr.demo.cli import ensure_gallery, ensure_trained_default
 from modeling_ccr.evaluation import retrieval_ranks
 from modeling_ccr.index.search import encode_images, encode_queries
+from modeling_ccr.testing import save_tiny_model
 
 
 def test_text_to_image_ranks_by_brute_force_similarity(gallery, loaded):
@@ -143,3 +144,18 @@ def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_p
     stamp = (first / "config.json").stat().st_mtime_ns
     assert ensure_trained_default(tmp_path / "cache", **options) == first
     assert (first / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_ensure_gallery_indexes_a_folder_once_and_checks_an_index_model(tiny_model_dir, loaded, gallery, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        Image.new("RGB", (40, 30), colour).save(photos / f"{i}.jpg")
+    index = ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache", progress=False)
+    assert len(index) == 3 and index.caption_embeds is None and index.image_path(0) == photos / "0.jpg"
+    assert ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache").folder == index.folder
+    _, _, _, message = handlers.image_to_text(str(photos / "0.jpg"), None, index, *loaded)
+    assert message == "⚠️ This gallery has no captions: start the demo on a benchmark gallery to rank captions."
+    other = save_tiny_model(tmp_path / "other", seed=3)
+    with pytest.raises(ValueError, match="was built with another model"):
+        ensure_gallery(*loaded, other, str(gallery.folder))

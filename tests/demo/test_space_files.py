@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import gradio as gr
@@ -19,3 +20,14 @@ def test_space_card_front_matter_and_requirements():
     requirements = (SPACE_DIR / "requirements.txt").read_text().splitlines()
     assert f"gradio=={gr.__version__}" in requirements
     assert any(line.startswith("faiss-cpu") for line in requirements)
+
+
+def test_space_app_builds_the_demo_from_its_settings(monkeypatch, tiny_model_dir, gallery):
+    monkeypatch.setenv("CCR_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("CCR_GALLERY", str(gallery.folder))
+    spec = importlib.util.spec_from_file_location("ccr_space_app", SPACE_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert isinstance(module.demo, gr.Blocks) and len(module.INDEX) == len(gallery)
+    endpoints = {dependency.api_name for dependency in module.demo.fns.values()}
+    assert {"text_to_image", "image_to_text", "consistency"} <= endpoints
