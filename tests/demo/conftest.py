@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.index import GalleryIndex, benchmark_source, build_index
@@ -33,3 +34,11 @@ def gallery(tmp_path_factory, tiny_model_dir, loaded) -> GalleryIndex:
     source = benchmark_source(str(folder / "data"), split="test")
     build_index(model, processor, source, folder / "index", model_dir=tiny_model_dir, progress=False)
     return GalleryIndex(folder / "index")
+
+
+@pytest.fixture(scope="session")
+def huge_image(tmp_path_factory):
+    """A 10,000 x 10,000 PNG (small on disk, 100 megapixels decoded)."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("L", (10_000, 10_000), 128).save(path)
+    return path

@@ -40,7 +40,7 @@ def test_every_endpoint_answers(client, gallery, tmp_path):
     assert table["headers"] == ["rank", "en: cat", "ja: 猫", "ru: кошка"] and len(table["data"]) == 5
 
 
-def test_bad_input_through_the_api_gets_a_message(client, tmp_path):
+def test_bad_input_through_the_api_gets_a_message(client, tmp_path, huge_image):
     upload = tmp_path / "table.csv"
     upload.write_text("a,b\n1,2\n")
     cases = [
@@ -48,6 +48,7 @@ def test_bad_input_through_the_api_gets_a_message(client, tmp_path):
         (("x" * 5000, "en", 4, 0), "/text_to_image", "The query has 5,000 characters"),
         (("Katze", "klingon", 4, 0), "/text_to_image", "Unknown language code 'klingon'"),
         ((handle_file(str(upload)), None), "/image_to_text", "table.csv is not an image the demo can read"),
+        ((handle_file(str(huge_image)), None), "/image_to_text", "The image is 10,000 x 10,000 pixels"),
         (("xx: cat",), "/consistency", "Unknown language code 'xx'"),
     ]
     for arguments, endpoint, expected in cases:

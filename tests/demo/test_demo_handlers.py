@@ -82,13 +82,6 @@ def test_image_to_text_for_an_upload(gallery, loaded, tmp_path):
     assert message == f"Top {handlers.TOP_CAPTIONS} of {GALLERY_SIZE} captions in each language."
 
 
-@pytest.fixture(scope="module")
-def huge_image(tmp_path_factory):
-    path = tmp_path_factory.mktemp("huge") / "huge.png"
-    Image.new("L", (10_000, 10_000), 128).save(path)
-    return path
-
-
 def test_image_to_text_bad_input_gets_a_message(gallery, loaded, tmp_path, huge_image):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not an image")
