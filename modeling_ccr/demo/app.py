@@ -77,12 +77,12 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
             with gr.Row():
                 upload = gr.File(label="Upload an image", type="filepath", elem_id="i2t-upload")
                 pick = gr.Dropdown(handlers.pick_choices(index) if has_captions else [], value=None,
-                                   label="…or pick a gallery image", allow_custom_value=True)
+                                   label="…or pick a gallery image", allow_custom_value=True, elem_id="i2t-pick")
             describe_button = gr.Button("Rank captions", variant="primary", elem_id="i2t-rank")
             i2t_status = gr.Markdown(elem_id="i2t-status")
             with gr.Row():
                 shown = gr.Image(label="Image", type="filepath", height=220, interactive=False)
-                chart = gr.Plot(label="Gold caption rank per language")
+                chart = gr.Plot(label="Gold caption rank per language", elem_id="i2t-chart")
             captions = gr.Dataframe(label="Captions ranked per language", elem_id="i2t-table", wrap=True)
             describe_button.click(describe, [upload, pick], [shown, captions, chart, i2t_status],
                                   api_name="image_to_text")

@@ -128,18 +128,20 @@ def _prepare_work(work: Path, progress: dict, context: DistributedContext) -> No
 @torch.inference_mode()
 def _embed_chunk(model, processor, source: GallerySource, rows: range, batch_size: int, bar: tqdm) -> dict:
     """Embeddings of ``rows``: ``image_embeds [len(rows), D]`` (+ ``caption_embeds [len(rows)*K, D]``)."""
-    if source.dataset is not None:
-        encoded = encode_benchmark(model, processor, source.dataset, source.languages, rows=rows,
-                                   batch_size=batch_size)
-        bar.update(len(rows))
-        return {"image_embeds": encoded.image_embeds.numpy(), "caption_embeds": encoded.text_embeds.numpy()}
-    parts = []
+    parts: dict[str, list[np.ndarray]] = {"image_embeds": [], "caption_embeds": []}
     for start in range(rows.start, rows.stop, batch_size):
         batch = range(start, min(start + batch_size, rows.stop))
-        pixels = processor(images=source.images(batch), return_tensors="pt")["pixel_values"]
-        parts.append(model.get_image_features(pixels.to(model.device, model.dtype)).float().cpu().numpy())
+        if source.dataset is not None:
+            encoded = encode_benchmark(model, processor, source.dataset, source.languages, rows=batch,
+                                       batch_size=batch_size)
+            parts["image_embeds"].append(encoded.image_embeds.numpy())
+            parts["caption_embeds"].append(encoded.text_embeds.numpy())
+        else:
+            pixels = processor(images=source.images(batch), return_tensors="pt")["pixel_values"]
+            parts["image_embeds"].append(
+                model.get_image_features(pixels.to(model.device, model.dtype)).float().cpu().numpy())
         bar.update(len(batch))
-    return {"image_embeds": np.concatenate(parts)}
+    return {name: np.concatenate(arrays) for name, arrays in parts.items() if arrays}
 
 
 def _save_chunk(path: Path, arrays: dict) -> None:

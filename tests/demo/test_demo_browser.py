@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
+from modeling_ccr.demo import handlers
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -63,9 +65,10 @@ def test_system_browser_and_cjk_fonts_are_installed():
     assert "Noto Sans CJK" in fonts, "CJK fonts are missing: run scripts/setup.sh (apt-get install fonts-noto-cjk)"
 
 
-def test_search_upload_and_bad_input_in_chromium(served, tmp_path):
+def test_search_upload_and_bad_input_in_chromium(served, gallery, tmp_path):
     shots = Path(os.environ.get("CCR_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     photo = tmp_path / "upload.png"
     Image.new("RGB", (120, 90), (230, 180, 40)).save(photo)
     with sync_playwright() as playwright:
@@ -88,6 +91,13 @@ def test_search_upload_and_bad_input_in_chromium(served, tmp_path):
         page.screenshot(path=str(shots / "text_to_image_too_long.png"), full_page=True)
 
         page.get_by_role("tab", name="Image → text").click()
+        pick = page.locator("#i2t-pick input")
+        pick.fill(handlers.pick_choices(gallery)[5])
+        pick.press("Enter")
+        page.locator("#i2t-rank").click()
+        expect(page.locator("#i2t-status")).to_contain_text("Gold caption ranks: en ", timeout=60_000)
+        expect(page.locator("#i2t-chart img")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(shots / "image_to_text_pick.png"), full_page=True)
         page.locator("#i2t-upload input[type=file]").set_input_files(str(photo))
         expect(page.locator("#i2t-upload")).to_contain_text("upload.png", timeout=30_000)
         page.locator("#i2t-rank").click()
@@ -100,6 +110,6 @@ def test_search_upload_and_bad_input_in_chromium(served, tmp_path):
         expect(page.locator("#cons-status")).to_contain_text("in every language's top 5", timeout=60_000)
         page.screenshot(path=str(shots / "consistency.png"), full_page=True)
         browser.close()
-    assert sorted(path.name for path in shots.glob("*.png")) >= sorted(
-        ["consistency.png", "image_to_text_upload.png", "text_to_image_de.png", "text_to_image_ja.png",
-         "text_to_image_too_long.png"])
+    for name in ["text_to_image_de.png", "text_to_image_ja.png", "text_to_image_too_long.png",
+                 "image_to_text_pick.png", "image_to_text_upload.png", "consistency.png"]:
+        assert (shots / name).stat().st_mtime >= started and (shots / name).stat().st_size > 10_000, name
