@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = source_from_argument(args.images, split=args.split, languages=args.languages,
                                       data_dir=args.data_dir, image_dir=args.image_dir)
-        output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite)  # before loading
+        if output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite) == "current":
+            if context.is_main:
+                print(f"index {args.output} is up to date: {len(source)} images ({args.index_type})")
+            return 0
         model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
         processor = AutoProcessor.from_pretrained(args.model_dir)
         result = build_index(model, processor, source, args.output, model_dir=args.model_dir,
