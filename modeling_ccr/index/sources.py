@@ -138,15 +138,10 @@ def write_benchmark_images(source: GallerySource, folder: Path) -> list[str]:
     return paths
 
 
-def source_from_argument(
-    images: str,
-    split: str = "test",
-    languages: Sequence[str] | None = None,
-    data_dir: str | None = None,
-    image_dir: list[str] | None = None,
-) -> GallerySource:
-    """``IMAGES`` of ``ccr index``: a folder of image files, else a benchmark name or parquet folder."""
+def source_from_argument(images: str, **benchmark_options) -> GallerySource:
+    """``IMAGES`` of ``ccr index``: a folder of image files, else a benchmark name or parquet folder
+    (``benchmark_options``: the keyword arguments of :func:`benchmark_source`)."""
     path = Path(images)
     if path.is_dir() and not any(path.glob("*.parquet")) and not any(path.glob("data/*.parquet")):
         return folder_source(path)
-    return benchmark_source(images, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
+    return benchmark_source(images, **benchmark_options)
