@@ -19,6 +19,9 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train",), "modeling_ccr.training.cli", "train or fine-tune a CCR model"),
     (("evaluate",), "modeling_ccr.evaluation.cli", "retrieval evaluation: Recall@K per language and MRV"),
     (("main-job",), "modeling_ccr.main_job", "the README's main job on the embedded default"),
+    (("index",), "modeling_ccr.index.cli", "embed an image folder or a benchmark split into a gallery index"),
+    (("search",), "modeling_ccr.index.search_cli", "text -> image search of a gallery index"),
+    (("demo",), "modeling_ccr.demo.cli", "serve the Gradio demo on 127.0.0.1"),
 ]
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 from pathlib import Path
 
-from .backbones.cache import ensure_folder, publish_folder
+from .backbones.cache import ensure_folder, replace_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
 from .modeling_ccr import CCRModel
@@ -92,19 +91,8 @@ def save_model_folder(
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
 
-    if not (output.exists() and any(output.iterdir())):
-        return publish_folder(output, write)
     check_replaceable(output)
-    previous = output.with_name(f".{output.name}.previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    os.replace(output, previous)
-    try:
-        publish_folder(output, write)
-    except BaseException:
-        os.replace(previous, output)
-        raise
-    shutil.rmtree(previous)
-    return output
+    return replace_folder(output, write)
 
 
 def check_replaceable(output: Path) -> None:

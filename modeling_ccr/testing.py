@@ -78,3 +78,10 @@ def tiny_image_processor():
 def tiny_ccr_processor(max_length: int = 24) -> CCRProcessor:
     """A processor matching :func:`tiny_ccr_model` (32 px images, the character tokenizer)."""
     return CCRProcessor(tiny_image_processor(), tiny_tokenizer(), max_length=max_length)
+
+
+def save_tiny_model(folder, vision: str = "vit", seed: int = 0):
+    """Save :func:`tiny_ccr_model` and :func:`tiny_ccr_processor` into ``folder`` (a loadable model folder)."""
+    tiny_ccr_model(vision, seed=seed).save_pretrained(folder)
+    tiny_ccr_processor().save_pretrained(folder)
+    return folder

@@ -34,6 +34,27 @@ def publish_folder(output_dir: str | os.PathLike, write: Callable[[Path], None])
     return output
 
 
+def replace_folder(output_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Like :func:`publish_folder`, but an existing ``output_dir`` is replaced by the new folder.
+
+    The caller checks that the old folder may be replaced. It is set aside (``.<name>.previous``) until the
+    new one is in place, restored if writing fails, and removed afterwards.
+    """
+    output = Path(output_dir)
+    if not (output.exists() and any(output.iterdir())):
+        return publish_folder(output, write)
+    previous = output.with_name(f".{output.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(output, previous)
+    try:
+        publish_folder(output, write)
+    except BaseException:
+        os.replace(previous, output)
+        raise
+    shutil.rmtree(previous)
+    return output
+
+
 def ensure_folder(name: str, build: Callable[[Path], object], cache_dir: str | os.PathLike | None) -> Path:
     """Returns `cache_root(cache_dir) / name`, calling `build(folder)` first if it is not there yet.
 

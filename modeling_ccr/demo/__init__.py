@@ -1,0 +1,1 @@
+"""The Gradio demo: handlers (plain functions, tested without a server), the app, and ``ccr demo``."""

@@ -1,0 +1,40 @@
+"""``ccr search INDEX "query" [--lang xx] [--k 10] [--rerank N]``: text -> image search of a gallery index.
+
+The model is the one the index was built with (its folder is recorded in the index); a model whose files
+changed since is refused, since its embeddings would not match the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("index", metavar="INDEX", help="a gallery index folder (ccr index)")
+    parser.add_argument("query", help="the query, in any language")
+    parser.add_argument("--lang", default=None,
+                        help="language of the captions printed beside the results (default: the first the gallery has)")
+    parser.add_argument("--k", type=int, default=10, help="results to print (default 10)")
+    parser.add_argument("--rerank", type=int, default=0, metavar="N",
+                        help="re-score the top N with the fusion encoder (default 0: similarity only)")
+    parser.add_argument("--model", default=None, help="the model folder (default: the one that built the index)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .gallery import GalleryIndex
+    from .session import check_counts, check_language, check_query, open_index, text_to_image_rows
+
+    try:
+        # what was typed is checked before the model loads
+        check_query(args.query), check_language(args.lang, GalleryIndex(args.index)), check_counts(args.k, args.rerank)
+        index, model, processor = open_index(args.index, args.model)
+        rows = text_to_image_rows(args.query, index, model, processor, language=args.lang, k=args.k,
+                                  rerank=args.rerank)
+    except (ValueError, OSError) as error:
+        print(f"ccr search: error: {error}", file=sys.stderr)
+        return 2
+    for rank, row in enumerate(rows, start=1):
+        caption = f"  {row['caption']}" if row["caption"] else ""
+        print(f"{rank:>3}  {row['score']:+.4f}  {row['id']}  {row['path']}{caption}")
+    return 0
