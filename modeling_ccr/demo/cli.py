@@ -21,19 +21,22 @@ GALLERY_CACHE_NAME = "demo-galleries"
 DEFAULT_GALLERY = "cldr-emoji"
 
 
-def ensure_trained_default(cache_dir: str | os.PathLike | None = None, **overrides) -> Path:
+def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_args=None, data_args=None,
+                           **training_overrides) -> Path:
     """The trained default model folder ``<cache>/trained-default/model``, trained on first use.
 
-    Training is ``modeling_ccr.training.run.train`` with the default settings (``overrides`` replace some,
-    e.g. in tests); an interrupted first training resumes from its last checkpoint.
+    Training is ``modeling_ccr.training.run.train`` with the default arguments (``model_args`` /
+    ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in
+    tests); an interrupted first training resumes from its last checkpoint.
     """
-    from ..training.run import TrainSettings, find_resume_checkpoint, train
+    from ..training.run import CCRTrainingArguments, find_resume_checkpoint, train
 
     run_dir = cache_root(cache_dir) / TRAINED_DEFAULT_NAME
     if (run_dir / "model" / "config.json").is_file():
         return run_dir / "model"
     resume = find_resume_checkpoint(run_dir / "checkpoints") is not None
-    return Path(train(TrainSettings(output=str(run_dir), resume=resume, **overrides))["model_dir"])
+    args = CCRTrainingArguments(output_dir=str(run_dir), resume=resume, **training_overrides)
+    return Path(train(args, model_args, data_args)["model_dir"])
 
 
 def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str | None,
