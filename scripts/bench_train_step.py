@@ -57,7 +57,7 @@ def main() -> None:
     )
     model = CCRModel(config)
     set_trainable(model, train_text_layers=4 if args.frozen_vision else -1,
-                  train_vision_blocks=0 if args.frozen_vision else -1)
+                  train_vision_layers=0 if args.frozen_vision else -1)
     generator = torch.Generator().manual_seed(0)
     n_batches = 3 + args.steps
     batches = [{

@@ -144,12 +144,13 @@ def load_efficientnet_lite0() -> EfficientNetLiteForImageClassification:
     return model.eval()
 
 
-def efficientnet_lite0_image_processor() -> _PilImageProcessor:
-    """The image processor these weights expect (PIL backend, no torchvision): short side to 256
-    (bicubic), centre crop 224x224, rescale to 0..1, normalise with mean 127/255 and std 128/255.
-    Gives `pixel_values` `[B, 3, 224, 224]`."""
+def efficientnet_lite0_image_processor(shortest_edge: int = RESIZE_SHORTEST_EDGE) -> _PilImageProcessor:
+    """The image processor these weights expect (PIL backend, no torchvision): short side to
+    `shortest_edge` (bicubic; 256 as for ImageNet), centre crop 224x224, rescale to 0..1, normalise with
+    mean 127/255 and std 128/255. Gives `pixel_values` `[B, 3, 224, 224]`. With `shortest_edge=224` a
+    square image is kept whole (nothing cropped), as the CCR default model does for emoji."""
     return _PilImageProcessor(
-        size={"shortest_edge": RESIZE_SHORTEST_EDGE},
+        size={"shortest_edge": shortest_edge},
         crop_size={"height": CROP_SIZE, "width": CROP_SIZE},
         resample=3,  # PIL.Image.BICUBIC
         do_center_crop=True,

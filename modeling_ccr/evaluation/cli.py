@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
                 num_images=len(dataset),
                 k_test=result.k_test,
                 mrv_kind=args.mrv_kind,
+                rerank_mode=args.rerank_mode,
+                itm_weight=args.itm_weight,
             )
             ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}
             paths = write_report(report, ranks, args.output)

@@ -84,41 +84,37 @@ def evaluate_retrieval(
 
     Every process returns the complete, gathered result.
     """
-    run = _PreparedEvaluation(model, processor, dataset, languages, k_test, batch_size, itm_batch_size,
-                              context, progress)
-    return run.evaluate(rerank_mode, itm_weight, chunk_size, mrv_kind)
+    prepared = PreparedEvaluation(model, processor, dataset, languages=languages, k_test=k_test,
+                                  batch_size=batch_size, itm_batch_size=itm_batch_size, context=context,
+                                  progress=progress)
+    return prepared.evaluate(rerank_mode if k_test is not None else None, itm_weight, chunk_size, mrv_kind)
 
 
 def choose_itm_weight(
-    model,
-    processor,
-    dataset,
-    *,
-    k_test: int,
-    weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID,
-    languages: Sequence[str] | None = None,
-    batch_size: int = 32,
-    itm_batch_size: int = 64,
-    context: DistributedContext | None = None,
-    progress: bool = False,
+    prepared: PreparedEvaluation, weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID
 ) -> tuple[float, dict[float, float]]:
-    """The ``itm_weight`` of ``"combine"`` re-ranking with the best mean recall on ``dataset`` (a
-    validation split), and the mean recall of every weight tried. The split is encoded once and every
-    (query, candidate) pair goes through the fusion encoder once, whatever the number of weights; ties go
-    to the smaller weight. Weight 0 is the dual encoder alone."""
+    """The ``itm_weight`` of ``"combine"`` re-ranking with the best mean recall on a prepared (validation)
+    split, and the mean recall of every weight tried; ties go to the smaller weight, and weight 0 is the
+    dual encoder alone. Every (query, candidate) pair goes through the fusion encoder once, whatever the
+    number of weights."""
     if not weights:
         raise ValueError("weights is empty: give the itm_weight values to try")
-    run = _PreparedEvaluation(model, processor, dataset, languages, k_test, batch_size, itm_batch_size,
-                              context, progress)
-    recall = {float(w): run.evaluate("combine", float(w), None, "std").metrics["mean_recall"] for w in weights}
+    if prepared.scorer is None:
+        raise ValueError("the split was prepared without re-ranking (k_test=None): prepare it with a k_test")
+    recall = {float(w): prepared.evaluate("combine", float(w)).metrics["mean_recall"] for w in weights}
     best = min(recall, key=lambda w: (-recall[w], w))
     return best, recall
 
 
-class _PreparedEvaluation:
-    """A split encoded once, with a pair scorer that remembers its ITM logits, ready to rank."""
+class PreparedEvaluation:
+    """A split encoded once, with a pair scorer that remembers its ITM logits, ready to rank in several
+    ways (similarity only, "replace" or "combine" re-ranking) without encoding or scoring pairs again.
 
-    def __init__(self, model, processor, dataset, languages, k_test, batch_size, itm_batch_size, context, progress):
+    Arguments as :func:`evaluate_retrieval`; ``k_test=None`` prepares for similarity ranking only.
+    """
+
+    def __init__(self, model, processor, dataset, *, languages=None, k_test: int | None = 128, batch_size: int = 32,
+                 itm_batch_size: int = 64, context: DistributedContext | None = None, progress: bool = False):
         self.languages = list(languages) if languages is not None else list(dataset.features["captions"])
         self.context = context or DistributedContext(device=model.device)
         if len(dataset) == 0:
@@ -141,9 +137,13 @@ class _PreparedEvaluation:
             scorer = ModelPairScorer(model, processor, self.encoded.image_tokens, texts, batch_size=itm_batch_size)
             self.scorer = CachedPairScorer(scorer, num_texts=len(texts))
 
-    def evaluate(self, rerank_mode: str, itm_weight: float, chunk_size, mrv_kind) -> RetrievalEvaluation:
+    def evaluate(self, rerank_mode: str | None = "replace", itm_weight: float = 1.0, chunk_size: int | None = None,
+                 mrv_kind: SpreadKind = "std") -> RetrievalEvaluation:
+        """Ranks and metrics; ``rerank_mode`` None ranks by similarity only (``k_test`` is then None)."""
         reranker = None
-        if self.scorer is not None:
+        if rerank_mode is not None:
+            if self.scorer is None:
+                raise ValueError("this split was prepared with k_test=None: it can only be ranked by similarity")
             reranker = TwoStageReranker(self.scorer, k_test=self.k_test, mode=rerank_mode, itm_weight=itm_weight)
         context = self.context
         shard_ranks = retrieval_ranks(
@@ -160,5 +160,5 @@ class _PreparedEvaluation:
             metrics=retrieval_metrics(ranks, self.languages, mrv_kind=mrv_kind),
             ranks=ranks,
             languages=self.languages,
-            k_test=self.k_test,
+            k_test=self.k_test if rerank_mode is not None else None,
         )

@@ -40,8 +40,14 @@ def build_report(
     num_images: int,
     k_test: int | None,
     mrv_kind: str = "std",
+    rerank_mode: str = "replace",
+    itm_weight: float | None = None,
 ) -> dict:
-    """The JSON report: run description plus :func:`~modeling_ccr.evaluation.metrics.retrieval_metrics`."""
+    """The JSON report: run description plus :func:`~modeling_ccr.evaluation.metrics.retrieval_metrics`.
+
+    ``rerank_mode`` / ``itm_weight`` say how the top ``k_test`` were re-ranked (ignored without ``k_test``).
+    """
+    reranking = None if k_test is None else {"mode": rerank_mode, "itm_weight": itm_weight if rerank_mode == "combine" else None}
     return {
         "model": model_dir,
         "dataset": dataset,
@@ -50,6 +56,7 @@ def build_report(
         "num_images": num_images,
         "k_test": k_test,
         "reranked": k_test is not None,
+        "reranking": reranking,
         "tr": metrics["tr"],
         "ir": metrics["ir"],
         "mean_recall": metrics["mean_recall"],

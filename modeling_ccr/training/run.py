@@ -91,9 +91,10 @@ class CCRTrainingArguments(TrainingArguments):
     fusion_batch_size: int | None = field(
         default=16, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
                               "from the whole batch (0: all)"})
-    train_text_layers: int = field(default=2, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
-    train_vision_blocks: int = field(
-        default=5, metadata={"help": "top image-tower blocks that train, with what follows them (-1: all, 0: none)"})
+    train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
+    train_vision_layers: int = field(
+        default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
+                             "the block stack as the top one (-1: all, 0: none)"})
     new_parameter_lr_multiplier: float = field(
         default=2.0, metadata={"help": "learning-rate factor of the cross-attention and the ITM / MLM heads"})
     projection_lr_multiplier: float = field(
@@ -115,8 +116,8 @@ class CCRTrainingArguments(TrainingArguments):
                               ("contrastive_gather", GATHER_GRADIENTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
-        if self.train_text_layers < -1 or self.train_vision_blocks < -1:
-            raise ValueError("train_text_layers and train_vision_blocks must be >= -1 (-1: all)")
+        if self.train_text_layers < -1 or self.train_vision_layers < -1:
+            raise ValueError("train_text_layers and train_vision_layers must be >= -1 (-1: all)")
         super().__post_init__()
 
     def objective_weights(self) -> dict[str, float]:
@@ -124,11 +125,12 @@ class CCRTrainingArguments(TrainingArguments):
 
 
 def set_trainable(
-    model: CCRModel, train_text_layers: int, train_vision_blocks: int, weights: dict[str, float] | None = None
+    model: CCRModel, train_text_layers: int, train_vision_layers: int, weights: dict[str, float] | None = None
 ) -> dict[str, int]:
     """Choose what trains: the top ``train_text_layers`` text layers (-1: all and the embeddings), the top
-    ``train_vision_blocks`` blocks of the image tower and what follows them (EfficientNet-Lite's head conv,
-    a ViT's final norm; -1: the whole tower, 0: none), and the fusion encoder, projections, heads and
+    ``train_vision_layers`` layers of the image tower (see :func:`_train_top_vision_layers`: 1 is
+    EfficientNet-Lite's head conv, 2 adds its last block; -1: the whole tower, 0: none), and the fusion
+    encoder, projections, heads and
     temperature. A component with a zero weight in ``weights`` freezes its head (and the fusion encoder
     when neither ITM nor MLM is on), so no trainable parameter is left without a gradient
     (DistributedDataParallel requires that).
@@ -145,8 +147,8 @@ def set_trainable(
                 parameter.requires_grad_(False)
         for layer in layers[: max(n_layers - train_text_layers, 0)]:
             layer.requires_grad_(False)
-    if train_vision_blocks >= 0:
-        _train_top_vision_blocks(model.vision_model, train_vision_blocks)
+    if train_vision_layers >= 0:
+        _train_top_vision_layers(model.vision_model, train_vision_layers)
     weights = weights or {}
     if not weights.get("itm", 1.0):
         model.itm_head.requires_grad_(False)
@@ -159,28 +161,33 @@ def set_trainable(
     return {"trainable": trainable, "frozen": frozen}
 
 
-def _train_top_vision_blocks(tower: torch.nn.Module, count: int) -> None:
-    """Freeze the image tower except its top ``count`` blocks and the parameters registered after the
-    block stack (its head or final norm); ``count = 0`` freezes it all."""
+def _train_top_vision_layers(tower: torch.nn.Module, count: int) -> None:
+    """Freeze the image tower except its top ``count`` layers, counted from the top: the parameters
+    registered after the block stack (EfficientNet-Lite's head conv, a ViT's final norm) form the top layer
+    when there are any, then the blocks from the last one down. ``count = 0`` freezes it all."""
     tower.requires_grad_(False)
     if count == 0:
         return
     found = vision_blocks(tower)
     if found is None:
         raise ValueError(
-            f"cannot train the top {count} blocks of a {type(tower).__name__}: its block stack is not at "
+            f"cannot train the top {count} layers of a {type(tower).__name__}: its block stack is not at "
             "'blocks', 'layers', 'encoder.layer' or 'encoder.layers'; train the whole tower (-1) or none (0)"
         )
     path, blocks = found
-    if count > len(blocks):
-        raise ValueError(f"train_vision_blocks={count}, but the image tower has {len(blocks)} blocks")
-    blocks[len(blocks) - count :].requires_grad_(True)
-    past_blocks = False
+    past_blocks, after = False, []
     for name, parameter in tower.named_parameters():
         if name.startswith(path + "."):
             past_blocks = True
         elif past_blocks:
-            parameter.requires_grad_(True)
+            after.append(parameter)
+    n_blocks = count - 1 if after else count
+    if n_blocks > len(blocks):
+        raise ValueError(f"train_vision_layers={count}, but the image tower has {len(blocks) + bool(after)} layers "
+                         f"({len(blocks)} blocks{' and the layer after them' if after else ''})")
+    for parameter in after:
+        parameter.requires_grad_(True)
+    blocks[len(blocks) - n_blocks :].requires_grad_(True)
 
 
 def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -259,7 +266,7 @@ def train(
         fusion_batch_size=args.fusion_batch_size or None,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
-    counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_blocks, args.objective_weights())
+    counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())
     bf16 = args.bf16 or (torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not args.fp16)
     trainer = CCRTrainer(
         model=model,

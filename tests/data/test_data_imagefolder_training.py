@@ -28,7 +28,7 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, layout):
     result = train(
         CCRTrainingArguments(per_device_train_batch_size=3, max_steps=4, save_steps=4, logging_steps=2,
                              learning_rate=1e-3, output_dir=str(tmp_path / "run"), disable_tqdm=True,
-                             train_vision_blocks=1, train_text_layers=1),
+                             train_vision_layers=1, train_text_layers=1),
         ModelArguments(model=str(model_dir)),
         DataArguments(dataset=str(data), languages=["en", "de", "fr"]),
     )

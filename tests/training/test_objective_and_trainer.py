@@ -133,7 +133,7 @@ def test_trainer_logs_each_component_clamps_temperature_and_learns(tmp_path):
 
 def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
     model = tiny_ccr_model("vit")
-    counts = set_trainable(model, train_text_layers=1, train_vision_blocks=0)
+    counts = set_trainable(model, train_text_layers=1, train_vision_layers=0)
     layers = model.text_model.encoder.layer
     assert not any(p.requires_grad for p in layers[0].parameters())
     assert all(p.requires_grad for p in layers[1].parameters())
@@ -146,7 +146,7 @@ def test_set_trainable_freezes_the_lower_text_layers_and_the_image_tower():
 def test_image_token_cache_gives_the_same_losses_and_skips_the_frozen_tower():
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("efficientnet_lite")
-    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
+    set_trainable(model, train_text_layers=1, train_vision_layers=0)
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     assert batch["image_ids"] == ["c0", "c1", "c2", "c3"]
     calls = []
@@ -166,7 +166,7 @@ def test_cached_frozen_text_layers_give_the_text_encoder_states():
 
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("vit")
-    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
+    set_trainable(model, train_text_layers=1, train_vision_layers=0)
     assert leading_frozen_layers(model) == 1
     batch = batch_of(tiny_dataset().select(range(5)), processor)
     cache = FrozenFeatureCache()
@@ -185,8 +185,8 @@ def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
-    set_trainable(model, train_text_layers=1, train_vision_blocks=0)
-    set_trainable(model, train_text_layers=1, train_vision_blocks=1)
+    set_trainable(model, train_text_layers=1, train_vision_layers=0)
+    set_trainable(model, train_text_layers=1, train_vision_layers=1)
     trainer = _trainer(tmp_path, model, processor, objective_for(processor), arguments=CCRTrainingArguments,
                        learning_rate=1e-4)
     optimizer = trainer.create_optimizer()

@@ -125,10 +125,10 @@ def test_baseline_styles_fuse_only_their_own_caption(style):
     assert not one_to_k_rows <= {j * k for j in range(6)}  # one-to-k draws among all K languages
 
 
-def test_top_vision_blocks_train_on_cached_lower_maps():
+def test_top_vision_layers_train_on_cached_lower_maps():
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("efficientnet_lite", seed=8).eval()
-    counts = set_trainable(model, train_text_layers=1, train_vision_blocks=1)
+    counts = set_trainable(model, train_text_layers=1, train_vision_layers=2)  # the head conv and the last block
     blocks = model.vision_model.blocks
     assert all(p.requires_grad for p in blocks[-1].parameters()) and all(
         p.requires_grad for p in model.vision_model.head.parameters())
@@ -154,10 +154,13 @@ def test_top_vision_blocks_train_on_cached_lower_maps():
 
 
 def test_a_tower_without_a_known_block_stack_is_refused_by_name():
-    from modeling_ccr.training.run import _train_top_vision_blocks
+    from modeling_ccr.training.run import _train_top_vision_layers
 
     with pytest.raises(ValueError, match="Linear.*train the whole tower"):
-        _train_top_vision_blocks(torch.nn.Linear(2, 2), 1)
+        _train_top_vision_layers(torch.nn.Linear(2, 2), 1)
     model = tiny_ccr_model("vit")
-    with pytest.raises(ValueError, match="blocks"):
-        set_trainable(model, train_text_layers=1, train_vision_blocks=99)
+    with pytest.raises(ValueError, match="has 3 layers"):  # 2 blocks and the final norm
+        set_trainable(model, train_text_layers=1, train_vision_layers=99)
+    set_trainable(model, train_text_layers=1, train_vision_layers=1)
+    trainable = {name for name, p in model.vision_model.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("layernorm.") for name in trainable)

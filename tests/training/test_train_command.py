@@ -54,7 +54,7 @@ def train_command(model_dir, data_dir, output, *extra):
     return [sys.executable, "-m", "modeling_ccr.cli", "train", "--model", str(model_dir), "--dataset", str(data_dir),
             "--languages", "en,de,fr", "--per-device-train-batch-size", "3", "--logging-steps", "2",
             "--save-steps", "3", "--learning-rate", "1e-3", "--output-dir", str(output), "--disable-tqdm", "True",
-            "--train-vision-blocks", "1", "--train-text-layers", "1", *extra]
+            "--train-vision-layers", "1", "--train-text-layers", "1", *extra]
 
 
 def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
@@ -120,9 +120,9 @@ def test_config_file_then_flags(tmp_path):
     assert (args.max_steps, args.loss_style, args.itm_weight) == (9, "cross-modal", 0.5)  # the flag wins
     assert data_args.languages == ["en", "de"] and model_args.model == "m"
     as_json = tmp_path / "run.json"
-    as_json.write_text(json.dumps({"train_vision_blocks": 0, "languages": ["en", "fr"]}))
+    as_json.write_text(json.dumps({"train_vision_layers": 0, "languages": ["en", "fr"]}))
     _, data_args, args = parse_arguments(["--config", str(as_json)])
-    assert args.train_vision_blocks == 0 and data_args.languages == ["en", "fr"]
+    assert args.train_vision_layers == 0 and data_args.languages == ["en", "fr"]
     _, data_args, args = parse_arguments(["--languages", "en", "de", "--mlm-masking", "tokens"])
     assert data_args.languages == ["en", "de"] and args.mlm_masking == "tokens"
 
