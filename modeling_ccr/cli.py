@@ -18,6 +18,10 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train",), "modeling_ccr.training.cli", "train or fine-tune a CCR model"),
     (("evaluate",), "modeling_ccr.evaluation.cli", "retrieval evaluation: Recall@K per language and MRV"),
     (("main-job",), "modeling_ccr.main_job", "the README's main job on the embedded default"),
+    (("export",), "modeling_ccr.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
+    (("export-space",), "modeling_ccr.hub.spaces", "the MRV metric Space or the benchmark dataset folder"),
+    (("push",), "modeling_ccr.hub.push", "upload an exported folder or a Space to the Hub"),
+    (("convert-ccrk",), "modeling_ccr.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
 ]
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             with_onnx=args.onnx, overwrite=args.overwrite,
         )
     except (ValueError, OSError) as error:
-        print(f"ccr export: {error}")
+        print(f"ccr export: {error}", file=sys.stderr)
         return 2
     print(f"wrote {len(result.files)} files to {result.folder}")
     if result.kept:
