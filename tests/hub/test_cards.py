@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 from hub_cards import benchmark_card, metric_space_card
 from hub_cards.model_card import load_report
 
-LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\bNone\b|\bnan\b|\bundefined\b")
+LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\bNone\b|\bnan\b")
 
 
 def _expected_metrics(report: dict) -> dict[tuple, float]:
