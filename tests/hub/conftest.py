@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,33 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     env.update(extra)
     return env
+
+
+# A fresh interpreter in which every import of this project's packages is refused (the installed
+# package's start-up hook, already run by site, is taken out too).
+HIDE_PACKAGES = textwrap.dedent(
+    """
+    import sys
+    PROJECT = ("modeling_ccr", "hub_cards", "evaluate_mrv")
+    sys.meta_path = [f for f in sys.meta_path if not type(f).__module__.startswith(PROJECT)]
+    for name in [name for name in sys.modules if name.split(".")[0] in PROJECT]:
+        del sys.modules[name]
+    class HidePackages:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in PROJECT:
+                raise ImportError(name + " is hidden for this test")
+            return None
+    sys.meta_path.insert(0, HidePackages())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    """
+)
+
+
+def run_hidden(script: str, *args: str, cwd: Path) -> dict | list:
+    """Run ``script`` (which starts with :data:`HIDE_PACKAGES`) in a fresh interpreter; its last stdout line is JSON."""
+    env = cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"))
+    env["PYTHONPATH"] = ""  # the checkout must not be importable either
+    result = subprocess.run([sys.executable, "-c", script, *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -18,21 +18,7 @@ from modeling_ccr.hub.onnx_export import run_onnx
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.processing_ccr import CCRProcessor
 
-from conftest import cli_env
-
-# A fresh interpreter in which every import of this project's packages is refused.
-HIDE_PACKAGES = textwrap.dedent(
-    """
-    import sys
-    class HidePackages:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("modeling_ccr", "hub_cards", "evaluate_mrv"):
-                raise ImportError(name + " is hidden for this test")
-            return None
-    sys.meta_path.insert(0, HidePackages())
-    sys.path = [p for p in sys.path if p not in ("", ".")]
-    """
-)
+from conftest import HIDE_PACKAGES, cli_env, run_hidden
 
 EMBED_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
     """
@@ -64,15 +50,6 @@ PIPELINE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
 )
 
 
-def _run_hidden(script: str, *args: str, cwd: Path) -> dict | list:
-    env = cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(cwd / "modules"))
-    env["PYTHONPATH"] = ""  # the checkout must not be importable either
-    result = subprocess.run([sys.executable, "-c", script, *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def _embeddings(folder: Path, captions: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
     model, processor = CCRModel.from_pretrained(folder).eval(), CCRProcessor.from_pretrained(folder)
     images = [Image.new("RGB", (40, 36), (200, 30, 30)), Image.new("RGB", (40, 36), (30, 30, 200))]
@@ -95,7 +72,7 @@ def test_export_holds_the_hub_files(tiny_export):
 def test_export_loads_without_the_package_and_gives_the_same_embeddings(tiny_model_dir, tiny_export, tmp_path):
     captions = [["red", "rot"], ["blue", "blau"]]
     expected_image, expected_text = _embeddings(tiny_model_dir, captions)
-    got = _run_hidden(EMBED_SCRIPT, str(tiny_export), json.dumps(captions), cwd=tmp_path)
+    got = run_hidden(EMBED_SCRIPT, str(tiny_export), json.dumps(captions), cwd=tmp_path)
     assert got["class"].startswith("transformers_modules.")
     assert torch.allclose(torch.tensor(got["image"]), expected_image, atol=1e-6)
     assert torch.allclose(torch.tensor(got["text"]), expected_text, atol=1e-6)
@@ -120,7 +97,7 @@ def _check_pipeline(folder: Path, tmp_path: Path) -> list[dict]:
     test[0]["image"].save(image_path)
     labels = [test[i]["captions"][language] for i in range(3) for language in ("de", "ja")]
     prefix = CCRProcessor.from_pretrained(folder).caption_prefix
-    ranking = _run_hidden(PIPELINE_SCRIPT, str(folder), str(image_path), json.dumps(labels, ensure_ascii=False),
+    ranking = run_hidden(PIPELINE_SCRIPT, str(folder), str(image_path), json.dumps(labels, ensure_ascii=False),
                           prefix + "{}", cwd=tmp_path)
     reference = _pipeline_reference(folder, Image.open(image_path).convert("RGB"), labels)
     assert sorted(entry["label"] for entry in ranking) == sorted(labels)
