@@ -75,20 +75,20 @@ def synthetic_ccrk_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     add(t + "embeddings.token_type_embeddings.weight", 1, HIDDEN)
     layer_norm(t + "embeddings.LayerNorm", HIDDEN)
     for index in range(TEXT_LAYERS + FUSION_LAYERS):
-        l = f"{t}encoder.layer.{index}."
+        layer = f"{t}encoder.layer.{index}."
         for name in ("query", "key", "value"):
-            linear(l + f"attention.self.{name}", HIDDEN, HIDDEN)
-        linear(l + "attention.output.dense", HIDDEN, HIDDEN)
-        layer_norm(l + "attention.output.LayerNorm", HIDDEN)
+            linear(layer + f"attention.self.{name}", HIDDEN, HIDDEN)
+        linear(layer + "attention.output.dense", HIDDEN, HIDDEN)
+        layer_norm(layer + "attention.output.LayerNorm", HIDDEN)
         if index >= TEXT_LAYERS:
-            linear(l + "crossattention.self.query", HIDDEN, HIDDEN)
-            linear(l + "crossattention.self.key", HIDDEN, vision_width)
-            linear(l + "crossattention.self.value", HIDDEN, vision_width)
-            linear(l + "crossattention.output.dense", HIDDEN, HIDDEN)
-            layer_norm(l + "crossattention.output.LayerNorm", HIDDEN)
-        linear(l + "intermediate.dense", INTERMEDIATE, HIDDEN)
-        linear(l + "output.dense", HIDDEN, INTERMEDIATE)
-        layer_norm(l + "output.LayerNorm", HIDDEN)
+            linear(layer + "crossattention.self.query", HIDDEN, HIDDEN)
+            linear(layer + "crossattention.self.key", HIDDEN, vision_width)
+            linear(layer + "crossattention.self.value", HIDDEN, vision_width)
+            linear(layer + "crossattention.output.dense", HIDDEN, HIDDEN)
+            layer_norm(layer + "crossattention.output.LayerNorm", HIDDEN)
+        linear(layer + "intermediate.dense", INTERMEDIATE, HIDDEN)
+        linear(layer + "output.dense", HIDDEN, INTERMEDIATE)
+        layer_norm(layer + "output.LayerNorm", HIDDEN)
     p = "text_encoder.cls.predictions."
     add(p + "bias", vocab)
     linear(p + "transform.dense", HIDDEN, HIDDEN)

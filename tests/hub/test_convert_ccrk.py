@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from ccrk_fixtures import HIDDEN, TEXT_HEADS, TEXT_LAYERS, WINDOW, save_checkpoint, synthetic_ccrk_state_dict
+from conftest import cli_env
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
-from ccrk_fixtures import HIDDEN, TEXT_HEADS, TEXT_LAYERS, WINDOW, save_checkpoint, synthetic_ccrk_state_dict
-from conftest import cli_env
 from modeling_ccr.hub.convert_ccrk import ccrk_config, convert_ccrk, map_state_dict
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.testing import tiny_tokenizer

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import HIDE_PACKAGES, cli_env, run_hidden
 from PIL import Image
 
 from modeling_ccr.hub.export import export_model
 from modeling_ccr.hub.onnx_export import run_onnx
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.processing_ccr import CCRProcessor
-
-from conftest import HIDE_PACKAGES, cli_env, run_hidden
 
 EMBED_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
     """

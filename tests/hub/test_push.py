@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hub_standin import HubStandIn
-
 from conftest import cli_env
+from hub_standin import HubStandIn
 
 
 def _push(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -8,10 +8,10 @@ import sys
 import textwrap
 
 import datasets
-from huggingface_hub import DatasetCard, SpaceCard
-
 from conftest import HIDE_PACKAGES, cli_env, run_hidden
 from hub_standin import HubStandIn
+from huggingface_hub import DatasetCard, SpaceCard
+
 from modeling_ccr.hub.metric_space import SPACE_FILES
 
 EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
