@@ -15,6 +15,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from evaluate_mrv.mrv import _CITATION as CITATION  # the paper's BibTeX, as the metric card gives it
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 PAPER_URL = "https://arxiv.org/abs/2406.18254"
@@ -33,15 +35,6 @@ PER_LANGUAGE_METRICS = {
     "mean_rank": ("mean_rank", "mean rank"),
     "median_rank": ("median_rank", "median rank"),
 }
-CITATION = """\
-@inproceedings{nie2024ccrk,
-  title     = {Improving the Consistency in Cross-Lingual Cross-Modal Retrieval
-               with 1-to-K Contrastive Learning},
-  author    = {Nie, Zhijie and Zhang, Richong and Feng, Zhangchi and Huang, Hailang and Liu, Xudong},
-  booktitle = {Proceedings of the 30th ACM SIGKDD Conference on Knowledge Discovery and Data Mining},
-  year      = {2024},
-  url       = {https://arxiv.org/abs/2406.18254}
-}"""
 REPORT_FIELDS = ("dataset", "split", "languages", "tr", "ir", "mean_recall", "mrv", "k_test")
 
 
@@ -215,5 +208,5 @@ def model_card(
         results=[_results_view(report) for report in reports],
         report_files=list(report_files),
         training=_training_view(record),
-        citation=CITATION,
+        citation=CITATION.strip(),
     )

@@ -19,8 +19,7 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("evaluate",), "modeling_ccr.evaluation.cli", "retrieval evaluation: Recall@K per language and MRV"),
     (("main-job",), "modeling_ccr.main_job", "the README's main job on the embedded default"),
     (("export",), "modeling_ccr.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
-    (("export-space",), "modeling_ccr.hub.metric_space", "the MRV metric as a Hub Space folder"),
-    (("export-benchmark",), "modeling_ccr.hub.benchmark_export", "the embedded benchmark as a Hub dataset folder"),
+    (("export-companion",), "modeling_ccr.hub.companions", "the MRV metric Space or the benchmark dataset folder"),
     (("push",), "modeling_ccr.hub.push", "upload an exported folder or a Space to the Hub"),
     (("convert-ccrk",), "modeling_ccr.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
 ]

@@ -12,7 +12,7 @@ from conftest import HIDE_PACKAGES, cli_env, run_hidden
 from hub_standin import HubStandIn
 from huggingface_hub import DatasetCard, SpaceCard
 
-from modeling_ccr.hub.metric_space import SPACE_FILES
+from modeling_ccr.hub.companions import SPACE_FILES
 
 EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
     """
@@ -31,20 +31,20 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_metric_space_folder_is_a_loadable_metric(tmp_path):
     space = tmp_path / "mrv"  # evaluate loads a folder through <folder name>.py
-    result = _cli("export-space", "--output", str(space), "--model", "test-org/ccr-tiny")
+    result = _cli("export-companion", "mrv-space", "--output", str(space), "--model", "test-org/ccr-tiny")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in space.iterdir()) == sorted([*SPACE_FILES, "README.md"])
     card = SpaceCard.load(space / "README.md")
     assert card.data.sdk == "gradio" and "https://huggingface.co/test-org/ccr-tiny" in card.text
     got = run_hidden(EVALUATE_SCRIPT, str(space), cwd=tmp_path)
     assert math.isclose(got["mrv"], (math.sqrt(6) + 0.0) / 2, rel_tol=1e-9)  # worked example + a constant row
-    again = _cli("export-space", "--output", str(space))
+    again = _cli("export-companion", "mrv-space", "--output", str(space))
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_benchmark_folder_loads_with_datasets_and_pushes(tmp_path):
     folder = tmp_path / "cldr-emoji"
-    result = _cli("export-benchmark", "--output", str(folder), "--model", "test-org/ccr-tiny")
+    result = _cli("export-companion", "benchmark", "--output", str(folder), "--model", "test-org/ccr-tiny")
     assert result.returncode == 0, result.stderr
     loaded = datasets.load_dataset(str(folder))
     assert {name: len(split) for name, split in loaded.items()} == {"train": 1085, "validation": 200, "test": 300}
