@@ -209,4 +209,5 @@ def model_card(
         report_files=list(report_files),
         training=_training_view(record),
         citation=CITATION.strip(),
+        hub_datasets=[name for name in datasets if "/" in name],
     )

@@ -9,6 +9,7 @@ Both include the projection and the L2 normalisation, so the outputs equal
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,10 @@ def export_onnx(model: CCRModel, processor: CCRProcessor, folder: str | Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     model = model.eval().float()
     pixel_values, text = check_inputs(processor)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about every shape check it freezes; the onnxruntime check below on other
+        # batch sizes and lengths is what shows the graphs generalise.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         expected_image = model.get_image_features(pixel_values).numpy()
         expected_text = model.get_text_features(text["input_ids"], text["attention_mask"]).numpy()
         torch.onnx.export(

@@ -61,6 +61,8 @@ def test_model_card_renders_without_template_leftovers(tiny_export, tiny_reports
             assert f"<td>{report['ir'][language]['r10']:.2f}</td>" in html
         assert f"Mean recall: {report['mean_recall']:.2f}." in html
     assert 'trust_remote_code=True' in html and 'evaluate.load(&quot;ccr-1tok/mrv&quot;)' in html
+    assert 'href="https://huggingface.co/spaces/ccr-1tok/mrv"' in html
+    assert 'href="https://huggingface.co/datasets/ccr-1tok/cldr-emoji"' in html
     # the reports the numbers come from travel with the card
     for path in tiny_reports:
         assert json.loads(path.read_text()) in [json.loads(p.read_text()) for p in (tiny_export / "evaluation").iterdir()]
