@@ -123,6 +123,7 @@ def _training_view(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
     return {
         "dataset": settings.get("dataset"),
+        "split": settings.get("split"),
         "languages": record.get("languages"),
         "steps": record.get("steps"),
         "seconds": record.get("train_seconds_this_run"),
