@@ -2,8 +2,10 @@
 
 It answers the calls ``HfApi.create_repo`` and ``HfApi.upload_folder`` make (``/api/repos/create``,
 ``/api/validate-yaml`` for the README's metadata, ``/api/{type}s/{repo}/preupload/{rev}`` and
-``/api/{type}s/{repo}/commit/{rev}``), tells the client to send
-every file as a regular (base64, inline) file, and records what arrived. Point ``HF_ENDPOINT`` at ``url``.
+``/api/{type}s/{repo}/commit/{rev}``) and records what arrived. Weights (``*.safetensors``, ``*.onnx``,
+``*.parquet``) go through the Git LFS batch API (``{repo}.git/info/lfs/objects/batch``, then a PUT of the
+bytes, checked against their SHA-256), every other file inline in the commit, as on the Hub. It does not
+speak the Xet protocol: clients run with ``HF_HUB_DISABLE_XET=1``. Point ``HF_ENDPOINT`` at ``url``.
 Any other POST gets a 404 and is recorded in ``unexpected``, so a test sees writes it did not expect;
 GET and HEAD requests get a 404 and are recorded in ``other_requests``.
 """
@@ -11,6 +13,7 @@ GET and HEAD requests get a 404 and are recorded in ``other_requests``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
@@ -19,13 +22,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 REPO_CALL = re.compile(r"^/api/(models|spaces|datasets)/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)")
+LFS_BATCH = re.compile(r"^/(?:spaces/|datasets/)?[^/]+/[^/]+\.git/info/lfs/objects/batch$")
+LFS_SUFFIXES = (".safetensors", ".onnx", ".parquet")  # what the Hub's default .gitattributes send to LFS
 
 
 class HubStandIn:
     """Start with ``with HubStandIn() as hub:``; then ``hub.url``, ``hub.created``, ``hub.commits``.
 
     ``created``: the JSON bodies of create-repo calls. ``commits``: one dict per commit,
-    ``{"repo_type", "repo_id", "revision", "summary", "files": {path: bytes}, "authorization"}``.
+    ``{"repo_type", "repo_id", "revision", "summary", "files": {path: bytes}, "lfs_paths", "authorization"}``
+    (``files`` holds inline and LFS files alike; ``lfs_paths`` names those that came through LFS).
     ``validated``: the README metadata checks. ``unexpected``: ``(method, path)`` of requests it does not serve.
     """
 
@@ -35,6 +41,7 @@ class HubStandIn:
         self.unexpected: list[tuple[str, str]] = []
         self.validated: list[dict] = []
         self.other_requests: list[tuple[str, str]] = []
+        self.lfs_objects: dict[str, bytes] = {}
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,23 +84,47 @@ class HubStandIn:
                 if match and match.group(3) == "preupload":
                     files = json.loads(body)["files"]
                     return self._reply(200, {"files": [
-                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files
+                        {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                         "shouldIgnore": False, "oid": None} for f in files
                     ]})
                 if match and match.group(3) == "commit":
                     lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
                     header = next(line["value"] for line in lines if line["key"] == "header")
                     files = {line["value"]["path"]: base64.b64decode(line["value"]["content"])
                              for line in lines if line["key"] == "file"}
+                    for line in lines:
+                        if line["key"] == "lfsFile":
+                            stored = hub.lfs_objects.get(line["value"]["oid"])
+                            if stored is None or len(stored) != line["value"]["size"]:
+                                return self._reply(422, {"error": f"LFS object of {line['value']['path']} not uploaded"})
+                            files[line["value"]["path"]] = stored
                     repo_type, repo_id, revision = match.group(1)[:-1], match.group(2), match.group(4)
                     hub.commits.append({"repo_type": repo_type, "repo_id": repo_id, "revision": revision,
                                         "summary": header["summary"], "files": files,
-                                        "other_operations": [line for line in lines if line["key"] not in ("header", "file")],
+                                        "lfs_paths": sorted(line["value"]["path"] for line in lines if line["key"] == "lfsFile"),
+                                        "other_operations": [line for line in lines
+                                                             if line["key"] not in ("header", "file", "lfsFile")],
                                         "authorization": self.headers["Authorization"]})
                     prefix = {"space": "spaces/", "dataset": "datasets/"}.get(repo_type, "")
                     return self._reply(200, {"success": True, "commitOid": "0" * 40,
                                              "commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{'0' * 40}"})
+                if LFS_BATCH.match(self.path):
+                    objects = json.loads(body)["objects"]
+                    return self._reply(200, {"transfer": "basic", "objects": [
+                        {"oid": o["oid"], "size": o["size"],
+                         "actions": {"upload": {"href": f"{hub.url}/lfs-upload/{o['oid']}"}}} for o in objects
+                    ]})
                 hub.unexpected.append(("POST", self.path))
                 return self._reply(404, {"error": f"not served by the stand-in: {self.path}"})
+
+            def do_PUT(self) -> None:
+                body = self._body()
+                oid = self.path.rsplit("/", 1)[-1]
+                if not self.path.startswith("/lfs-upload/") or hashlib.sha256(body).hexdigest() != oid:
+                    hub.unexpected.append(("PUT", self.path))
+                    return self._reply(400, {"error": "not an LFS upload of these bytes"})
+                hub.lfs_objects[oid] = body
+                return self._reply(200, {})
 
             def do_GET(self) -> None:
                 # The client's own best-effort look-ups (e.g. its user-agent registry) tolerate a 404.

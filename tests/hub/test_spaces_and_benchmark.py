@@ -53,7 +53,9 @@ def test_benchmark_folder_loads_with_datasets_and_pushes(tmp_path):
     assert (folder / card.data.license_link).is_file()
     with HubStandIn() as hub:
         pushed = _cli("push", str(folder), "--repo", "test-org/cldr-emoji", "--repo-type", "dataset",
-                      HF_ENDPOINT=hub.url, HF_TOKEN="hf_x", HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "home"))
+                      HF_ENDPOINT=hub.url, HF_TOKEN="hf_x", HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1",
+                      HF_HOME=str(tmp_path / "home"))
     assert pushed.returncode == 0, pushed.stderr[-2000:]
     assert hub.created[0]["type"] == "dataset"
     assert hub.commits[0]["files"] == {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert hub.commits[0]["lfs_paths"] == ["test.parquet", "train.parquet", "validation.parquet"]
