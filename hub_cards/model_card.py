@@ -117,13 +117,22 @@ def read_training_run(model_dir: str | Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _data_settings(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The data part of a training record's settings (``settings.data``; older records keep it flat)."""
+    settings = (record or {}).get("settings")
+    if not isinstance(settings, dict):
+        return {}
+    return settings["data"] if isinstance(settings.get("data"), dict) else settings
+
+
 def _training_view(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
         return None
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    data = _data_settings(record)
     return {
-        "dataset": settings.get("dataset"),
-        "split": settings.get("split"),
+        "dataset": data.get("dataset"),
+        "split": data.get("split"),
         "languages": record.get("languages"),
         "steps": record.get("steps"),
         "seconds": record.get("train_seconds_this_run"),
@@ -180,7 +189,7 @@ def model_card(
     languages: list[str] = []
     for source in [*(r["languages"] for r in reports), (record or {}).get("languages") or []]:
         languages += [language for language in source if language not in languages]
-    trained_on = ((record or {}).get("settings") or {}).get("dataset")
+    trained_on = _data_settings(record).get("dataset")
     dataset_names = [r["dataset"] for r in reports] + ([trained_on] if isinstance(trained_on, str) else [])
     datasets = list(dict.fromkeys(dataset_ids.get(name, name) for name in dataset_names))
     eval_results = [result for report in reports for result in eval_results_from_report(report, dataset_ids)]

@@ -75,7 +75,8 @@ def test_card_shows_the_training_record(tiny_model_dir, tmp_path):
     model_dir.mkdir()
     for path in tiny_model_dir.iterdir():
         (model_dir / path.name).write_bytes(path.read_bytes())
-    record = {"settings": {"dataset": "cldr-emoji", "max_steps": 7}, "objective": {"loss_style": "one-to-k",
+    record = {"settings": {"data": {"dataset": "cldr-emoji", "split": "train"}, "training": {"max_steps": 7}},
+              "objective": {"loss_style": "one-to-k",
               "weights": {"contrastive": 1.0}}, "steps": 7, "train_seconds_this_run": 12.5,
               "languages": ["en", "de"], "log_history": [], "some_future_key": 1}
     (model_dir / "training_run.json").write_text(json.dumps(record))
