@@ -59,8 +59,10 @@ class CCRTrainingArguments(TrainingArguments):
 
     ``output_dir`` is the run folder: the Trainer's checkpoints go to ``output_dir/checkpoints`` and the
     final model to ``output_dir/model``. Every other TrainingArguments field keeps its meaning. Defaults
-    (the embedded default's recipe on 2 CPU cores, see README "Training"): 600 steps of 64 images, the top
-    5 image-tower blocks and head and the top 2 text layers trained on cached lower-layer features.
+    (the embedded default's recipe for 2 CPU cores, see README "Training"): 600 steps of 64 images; the
+    image tower's head conv (on cached block outputs), the projections, the fusion encoder and the heads
+    train, the text tower stays frozen (its states cached); ITM and MLM on the first 16 images of each
+    batch, their hard negatives drawn from all 64.
     """
 
     output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
@@ -99,7 +101,7 @@ class CCRTrainingArguments(TrainingArguments):
         default=2.0, metadata={"help": "learning-rate factor of the cross-attention and the ITM / MLM heads"})
     projection_lr_multiplier: float = field(
         default=10.0, metadata={"help": "learning-rate factor of the retrieval projections and the temperature"})
-    vision_lr_multiplier: float = field(default=3.0, metadata={"help": "learning-rate factor of the image tower"})
+    vision_lr_multiplier: float = field(default=10.0, metadata={"help": "learning-rate factor of the image tower"})
     cache_frozen_features: bool | None = field(
         default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and keep it "
                                 "in memory (default: on a CPU, for data sets of up to 20,000 images)"})

@@ -82,7 +82,7 @@ def test_card_shows_the_training_record(tiny_model_dir, tmp_path):
     (model_dir / "training_run.json").write_text(json.dumps(record))
     export_model(model_dir, tmp_path / "out")
     text = (tmp_path / "out" / "README.md").read_text()
-    assert "- Steps: 7." in text and "12.5 s" in text and "`cldr-emoji`, languages en, de" in text
+    assert "- Steps: 7." in text and "12.5 s" in text and "`cldr-emoji` (train split), languages en, de" in text
     assert '"loss_style": "one-to-k"' in text
     assert ModelCard.load(tmp_path / "out" / "README.md").data.language == ["en", "de"]
     assert not LEFTOVERS.search(text)
