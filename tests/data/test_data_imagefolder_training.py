@@ -10,9 +10,9 @@ from test_data_imagefolder import write_image_folder
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr.data import load_benchmark
+from modeling_ccr.data.cli_args import DataArguments
 from modeling_ccr.evaluation.pipeline import evaluate_retrieval
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-from modeling_ccr.data.cli_args import DataArguments
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 
 SPLITS = {"train": [0, 1, 2, 3, 4, 5], "test": [0, 2, 4, 5]}

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from transformers import AutoModel
 
-from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.data.cli_args import DataArguments
+from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 from modeling_ccr.training.cli import parse_arguments
 
