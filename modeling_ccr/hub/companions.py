@@ -7,6 +7,15 @@
 - ``benchmark``: the embedded ``cldr-emoji`` benchmark as a Hub dataset: the three parquet splits, the
   licence files and the dataset card (the builder's DATASET_CARD.md with links to the models and the
   metric Space). Pushed with ``--repo-type dataset``, ``datasets.load_dataset("org/cldr-emoji")`` reads it.
+- ``demo-space``: the Gradio demo as a Hub Space that runs without ccr-1tok on PyPI: ``spaces_demo/``'s
+  ``app.py`` and ``requirements.txt``, its card (links to the model, the metric Space and the benchmark) and
+  copies of the ``modeling_ccr/`` and ``evaluate_mrv/`` sources beside ``app.py``. Copied: every ``.py`` file
+  (no ``__pycache__``) and the embedded benchmark's folder (``modeling_ccr/data/cldr_emoji/``: its parquet
+  splits, card, licences, checksums), because the app's default gallery is its test split and the default
+  model it trains on first start (when ``CCR_MODEL`` is unset) trains on its train and validation splits.
+  Left out: the metric Space's own files (``evaluate_mrv/README.md``, its requirements, the start-up ``.pth``)
+  and the files only ``ccr data build`` and the docs read; the app imports none of them.
+  Pushed with ``--repo org/demo --repo-type space``.
 """
 
 from __future__ import annotations
@@ -18,14 +27,21 @@ import sys
 from pathlib import Path
 
 from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
-from hub_cards.space_cards import METRIC_FOLDER, metric_space_card
+from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, metric_space_card
 
 from ..backbones.cache import publish_folder
 from .export import DEFAULT_ORG
 
 SPACE_FILES = ("mrv.py", "rank_variance.py", "app.py", "requirements.txt")
 BENCHMARK_PATTERNS = ("*.parquet", "LICENSE*", "SHA256SUMS.txt")
-PUSH_HINTS = {"mrv-space": "--repo ORG/mrv --repo-type space", "benchmark": "--repo ORG/cldr-emoji --repo-type dataset"}
+DEMO_FILES = ("app.py", "requirements.txt")
+DEMO_PACKAGES = ("modeling_ccr", "evaluate_mrv")
+DEFAULT_MODEL_REPO = f"{DEFAULT_ORG}/ccr-default"
+PUSH_HINTS = {
+    "mrv-space": "--repo ORG/mrv --repo-type space",
+    "benchmark": "--repo ORG/cldr-emoji --repo-type dataset",
+    "demo-space": "--repo ORG/demo --repo-type space",
+}
 
 
 def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], dataset_repo: str | None) -> Path:
@@ -51,6 +67,33 @@ def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metr
     return _publish_new(output_dir, write)
 
 
+def demo_space_files() -> dict[str, Path]:
+    """``{path in the Space: source file}`` of every file :func:`export_demo_space` copies (the card aside)."""
+    root = DEMO_FOLDER.parent
+    files = {name: DEMO_FOLDER / name for name in DEMO_FILES}
+    for package in DEMO_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):  # byte code (__pycache__/*.pyc) is not matched
+            files[path.relative_to(root).as_posix()] = path
+    for path in sorted(EMBEDDED_BENCHMARK.iterdir()):
+        if path.is_file():
+            files[path.relative_to(root).as_posix()] = path
+    return files
+
+
+def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_space: str, dataset_repo: str) -> Path:
+    """Write the demo Space folder to ``output_dir`` (new or empty; written atomically): the app, its
+    requirements, its card and the package sources it imports (see the module docstring)."""
+    card = demo_space_card(model_repo, metric_space, dataset_repo)
+
+    def write(staging: Path) -> None:
+        for name, source in demo_space_files().items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / name)
+        card.save(staging / "README.md")
+
+    return _publish_new(output_dir, write)
+
+
 def _publish_new(output_dir: str | os.PathLike, write) -> Path:
     try:
         return publish_folder(output_dir, write)
@@ -59,17 +102,26 @@ def _publish_new(output_dir: str | os.PathLike, write) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=sorted(PUSH_HINTS), help="mrv-space (the metric Space) or benchmark (the dataset)")
+    parser.add_argument("kind", choices=sorted(PUSH_HINTS),
+                        help="mrv-space (the metric Space), benchmark (the dataset) or demo-space (the demo Space)")
     parser.add_argument("--output", required=True, help="the folder to write (new or empty)")
-    parser.add_argument("--model", action="append", default=[], help="Hub id of a model to link (repeatable)")
-    parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji", help="Hub id of the benchmark (mrv-space links it)")
-    parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv", help="Hub id of the MRV Space (benchmark links it)")
+    parser.add_argument("--model", action="append", default=[],
+                        help=f"Hub id of a model to link (repeatable; demo-space takes one, default {DEFAULT_MODEL_REPO})")
+    parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",
+                        help="Hub id of the benchmark (mrv-space and demo-space link it)")
+    parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv",
+                        help="Hub id of the MRV Space (benchmark and demo-space link it)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.kind == "mrv-space":
             folder = export_metric_space(args.output, args.model, args.dataset_repo)
+        elif args.kind == "demo-space":
+            if len(args.model) > 1:
+                raise ValueError(f"demo-space serves one model, got --model {' --model '.join(args.model)}: pass one")
+            folder = export_demo_space(args.output, (args.model or [DEFAULT_MODEL_REPO])[0], args.metric_space,
+                                       args.dataset_repo)
         else:
             folder = export_benchmark(args.output, args.model, args.metric_space)
     except ValueError as error:
