@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 from markdown_it import MarkdownIt
 
-from hub_cards import benchmark_card, metric_space_card
+from hub_cards import benchmark_card, demo_space_card, metric_space_card
 from hub_cards.model_card import load_report
+from hub_cards.space_cards import DEMO_FOLDER
 
 LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\bNone\b|\bnan\b")
 
@@ -118,3 +120,35 @@ def test_metric_space_card_round_trip(tmp_path):
     assert "https://huggingface.co/test-org/ccr-tiny" in loaded.text
     assert "https://huggingface.co/datasets/test-org/cldr-emoji" in loaded.text
     assert "## Metric Description" in loaded.text and not LEFTOVERS.search(loaded.text)
+
+
+def test_demo_space_card_round_trip(tmp_path):
+    import gradio
+
+    card = demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji")
+    card.save(tmp_path / "README.md")
+    loaded = SpaceCard.load(tmp_path / "README.md")
+    data = loaded.data
+    assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
+    assert (data.python_version, data.license) == ("3.11", "mit")
+    assert data.models == ["test-org/ccr-tiny"] and data.datasets == ["test-org/cldr-emoji"]
+    assert {"cross-lingual", "image-search", "mrv"} <= set(data.tags)
+    assert "https://huggingface.co/test-org/ccr-tiny" in loaded.text
+    assert "https://huggingface.co/spaces/test-org/mrv" in loaded.text
+    assert "https://huggingface.co/datasets/test-org/cldr-emoji" in loaded.text
+    assert "**Text → image**" in loaded.text  # the demo's own description is kept
+    assert not LEFTOVERS.search(MarkdownIt().enable("table").render(loaded.text))
+
+
+def test_demo_space_card_refuses_a_gradio_pin_it_does_not_run(tmp_path):
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO_FOLDER, demo)
+    requirements = demo / "requirements.txt"
+    requirements.write_text(re.sub(r"gradio==\S+", "gradio==0.0.1", requirements.read_text(encoding="utf-8")))
+    with pytest.raises(ValueError, match=r"pins gradio==0\.0\.1 but the installed gradio is"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=demo)
+    (demo / "app.py").unlink()
+    with pytest.raises(ValueError, match="names app_file 'app.py', which is not in"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=demo)
+    with pytest.raises(ValueError, match="run from a clone"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=tmp_path / "none")
