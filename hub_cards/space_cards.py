@@ -36,8 +36,10 @@ def _space_source(folder: Path) -> tuple[SpaceCard, dict]:
     return card, data
 
 
-def metric_space_card(model_repos: list[str], dataset_repo: str | None, metric_folder: str | Path = METRIC_FOLDER) -> SpaceCard:
-    """The Space card of the metric in ``metric_folder`` with links to ``model_repos`` and ``dataset_repo``.
+def metric_space_card(model_repos: list[str], dataset_repo: str | None, metric_folder: str | Path = METRIC_FOLDER,
+                      demo_space: str | None = None) -> SpaceCard:
+    """The Space card of the metric in ``metric_folder`` with links to ``model_repos``, ``dataset_repo`` and
+    (when given) the ``demo_space``.
 
     Raises ValueError if the README's front matter lacks a Space field or names an app file that is not there.
     """
@@ -48,6 +50,7 @@ def metric_space_card(model_repos: list[str], dataset_repo: str | None, metric_f
         body=card.text.strip(),
         model_repos=model_repos,
         dataset_repo=dataset_repo,
+        demo_space=demo_space,
     )
 
 

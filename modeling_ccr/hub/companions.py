@@ -44,13 +44,15 @@ PUSH_HINTS = {
 }
 
 
-def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], dataset_repo: str | None) -> Path:
-    """Write the metric Space folder to ``output_dir`` (new or empty; written atomically)."""
+def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], dataset_repo: str | None,
+                        demo_space: str | None = None) -> Path:
+    """Write the metric Space folder to ``output_dir`` (new or empty; written atomically); its card links
+    ``model_repos``, ``dataset_repo`` and, when given, ``demo_space``."""
 
     def write(staging: Path) -> None:
         for name in SPACE_FILES:
             shutil.copyfile(METRIC_FOLDER / name, staging / name)
-        metric_space_card(model_repos, dataset_repo).save(staging / "README.md")
+        metric_space_card(model_repos, dataset_repo, demo_space=demo_space).save(staging / "README.md")
 
     return _publish_new(output_dir, write)
 
@@ -111,12 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Hub id of the benchmark (mrv-space and demo-space link it)")
     parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv",
                         help="Hub id of the MRV Space (benchmark and demo-space link it)")
+    parser.add_argument("--demo-space", default=f"{DEFAULT_ORG}/demo", help="Hub id of the demo Space (mrv-space links it)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.kind == "mrv-space":
-            folder = export_metric_space(args.output, args.model, args.dataset_repo)
+            folder = export_metric_space(args.output, args.model, args.dataset_repo, args.demo_space)
         elif args.kind == "demo-space":
             if len(args.model) > 1:
                 raise ValueError(f"demo-space serves one model, got --model {' --model '.join(args.model)}: pass one")

@@ -52,9 +52,9 @@ def tiny_reports(tiny_model_dir, tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_model_dir, tiny_reports, tmp_path_factory) -> Path:
-    """``ccr export`` of the tiny model with its two reports."""
+    """``ccr export`` of the tiny model with its two reports, linking the demo Space ``test-org/demo``."""
     output = tmp_path_factory.mktemp("export") / "ccr-tiny"
-    export_model(tiny_model_dir, output, tiny_reports, repo_id="test-org/ccr-tiny")
+    export_model(tiny_model_dir, output, tiny_reports, repo_id="test-org/ccr-tiny", demo_space="test-org/demo")
     return output
 
 

@@ -65,6 +65,7 @@ def test_model_card_renders_without_template_leftovers(tiny_export, tiny_reports
     assert 'trust_remote_code=True' in html and 'evaluate.load(&quot;ccr-1tok/mrv&quot;)' in html
     assert 'href="https://huggingface.co/spaces/ccr-1tok/mrv"' in html
     assert 'href="https://huggingface.co/datasets/ccr-1tok/cldr-emoji"' in html
+    assert 'href="https://huggingface.co/spaces/test-org/demo"' in html
     # the reports the numbers come from travel with the card
     for path in tiny_reports:
         assert json.loads(path.read_text()) in [json.loads(p.read_text()) for p in (tiny_export / "evaluation").iterdir()]
@@ -86,6 +87,7 @@ def test_card_shows_the_training_record(tiny_model_dir, tmp_path):
     text = (tmp_path / "out" / "README.md").read_text()
     assert "- Steps: 7." in text and "12.5 s" in text and "`cldr-emoji` (train split), languages en, de" in text
     assert '"loss_style": "one-to-k"' in text
+    assert "The demo:" not in text  # no demo Space given: none linked
     assert ModelCard.load(tmp_path / "out" / "README.md").data.language == ["en", "de"]
     assert not LEFTOVERS.search(text)
 
@@ -112,13 +114,16 @@ def test_benchmark_card_round_trip(tmp_path):
 
 
 def test_metric_space_card_round_trip(tmp_path):
-    card = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji")
+    no_demo = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji").text.split("## On the Hub")[-1]
+    assert "/spaces/" not in no_demo and "test-org/ccr-tiny" in no_demo  # no demo Space given: no link
+    card = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji", demo_space="test-org/demo")
     card.save(tmp_path / "README.md")
     loaded = SpaceCard.load(tmp_path / "README.md")
     assert loaded.data.sdk == "gradio" and loaded.data.app_file == "app.py"
     assert "evaluate" in loaded.data.tags and "metric" in loaded.data.tags
     assert "https://huggingface.co/test-org/ccr-tiny" in loaded.text
     assert "https://huggingface.co/datasets/test-org/cldr-emoji" in loaded.text
+    assert "https://huggingface.co/spaces/test-org/demo" in loaded.text
     assert "## Metric Description" in loaded.text and not LEFTOVERS.search(loaded.text)
 
 
