@@ -1,4 +1,7 @@
-"""``ccr export-companion mrv-space|benchmark --output DIR``: the folders published beside a model.
+"""``ccr export-companion mrv-space|benchmark|demo-space --output DIR``: the folders published beside a model.
+
+An existing folder is refused; with ``--overwrite``, an earlier export of the same kind is written into
+(files of the same name replaced, every other file kept: none is deleted).
 
 - ``mrv-space``: the MRV metric as a Hub Space: the metric module (``mrv.py`` and the ``rank_variance.py``
   it imports), the Gradio app, its requirements and the metric card (``evaluate_mrv/README.md``, whose YAML
@@ -24,13 +27,16 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from huggingface_hub import RepoCard
 
 from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
 from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, metric_space_card
 
 from ..backbones.cache import publish_folder
-from .export import DEFAULT_ORG
+from .export import DEFAULT_ORG, merge_into
 
 SPACE_FILES = ("mrv.py", "rank_variance.py", "app.py", "requirements.txt")
 BENCHMARK_PATTERNS = ("*.parquet", "LICENSE*", "SHA256SUMS.txt")
@@ -45,28 +51,31 @@ PUSH_HINTS = {
 
 
 def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], dataset_repo: str | None,
-                        demo_space: str | None = None) -> Path:
-    """Write the metric Space folder to ``output_dir`` (new or empty; written atomically); its card links
-    ``model_repos``, ``dataset_repo`` and, when given, ``demo_space``."""
+                        demo_space: str | None = None, overwrite: bool = False) -> Path:
+    """Write the metric Space folder to ``output_dir`` (see :func:`publish_companion` for an existing one);
+    its card links ``model_repos``, ``dataset_repo`` and, when given, ``demo_space``."""
+    card = metric_space_card(model_repos, dataset_repo, demo_space=demo_space)
 
     def write(staging: Path) -> None:
         for name in SPACE_FILES:
             shutil.copyfile(METRIC_FOLDER / name, staging / name)
-        metric_space_card(model_repos, dataset_repo, demo_space=demo_space).save(staging / "README.md")
+        card.save(staging / "README.md")
 
-    return _publish_new(output_dir, write)
+    return publish_companion(output_dir, write, card, overwrite)
 
 
-def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metric_space: str) -> Path:
-    """Write the benchmark's dataset folder to ``output_dir`` (new or empty; written atomically)."""
+def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metric_space: str,
+                     overwrite: bool = False) -> Path:
+    """Write the benchmark's dataset folder to ``output_dir`` (see :func:`publish_companion` for an existing one)."""
+    card = benchmark_card(model_repos, metric_space)
 
     def write(staging: Path) -> None:
         for pattern in BENCHMARK_PATTERNS:
             for path in sorted(EMBEDDED_BENCHMARK.glob(pattern)):
                 shutil.copyfile(path, staging / path.name)
-        benchmark_card(model_repos, metric_space).save(staging / "README.md")
+        card.save(staging / "README.md")
 
-    return _publish_new(output_dir, write)
+    return publish_companion(output_dir, write, card, overwrite)
 
 
 def demo_space_files() -> dict[str, Path]:
@@ -82,9 +91,10 @@ def demo_space_files() -> dict[str, Path]:
     return files
 
 
-def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_space: str, dataset_repo: str) -> Path:
-    """Write the demo Space folder to ``output_dir`` (new or empty; written atomically): the app, its
-    requirements, its card and the package sources it imports (see the module docstring)."""
+def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_space: str, dataset_repo: str,
+                      overwrite: bool = False) -> Path:
+    """Write the demo Space folder to ``output_dir`` (see :func:`publish_companion` for an existing one): the
+    app, its requirements, its card and the package sources it imports (see the module docstring)."""
     card = demo_space_card(model_repo, metric_space, dataset_repo)
 
     def write(staging: Path) -> None:
@@ -93,20 +103,44 @@ def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_spa
             shutil.copyfile(source, staging / name)
         card.save(staging / "README.md")
 
-    return _publish_new(output_dir, write)
+    return publish_companion(output_dir, write, card, overwrite)
 
 
-def _publish_new(output_dir: str | os.PathLike, write) -> Path:
+def _title(card: RepoCard) -> str | None:
+    data = card.data.to_dict()
+    return data.get("title") or data.get("pretty_name")
+
+
+def publish_companion(output_dir: str | os.PathLike, write: Callable[[Path], None], card: RepoCard,
+                      overwrite: bool) -> Path:
+    """Publish the folder ``write(staging)`` writes at ``output_dir``.
+
+    A new or empty ``output_dir`` is written atomically. An existing one is refused unless ``overwrite`` is
+    set and it is an earlier export of the same companion (its README.md card has ``card``'s title); then
+    the new files replace those of the same name and every other file in it is kept.
+    """
+    output = Path(output_dir)
+    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
+        return publish_folder(output, write)
+    if not overwrite:
+        raise ValueError(f"{output} already exists and is not empty: choose a new folder or pass --overwrite")
     try:
-        return publish_folder(output_dir, write)
-    except FileExistsError as error:
-        raise ValueError(str(error)) from error
+        earlier = _title(RepoCard.load(output / "README.md"))
+    except (OSError, ValueError):
+        earlier = None
+    if earlier != _title(card):
+        raise ValueError(f"{output} is not an earlier export of this companion (its README.md card is not titled "
+                         f"{_title(card)!r}): choose an empty or new folder")
+    merge_into(output, write)
+    return output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=sorted(PUSH_HINTS),
                         help="mrv-space (the metric Space), benchmark (the dataset) or demo-space (the demo Space)")
     parser.add_argument("--output", required=True, help="the folder to write (new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an earlier export of the same kind: files of the same name are replaced, others kept")
     parser.add_argument("--model", action="append", default=[],
                         help=f"Hub id of a model to link (repeatable; demo-space takes one, default {DEFAULT_MODEL_REPO})")
     parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",
@@ -119,14 +153,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.kind == "mrv-space":
-            folder = export_metric_space(args.output, args.model, args.dataset_repo, args.demo_space)
+            folder = export_metric_space(args.output, args.model, args.dataset_repo, args.demo_space, args.overwrite)
         elif args.kind == "demo-space":
             if len(args.model) > 1:
                 raise ValueError(f"demo-space serves one model, got --model {' --model '.join(args.model)}: pass one")
             folder = export_demo_space(args.output, (args.model or [DEFAULT_MODEL_REPO])[0], args.metric_space,
-                                       args.dataset_repo)
+                                       args.dataset_repo, args.overwrite)
         else:
-            folder = export_benchmark(args.output, args.model, args.metric_space)
+            folder = export_benchmark(args.output, args.model, args.metric_space, args.overwrite)
     except ValueError as error:
         print(f"ccr export-companion: {error}", file=sys.stderr)
         return 2

@@ -139,12 +139,12 @@ def export_model(
         publish_folder(output, write)
         kept: list[str] = []
     else:
-        kept = _merge_into(output, write)
+        kept = merge_into(output, write)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
     return ExportResult(output, files, kept, onnx_check or None)
 
 
-def _merge_into(output: Path, write) -> list[str]:
+def merge_into(output: Path, write) -> list[str]:
     """Write a fresh export beside ``output``, then move its files into ``output`` one by one (each
     ``os.replace`` is atomic); files of ``output`` the export does not write stay. Returns those kept."""
     staging = publish_folder(output.with_name(f".{output.name}.export-{os.getpid()}"), write)

@@ -65,8 +65,25 @@ def test_demo_space_folder_holds_the_app_its_sources_and_card(tmp_path):
     assert card.data.models == ["test-org/ccr-tiny"] and card.data.app_file == "app.py"
     assert "https://huggingface.co/spaces/test-org/mrv" in card.text
     again = _export(folder)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr and "--overwrite" in again.stderr
     assert _files(folder) == files  # the refused export left the folder as it was
+
+
+def test_overwrite_writes_into_an_earlier_demo_export_only(tmp_path):
+    folder = tmp_path / "demo"
+    assert _export(folder).returncode == 0
+    exported = _files(folder)
+    (folder / "app.py").write_text("edited\n")
+    (folder / "notes.txt").write_text("mine\n")
+    result = _export(folder, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert _files(folder) == {**exported, "notes.txt": b"mine\n"}  # app.py restored, the other file kept
+    metric = tmp_path / "mrv"
+    assert _cli("export-companion", "mrv-space", "--output", str(metric)).returncode == 0
+    before = _files(metric)
+    refused = _export(metric, "--overwrite")
+    assert refused.returncode == 2 and "is not an earlier export of this companion" in refused.stderr
+    assert _files(metric) == before
 
 
 def test_demo_space_takes_one_model(tmp_path):
