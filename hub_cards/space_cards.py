@@ -36,6 +36,12 @@ def _space_source(folder: Path) -> tuple[SpaceCard, dict]:
     return card, data
 
 
+def _render(data: dict, template: str, source: SpaceCard, **links: object) -> SpaceCard:
+    """The card of ``template`` with the Space YAML ``data``, ``source``'s text as its body and the ``links``."""
+    return SpaceCard.from_template(SpaceCardData(**data), template_path=str(TEMPLATES / template),
+                                   body=source.text.strip(), **links)
+
+
 def metric_space_card(model_repos: list[str], dataset_repo: str | None, metric_folder: str | Path = METRIC_FOLDER,
                       demo_space: str | None = None) -> SpaceCard:
     """The Space card of the metric in ``metric_folder`` with links to ``model_repos``, ``dataset_repo`` and
@@ -44,14 +50,8 @@ def metric_space_card(model_repos: list[str], dataset_repo: str | None, metric_f
     Raises ValueError if the README's front matter lacks a Space field or names an app file that is not there.
     """
     card, data = _space_source(Path(metric_folder))
-    return SpaceCard.from_template(
-        SpaceCardData(**data),
-        template_path=str(TEMPLATES / "metric_space_card.md.j2"),
-        body=card.text.strip(),
-        model_repos=model_repos,
-        dataset_repo=dataset_repo,
-        demo_space=demo_space,
-    )
+    return _render(data, "metric_space_card.md.j2", card, model_repos=model_repos, dataset_repo=dataset_repo,
+                   demo_space=demo_space)
 
 
 def installed_gradio_version() -> str:
@@ -81,11 +81,5 @@ def demo_space_card(model_repo: str, metric_space: str, dataset_repo: str, demo_
         raise ValueError(f"{requirements} pins gradio=={pin[1]} but the installed gradio is {gradio_version}: "
                          f"install gradio=={pin[1]} or change the pin, so the Space runs the tested version")
     data.update(sdk="gradio", sdk_version=gradio_version, models=[model_repo], datasets=[dataset_repo])
-    return SpaceCard.from_template(
-        SpaceCardData(**data),
-        template_path=str(TEMPLATES / "demo_space_card.md.j2"),
-        body=card.text.strip(),
-        model_repo=model_repo,
-        metric_space=metric_space,
-        dataset_repo=dataset_repo,
-    )
+    return _render(data, "demo_space_card.md.j2", card, model_repo=model_repo, metric_space=metric_space,
+                   dataset_repo=dataset_repo)
