@@ -7,10 +7,11 @@ Jinja templates in ``templates/``. Every number a card shows is read from a ``cc
 
 from .dataset_card import benchmark_card
 from .model_card import eval_results_from_report, model_card, report_metrics
-from .space_cards import metric_space_card
+from .space_cards import demo_space_card, metric_space_card
 
 __all__ = [
     "benchmark_card",
+    "demo_space_card",
     "eval_results_from_report",
     "metric_space_card",
     "model_card",

@@ -169,6 +169,7 @@ def model_card(
     license: str,
     license_name: str | None = None,
     metric_space: str,
+    demo_space: str | None = None,
     dataset_ids: Mapping[str, str] | None = None,
     caption_prefix: str = "",
     report_files: Sequence[str] = (),
@@ -180,6 +181,7 @@ def model_card(
         base_models: Hub ids of the towers the model started from.
         license: SPDX-style Hub licence id (``other`` with ``license_name`` for a combination).
         metric_space: Hub id of the MRV metric Space (``evaluate.load(metric_space)``).
+        demo_space: Hub id of the demo Space (``ccr export-companion demo-space``), linked when given.
         dataset_ids: report dataset name -> Hub dataset id (for ``datasets`` and the model-index).
         caption_prefix: the processor's caption prefix (E5 towers: ``"query: "``), shown in the pipeline example.
         report_files: where the reports are stored in the exported folder, named in the card.
@@ -212,6 +214,7 @@ def model_card(
         repo_id=repo_id,
         model_title=repo_id.split("/")[-1],
         metric_space=metric_space,
+        demo_space=demo_space,
         paper_url=PAPER_URL,
         caption_prefix=caption_prefix,
         example_labels_json=json.dumps(["eine Katze", "ein Hund", "猫", "犬"], ensure_ascii=False),

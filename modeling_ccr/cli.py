@@ -23,7 +23,7 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("search",), "modeling_ccr.index.search_cli", "text -> image search of a gallery index"),
     (("demo",), "modeling_ccr.demo.cli", "serve the Gradio demo on 127.0.0.1"),
     (("export",), "modeling_ccr.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
-    (("export-companion",), "modeling_ccr.hub.companions", "the MRV metric Space or the benchmark dataset folder"),
+    (("export-companion",), "modeling_ccr.hub.companions", "the MRV metric Space, the benchmark dataset or the demo Space folder"),
     (("push",), "modeling_ccr.hub.push", "upload an exported folder or a Space to the Hub"),
     (("convert-ccrk",), "modeling_ccr.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
 ]

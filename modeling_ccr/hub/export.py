@@ -73,6 +73,7 @@ def export_model(
     *,
     repo_id: str | None = None,
     metric_space: str = f"{DEFAULT_ORG}/mrv",
+    demo_space: str | None = None,
     dataset_repo: str = f"{DEFAULT_ORG}/cldr-emoji",
     base_models: Sequence[str] | None = None,
     license: str | None = None,
@@ -83,7 +84,8 @@ def export_model(
 
     ``output_dir`` must be new or empty; with ``overwrite`` an existing export (a CCR model folder) gets
     the new files in place of the old ones of the same name, and every other file in it is kept.
-    ``repo_id`` (default ``ccr-1tok/<output folder name>``) is the id the card's examples load from.
+    ``repo_id`` (default ``ccr-1tok/<output folder name>``) is the id the card's examples load from;
+    the card links ``metric_space``, ``dataset_repo`` and, when given, ``demo_space``.
     """
     output = Path(output_dir)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -122,6 +124,7 @@ def export_model(
             license=license or origin.get("license", "mit"),
             license_name=None if license else origin.get("license_name"),
             metric_space=metric_space,
+            demo_space=demo_space,
             dataset_ids={"cldr-emoji": dataset_repo},
             caption_prefix=processor.caption_prefix,
             report_files=report_files,
@@ -136,12 +139,12 @@ def export_model(
         publish_folder(output, write)
         kept: list[str] = []
     else:
-        kept = _merge_into(output, write)
+        kept = merge_into(output, write)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
     return ExportResult(output, files, kept, onnx_check or None)
 
 
-def _merge_into(output: Path, write) -> list[str]:
+def merge_into(output: Path, write) -> list[str]:
     """Write a fresh export beside ``output``, then move its files into ``output`` one by one (each
     ``os.replace`` is atomic); files of ``output`` the export does not write stay. Returns those kept."""
     staging = publish_folder(output.with_name(f".{output.name}.export-{os.getpid()}"), write)
@@ -164,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a `ccr evaluate` report.json whose results go into the card (repeatable)")
     parser.add_argument("--repo-id", help="the model's Hub id shown in the card (default ccr-1tok/<output name>)")
     parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv", help="Hub id of the MRV metric Space")
+    parser.add_argument("--demo-space", default=f"{DEFAULT_ORG}/demo", help="Hub id of the demo Space")
     parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",
                         help="Hub id of the embedded benchmark (cldr-emoji)")
     parser.add_argument("--base-model", action="append", default=None,
@@ -179,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = export_model(
             args.model_dir, args.output, args.report, repo_id=args.repo_id, metric_space=args.metric_space,
-            dataset_repo=args.dataset_repo, base_models=args.base_model, license=args.license,
-            with_onnx=args.onnx, overwrite=args.overwrite,
+            demo_space=args.demo_space, dataset_repo=args.dataset_repo, base_models=args.base_model,
+            license=args.license, with_onnx=args.onnx, overwrite=args.overwrite,
         )
     except (ValueError, OSError) as error:
         print(f"ccr export: {error}", file=sys.stderr)

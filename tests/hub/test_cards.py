@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 from markdown_it import MarkdownIt
 
-from hub_cards import benchmark_card, metric_space_card
+from hub_cards import benchmark_card, demo_space_card, metric_space_card
 from hub_cards.model_card import load_report
+from hub_cards.space_cards import DEMO_FOLDER
 
 LEFTOVERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\bNone\b|\bnan\b")
 
@@ -63,6 +65,7 @@ def test_model_card_renders_without_template_leftovers(tiny_export, tiny_reports
     assert 'trust_remote_code=True' in html and 'evaluate.load(&quot;ccr-1tok/mrv&quot;)' in html
     assert 'href="https://huggingface.co/spaces/ccr-1tok/mrv"' in html
     assert 'href="https://huggingface.co/datasets/ccr-1tok/cldr-emoji"' in html
+    assert 'href="https://huggingface.co/spaces/test-org/demo"' in html
     # the reports the numbers come from travel with the card
     for path in tiny_reports:
         assert json.loads(path.read_text()) in [json.loads(p.read_text()) for p in (tiny_export / "evaluation").iterdir()]
@@ -84,6 +87,7 @@ def test_card_shows_the_training_record(tiny_model_dir, tmp_path):
     text = (tmp_path / "out" / "README.md").read_text()
     assert "- Steps: 7." in text and "12.5 s" in text and "`cldr-emoji` (train split), languages en, de" in text
     assert '"loss_style": "one-to-k"' in text
+    assert "The demo:" not in text  # no demo Space given: none linked
     assert ModelCard.load(tmp_path / "out" / "README.md").data.language == ["en", "de"]
     assert not LEFTOVERS.search(text)
 
@@ -110,11 +114,46 @@ def test_benchmark_card_round_trip(tmp_path):
 
 
 def test_metric_space_card_round_trip(tmp_path):
-    card = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji")
+    no_demo = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji").text.split("## On the Hub")[-1]
+    assert "/spaces/" not in no_demo and "test-org/ccr-tiny" in no_demo  # no demo Space given: no link
+    card = metric_space_card(["test-org/ccr-tiny"], "test-org/cldr-emoji", demo_space="test-org/demo")
     card.save(tmp_path / "README.md")
     loaded = SpaceCard.load(tmp_path / "README.md")
     assert loaded.data.sdk == "gradio" and loaded.data.app_file == "app.py"
     assert "evaluate" in loaded.data.tags and "metric" in loaded.data.tags
     assert "https://huggingface.co/test-org/ccr-tiny" in loaded.text
     assert "https://huggingface.co/datasets/test-org/cldr-emoji" in loaded.text
+    assert "https://huggingface.co/spaces/test-org/demo" in loaded.text
     assert "## Metric Description" in loaded.text and not LEFTOVERS.search(loaded.text)
+
+
+def test_demo_space_card_round_trip(tmp_path):
+    import gradio
+
+    card = demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji")
+    card.save(tmp_path / "README.md")
+    loaded = SpaceCard.load(tmp_path / "README.md")
+    data = loaded.data
+    assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
+    assert (data.python_version, data.license) == ("3.11", "mit")
+    assert data.models == ["test-org/ccr-tiny"] and data.datasets == ["test-org/cldr-emoji"]
+    assert {"cross-lingual", "image-search", "mrv"} <= set(data.tags)
+    assert "https://huggingface.co/test-org/ccr-tiny" in loaded.text
+    assert "https://huggingface.co/spaces/test-org/mrv" in loaded.text
+    assert "https://huggingface.co/datasets/test-org/cldr-emoji" in loaded.text
+    assert "**Text → image**" in loaded.text  # the demo's own description is kept
+    assert not LEFTOVERS.search(MarkdownIt().enable("table").render(loaded.text))
+
+
+def test_demo_space_card_refuses_a_gradio_pin_it_does_not_run(tmp_path):
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO_FOLDER, demo)
+    requirements = demo / "requirements.txt"
+    requirements.write_text(re.sub(r"gradio==\S+", "gradio==0.0.1", requirements.read_text(encoding="utf-8")))
+    with pytest.raises(ValueError, match=r"pins gradio==0\.0\.1 but the installed gradio is"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=demo)
+    (demo / "app.py").unlink()
+    with pytest.raises(ValueError, match="names app_file 'app.py', which is not in"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=demo)
+    with pytest.raises(ValueError, match="run from a clone"):
+        demo_space_card("test-org/ccr-tiny", "test-org/mrv", "test-org/cldr-emoji", demo_folder=tmp_path / "none")
