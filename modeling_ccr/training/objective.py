@@ -160,9 +160,9 @@ class CCRObjective:
         temperature = model.clamped_temperature()
 
         n_images, k = image_embeds.shape[0], text_embeds.shape[0] // max(image_embeds.shape[0], 1)
-        fusion_rows = self._fusion_caption_rows(n_images, k, text_embeds.device)
+        languages = self._baseline_languages(n_images, k, text_embeds.device)
+        fusion_rows = None if languages is None else torch.arange(n_images, device=languages.device) * k + languages
         if self.loss_style == "cross-modal":
-            languages = fusion_rows - torch.arange(n_images, device=fusion_rows.device) * k
             parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature, languages=languages)}
         else:
             parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature)}
@@ -197,14 +197,14 @@ class CCRObjective:
             return self.feature_cache.image_top_blocks(model, pixel_values, image_ids, n_frozen_blocks)
         return model.get_image_tokens(pixel_values)
 
-    def _fusion_caption_rows(self, n_images: int, k: int, device: torch.device) -> torch.Tensor | None:
-        """Rows ``[N]`` of the image-major texts that a baseline style trains on (its 1-to-1 captions), or
-        None for ``one-to-k`` (all K captions take part; ITM picks one per image)."""
-        own = torch.arange(n_images, device=device)
+    def _baseline_languages(self, n_images: int, k: int, device: torch.device) -> torch.Tensor | None:
+        """The language index ``[N]`` of each image's caption that a baseline style trains on (1-to-1): drawn
+        for ``cross-modal``, English for ``cross-lingual``; None for ``one-to-k`` (all K captions take part,
+        ITM picks one per image)."""
         if self.loss_style == "cross-modal":
-            return own * k + sample_caption_languages(n_images, k, self.generator).to(device)
+            return sample_caption_languages(n_images, k, self.generator).to(device)
         if self.loss_style == "cross-lingual":
-            return own * k + self.english_index
+            return torch.full((n_images,), self.english_index, dtype=torch.long, device=device)
         return None
 
     def _triplets(self, image_embeds, text_embeds, temperature, fusion_rows):
