@@ -16,12 +16,7 @@ def leading_frozen_layers(model) -> int:
     """How many text-encoder layers, from the bottom, are frozen (0 if the embeddings train)."""
     if any(p.requires_grad for p in model.text_model.get_input_embeddings().parameters()):
         return 0
-    count = 0
-    for layer in model.text_model.get_submodule("encoder.layer"):
-        if any(p.requires_grad for p in layer.parameters()):
-            break
-        count += 1
-    return count
+    return _leading_frozen(model.text_model.get_submodule("encoder.layer"))
 
 
 def vision_blocks(tower: nn.Module) -> tuple[str, nn.ModuleList] | None:
@@ -46,9 +41,14 @@ def leading_frozen_vision_blocks(tower: nn.Module) -> int:
         return 0
     if any(p.requires_grad for p in tower.stem.parameters()):
         return 0
+    return _leading_frozen(tower.blocks)
+
+
+def _leading_frozen(modules: nn.ModuleList) -> int:
+    """How many modules of a stack, from the bottom, have no trainable parameter."""
     count = 0
-    for block in tower.blocks:
-        if any(p.requires_grad for p in block.parameters()):
+    for module in modules:
+        if any(p.requires_grad for p in module.parameters()):
             break
         count += 1
     return count
