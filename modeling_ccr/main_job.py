@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor
 
-from .atomic_io import OutputKind, atomic_write, check_output_files, is_json_object_with
+from .atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
 from .data import load_benchmark
-from .default_model import ensure_default_model
+from .default_model import CCR_MODEL_FOLDER, ensure_default_model
 from .evaluation.pipeline import PreparedEvaluation, choose_itm_weight
 from .evaluation.report import build_report, check_report_output, write_report
 from .modeling_ccr import CCRModel
@@ -33,7 +33,8 @@ from .training import CCRTrainingArguments, ModelArguments, train
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 RANKINGS = ("similarity", "replace", "combine")
 SPLITS = ("validation", "test")
-SUMMARY = OutputKind("a main-job summary", lambda path: is_json_object_with(path, {"model_dir", "steps", "timings"}), ())
+SUMMARY = OutputKind("a main-job summary",
+                     lambda path: is_json_object_with(path, {"model_dir", "steps", "timings"}), ())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,8 +92,9 @@ def summary_line(name: str, report: dict) -> str:
 
 
 def check_outputs(output: Path, overwrite: bool) -> None:
-    """The overwrite rule for everything the job writes under ``output`` (the model is checked by ``train``):
-    raises ValueError before any work when an earlier report or summary is there and ``overwrite`` is false."""
+    """The overwrite rule for everything the job writes under ``output``: raises ValueError before any work
+    when an earlier model, report or summary is there and ``overwrite`` is false."""
+    check_output(output / "train" / "model", CCR_MODEL_FOLDER, overwrite)
     for split in SPLITS:
         for ranking in RANKINGS:
             check_report_output(output / "eval" / f"{split}_{ranking}.json", overwrite)

@@ -8,8 +8,8 @@ Folder layout of an index (``ccr index ... --output INDEX``):
     images/               benchmarks only: the images that the benchmark carries as bytes
 
 The folder is published atomically (written beside it, then swapped in; files in it that are not the
-index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`). Work in progress lives in
-``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
+index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
+Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
 so an interrupted build resumes from the last complete chunk. Under ``torchrun`` / ``accelerate launch``
 each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
 gathered in rank order and process 0 writes the index.
