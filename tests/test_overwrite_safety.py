@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from evaluation.eval_fixtures import LANGUAGES, write_parquet_benchmark  # tests/ is on the path (rootdir)
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModel
@@ -23,9 +24,6 @@ from modeling_ccr.atomic_io import OutputKind, atomic_write, write_output
 from modeling_ccr.default_model import save_model_folder
 from modeling_ccr.evaluation.report import write_report
 from modeling_ccr.testing import save_tiny_model, tiny_ccr_model, tiny_ccr_processor
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "evaluation"))
-from eval_fixtures import LANGUAGES, write_parquet_benchmark  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 THING = OutputKind("a thing folder", lambda folder: (folder / "thing.json").is_file(), ("thing.json", "part-*.bin"))
