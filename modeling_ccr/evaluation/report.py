@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 
 from evaluate_mrv.rank_variance import rank_spread_per_instance
 
+from ..atomic_io import OutputKind, atomic_write, check_output_files, is_json_object_with
 from .metrics import RECALL_KS
 from .ranks import DIRECTIONS
 
@@ -161,9 +161,29 @@ def report_paths(output: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-def write_report(report: dict, ranks: dict[str, np.ndarray], output: str | os.PathLike) -> dict[str, Path]:
-    """Write the JSON report, the Markdown table and both plots; ranks ``{"tr", "ir"}`` are ``[N, K]``."""
+EVALUATION_REPORT = OutputKind(
+    "an evaluation report (ccr evaluate)",
+    lambda json_path: is_json_object_with(json_path, {"tr", "ir", "mean_recall", "mrv", "tie_rule"}),
+    (),
+)
+
+
+def check_report_output(output: str | os.PathLike, overwrite: bool = False) -> dict[str, Path]:
+    """The :func:`report_paths` of ``output``, after the overwrite rule: when any of them exists, the JSON
+    must be an earlier report and ``overwrite`` set (ValueError otherwise, before any work)."""
     paths = report_paths(output)
+    check_output_files(list(paths.values()), EVALUATION_REPORT, overwrite)
+    return paths
+
+
+def write_report(report: dict, ranks: dict[str, np.ndarray], output: str | os.PathLike,
+                 overwrite: bool = False) -> dict[str, Path]:
+    """Write the JSON report, the Markdown table and both plots; ranks ``{"tr", "ir"}`` are ``[N, K]``.
+
+    An earlier report at ``output`` (its .json, .md, .png files) is replaced only with ``overwrite``; each
+    file is replaced atomically, and nothing else beside it is touched.
+    """
+    paths = check_report_output(output, overwrite)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     atomic_write(paths["json"], lambda target: target.write_text(text, encoding="utf-8"))
@@ -173,14 +193,3 @@ def write_report(report: dict, ranks: dict[str, np.ndarray], output: str | os.Pa
     plot_rank_spread(ranks, report, paths["rank_std_plot"])
     return paths
 
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

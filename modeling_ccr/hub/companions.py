@@ -1,7 +1,8 @@
 """``ccr export-companion mrv-space|benchmark|demo-space --output DIR``: the folders published beside a model.
 
-An existing folder is refused; with ``--overwrite``, an earlier export of the same kind is written into
-(files of the same name replaced, every other file kept: none is deleted).
+An existing folder is refused; with ``--overwrite``, an earlier export of the same kind is replaced (the files
+a companion of that kind writes are replaced, stale ones go, every other file is kept; see
+:func:`modeling_ccr.atomic_io.write_output`).
 
 - ``mrv-space``: the MRV metric as a Hub Space: the metric module (``mrv.py`` and the ``rank_variance.py``
   it imports), the Gradio app, its requirements and the metric card (``evaluate_mrv/README.md``, whose YAML
@@ -35,8 +36,8 @@ from huggingface_hub import RepoCard
 from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
 from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, metric_space_card
 
-from ..backbones.cache import publish_folder
-from .export import DEFAULT_ORG, merge_into
+from ..atomic_io import OutputKind, write_output
+from .export import DEFAULT_ORG
 
 SPACE_FILES = ("mrv.py", "rank_variance.py", "app.py", "requirements.txt")
 BENCHMARK_PATTERNS = ("*.parquet", "LICENSE*", "SHA256SUMS.txt")
@@ -61,7 +62,7 @@ def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], d
             shutil.copyfile(METRIC_FOLDER / name, staging / name)
         card.save(staging / "README.md")
 
-    return publish_companion(output_dir, write, card, overwrite)
+    return publish_companion(output_dir, write, card, overwrite, (*SPACE_FILES, "README.md"))
 
 
 def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metric_space: str,
@@ -75,7 +76,7 @@ def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metr
                 shutil.copyfile(path, staging / path.name)
         card.save(staging / "README.md")
 
-    return publish_companion(output_dir, write, card, overwrite)
+    return publish_companion(output_dir, write, card, overwrite, (*BENCHMARK_PATTERNS, "README.md"))
 
 
 def demo_space_files() -> dict[str, Path]:
@@ -103,7 +104,8 @@ def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_spa
             shutil.copyfile(source, staging / name)
         card.save(staging / "README.md")
 
-    return publish_companion(output_dir, write, card, overwrite)
+    artifacts = (*DEMO_FILES, "README.md", *(f"{package}/*" for package in DEMO_PACKAGES))
+    return publish_companion(output_dir, write, card, overwrite, artifacts)
 
 
 def _title(card: RepoCard) -> str | None:
@@ -112,27 +114,26 @@ def _title(card: RepoCard) -> str | None:
 
 
 def publish_companion(output_dir: str | os.PathLike, write: Callable[[Path], None], card: RepoCard,
-                      overwrite: bool) -> Path:
+                      overwrite: bool, artifacts: tuple[str, ...]) -> Path:
     """Publish the folder ``write(staging)`` writes at ``output_dir``.
 
     A new or empty ``output_dir`` is written atomically. An existing one is refused unless ``overwrite`` is
     set and it is an earlier export of the same companion (its README.md card has ``card``'s title); then
-    the new files replace those of the same name and every other file in it is kept.
+    it is replaced by the new folder, keeping every file of it that does not match ``artifacts`` (glob
+    patterns of what this companion writes).
     """
-    output = Path(output_dir)
-    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
-        return publish_folder(output, write)
-    if not overwrite:
-        raise ValueError(f"{output} already exists and is not empty: choose a new folder or pass --overwrite")
-    try:
-        earlier = _title(RepoCard.load(output / "README.md"))
-    except (OSError, ValueError):
-        earlier = None
-    if earlier != _title(card):
-        raise ValueError(f"{output} is not an earlier export of this companion (its README.md card is not titled "
-                         f"{_title(card)!r}): choose an empty or new folder")
-    merge_into(output, write)
-    return output
+    title = _title(card)
+
+    def is_earlier_export(folder: Path) -> bool:
+        try:
+            return _title(RepoCard.load(folder / "README.md")) == title
+        except (OSError, ValueError):
+            return False
+
+    kind = OutputKind(f"an earlier export of this companion (a README.md card titled {title!r})",
+                      is_earlier_export, artifacts)
+    write_output(output_dir, write, kind, overwrite)
+    return Path(output_dir)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mrv-space (the metric Space), benchmark (the dataset) or demo-space (the demo Space)")
     parser.add_argument("--output", required=True, help="the folder to write (new or empty)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into an earlier export of the same kind: files of the same name are replaced, others kept")
+                        help="replace an earlier export of the same kind: the files it writes are replaced, others kept")
     parser.add_argument("--model", action="append", default=[],
                         help=f"Hub id of a model to link (repeatable; demo-space takes one, default {DEFAULT_MODEL_REPO})")
     parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
+from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
-from ..default_model import save_model_folder
+from ..default_model import CCR_MODEL_FOLDER, save_model_folder
 from ..modeling_ccr import CCRModel
 from ..processing_ccr import CCRProcessor
 from .export import PROVENANCE_FILE
@@ -280,14 +281,20 @@ def convert_ccrk(
     tokenizer: str | os.PathLike,
     image_size: int = 224,
     text_attention_heads: int | None = None,
+    *,
+    overwrite: bool = False,
 ) -> ConversionReport:
     """Convert a released CCRK checkpoint into a CCR model folder at ``output_dir`` (written atomically).
+
+    An existing model folder there is replaced only with ``overwrite`` (checked before the checkpoint is
+    read; see :func:`~modeling_ccr.default_model.save_model_folder`).
 
     ``tokenizer``: a folder or Hub id with XLM-R's tokenizer (``FacebookAI/xlm-roberta-large``). The folder
     also gets ``conversion_report.json`` (the :class:`ConversionReport`) and ``provenance.json``.
     """
     from transformers import AutoTokenizer
 
+    check_output(output_dir, CCR_MODEL_FOLDER, overwrite)
     state = read_checkpoint(checkpoint)
     config = ccrk_config(state, image_size=image_size, text_attention_heads=text_attention_heads)
     model = CCRModel(config).eval()
@@ -302,7 +309,7 @@ def convert_ccrk(
     provenance = {**PROVENANCE, "source_checkpoint": name, "source_sha256": _sha256(checkpoint)}
     save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(name=name, tokenizer=tokenizer),
                       extra_files={"conversion_report.json": json.dumps(asdict(report), indent=2),
-                                   PROVENANCE_FILE: json.dumps(provenance, indent=2)})
+                                   PROVENANCE_FILE: json.dumps(provenance, indent=2)}, overwrite=overwrite)
     return report
 
 
@@ -322,11 +329,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=224, help="image resolution (224 in pre-training)")
     parser.add_argument("--text-attention-heads", type=int, default=None,
                         help="attention heads of the text layers (default hidden size / 64: 16 for XLM-R-large)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model files of an existing CCR model folder (its other files are kept)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        report = convert_ccrk(args.checkpoint, args.output, args.tokenizer, args.image_size, args.text_attention_heads)
+        report = convert_ccrk(args.checkpoint, args.output, args.tokenizer, args.image_size, args.text_attention_heads,
+                              overwrite=args.overwrite)
     except (ValueError, OSError) as error:
         print(f"ccr convert-ccrk: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from hub_cards.model_card import load_report, model_card
 
-from ..backbones.cache import publish_folder
-from ..default_model import check_replaceable
+from ..atomic_io import check_output, write_output
+from ..default_model import CCR_MODEL_FOLDER
 from ..modeling_ccr import CCRModel
 from ..processing_ccr import CCRProcessor
 
@@ -82,16 +82,14 @@ def export_model(
 ) -> ExportResult:
     """Write the Hub folder of the CCR model in ``model_dir`` to ``output_dir``.
 
-    ``output_dir`` must be new or empty; with ``overwrite`` an existing export (a CCR model folder) gets
-    the new files in place of the old ones of the same name, and every other file in it is kept.
+    ``output_dir`` must be new or empty; with ``overwrite`` an existing export (a CCR model folder) is
+    replaced by the new one (old model files, ONNX graphs and report copies go), and every other file in it
+    is kept (:func:`modeling_ccr.atomic_io.write_output`).
     ``repo_id`` (default ``ccr-1tok/<output folder name>``) is the id the card's examples load from;
     the card links ``metric_space``, ``dataset_repo`` and, when given, ``demo_space``.
     """
     output = Path(output_dir)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        if not overwrite:
-            raise ValueError(f"{output} already exists and is not empty: choose a new folder or pass --overwrite")
-        check_replaceable(output)
+    check_output(output, CCR_MODEL_FOLDER, overwrite)
     reports = [load_report(path) for path in report_paths]
     model = CCRModel.from_pretrained(model_dir).eval()
     processor = CCRProcessor.from_pretrained(model_dir)
@@ -135,29 +133,9 @@ def export_model(
 
             onnx_check.update(export_onnx(model, processor, staging / "onnx"))
 
-    if not output.exists() or not any(output.iterdir()):
-        publish_folder(output, write)
-        kept: list[str] = []
-    else:
-        kept = merge_into(output, write)
+    kept = write_output(output, write, CCR_MODEL_FOLDER, overwrite)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
     return ExportResult(output, files, kept, onnx_check or None)
-
-
-def merge_into(output: Path, write) -> list[str]:
-    """Write a fresh export beside ``output``, then move its files into ``output`` one by one (each
-    ``os.replace`` is atomic); files of ``output`` the export does not write stay. Returns those kept."""
-    staging = publish_folder(output.with_name(f".{output.name}.export-{os.getpid()}"), write)
-    try:
-        new_files = [p.relative_to(staging) for p in staging.rglob("*") if p.is_file()]
-        kept = sorted(str(p.relative_to(output)) for p in output.rglob("*")
-                      if p.is_file() and p.relative_to(output) not in set(new_files))
-        for relative in new_files:
-            (output / relative).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / relative, output / relative)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return kept
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", action="store_true",
                         help="also write onnx/image_encoder.onnx and onnx/text_encoder.onnx, checked with onnxruntime")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into an existing export: files of the same name are replaced, others kept")
+                        help="replace an existing export (a CCR model folder): its model files are replaced, others kept")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per encoding step")
     parser.add_argument("--chunk-images", type=int, default=DEFAULT_CHUNK_IMAGES,
                         help=f"images per resumable chunk (default {DEFAULT_CHUNK_IMAGES})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an index of another model or folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an index of another model or folder (its other files are kept)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda:LOCAL_RANK or cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -7,8 +7,9 @@ Folder layout of an index (``ccr index ... --output INDEX``):
     caption_embeds.npy    benchmarks only: caption embeddings ``[n*K, D]``, image-major (row j*K + l)
     images/               benchmarks only: the images that the benchmark carries as bytes
 
-The folder is published atomically (written beside it, then renamed). Work in progress lives in
-``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
+The folder is published atomically (written beside it, then swapped in; files in it that are not the
+index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
+Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
 so an interrupted build resumes from the last complete chunk. Under ``torchrun`` / ``accelerate launch``
 each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
 gathered in rank order and process 0 writes the index.
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backbones.cache import replace_folder
+from ..atomic_io import OutputKind, check_output, holds_anything, write_output
 from ..evaluation.distributed import DistributedContext
 from ..evaluation.encode import encode_benchmark
 from .sources import GallerySource, write_benchmark_images
@@ -86,6 +87,15 @@ def _identity(model_dir, source: GallerySource, index_type: str, nlist: int | No
     return str(Path(model_dir).resolve()), fingerprints, settings
 
 
+def _is_gallery_index(folder: Path) -> bool:
+    manifest = _read_json(folder / MANIFEST)
+    return manifest is not None and manifest.get("format") == FORMAT
+
+
+GALLERY_INDEX = OutputKind("a gallery index", _is_gallery_index,
+                           (MANIFEST, FAISS_FILE, EMBEDS_FILE, CAPTIONS_FILE, "images/*"))
+
+
 def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source: GallerySource,
                  index_type: str = "flat", nlist: int | None = None, overwrite: bool = False) -> str:
     """What a build would do at ``output``: "new", "current" (up to date) or "rebuild".
@@ -95,11 +105,11 @@ def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source
     """
     output = Path(output)
     model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
-    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
+    if not holds_anything(output):
         return "new"
-    manifest = _read_json(output / MANIFEST) if output.is_dir() else None
-    if manifest is None or manifest.get("format") != FORMAT:
-        raise ValueError(f"{output} exists and is not a gallery index: choose a new or empty --output folder")
+    if not output.is_dir() or not _is_gallery_index(output):
+        check_output(output, GALLERY_INDEX, overwrite)  # raises: not an index
+    manifest = _read_json(output / MANIFEST)
     same_identity = manifest.get("model_dir") == model_id and manifest.get("source") == settings["source"]
     if same_identity and manifest.get("fingerprints") == fingerprints and manifest.get("index") == settings["index"]:
         return "current"
@@ -276,7 +286,7 @@ def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) ->
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
 
-    replace_folder(output, write)
+    write_output(output, write, GALLERY_INDEX, overwrite=True)  # output_state allowed it
 
 
 class GalleryIndex:

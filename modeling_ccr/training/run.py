@@ -8,6 +8,11 @@ Folder layout of a run (``output_dir``):
     checkpoints/checkpoint-N/   Trainer checkpoints (model, optimiser, scheduler, RNG, trainer state)
     model/                      the final model + processor, loadable with AutoModel / AutoProcessor,
                                 with ``training_run.json`` (the settings, the objective, the losses).
+
+An existing ``model/`` is replaced only with ``--overwrite`` or ``--resume`` (the same run going on), and then
+its other files are kept (:func:`modeling_ccr.atomic_io.write_output`). Checkpoints of an earlier run are
+resumed with ``--resume``; with ``--overwrite`` a new run starts and the old ones are renamed
+``checkpoints-replaced-<time>`` (kept, never resumed).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from typing import Any
 import torch
 from transformers import AutoProcessor, TrainingArguments
 
+from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
 from ..data.cli_args import DataArguments, load_dataset_from_args
-from ..default_model import check_replaceable, ensure_default_model, save_model_folder
+from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
 from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
 from ..modeling_ccr import CCRModel
 from .collator import CCRDataCollator, check_languages
@@ -105,6 +111,9 @@ class CCRTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and keep it "
                                 "in memory (default: on a CPU, for data sets of up to 20,000 images)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace the model files of output_dir/model (its other files are kept) and "
+                                 "start a new run beside old checkpoints (renamed checkpoints-replaced-<time>)"})
 
     def __post_init__(self):
         """Checks the CCR settings (a ValueError before anything heavy), then TrainingArguments' own."""
@@ -213,6 +222,16 @@ def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
 
 
+def _set_aside_checkpoints(checkpoint_dir: Path) -> None:
+    """Rename an earlier run's checkpoints to ``checkpoints-replaced-<time>`` (process 0; kept for the user
+    to delete), so that the new run neither mixes with nor resumes from them."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    aside = checkpoint_dir.with_name(f"checkpoints-replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    logger.warning("--overwrite: the earlier run's checkpoints %s are moved to %s", checkpoint_dir, aside)
+    checkpoint_dir.rename(aside)
+
+
 def _load_training_data(data_args: DataArguments, batch_size: int):
     from ..data import DEFAULT_LANGUAGES
 
@@ -235,11 +254,15 @@ def train(
     resume_from = find_resume_checkpoint(checkpoint_dir) if args.resume else None
     if args.resume and resume_from is None:
         raise ValueError(f"--resume: no complete checkpoint under {checkpoint_dir}; run without --resume to start")
-    if not args.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
-        raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
-                         "or choose another --output_dir")
     final_dir = output / "model"
-    check_replaceable(final_dir)  # before training, not after
+    replace_model = args.overwrite or args.resume  # --resume: the model of the same run, going on
+    check_output(final_dir, CCR_MODEL_FOLDER, replace_model)  # before training, not after
+    if not args.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
+        if not args.overwrite:
+            raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
+                             "--overwrite to start a new one (the old checkpoints are set aside), or choose "
+                             "another --output_dir")
+        _set_aside_checkpoints(checkpoint_dir)
     dataset, languages = _load_training_data(data_args, args.per_device_train_batch_size)
     english_index = languages.index("en") if "en" in languages else -1
     if args.loss_style == "cross-lingual" and english_index < 0:
@@ -297,7 +320,8 @@ def train(
         licence = Path(model_dir) / "LICENSES.md"
         note = licence.read_text(encoding="utf-8") if licence.is_file() else ""
         save_model_folder(model.ccr, processor, final_dir, note,
-                          extra_files={"training_run.json": json.dumps(record, indent=2, default=str)})
+                          extra_files={"training_run.json": json.dumps(record, indent=2, default=str)},
+                          overwrite=replace_model)
     return {"model_dir": str(final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,
             "log_history": trainer.state.log_history}
 

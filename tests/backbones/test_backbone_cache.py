@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modeling_ccr.backbones.cache import cache_root, ensure_folder, publish_folder
+from modeling_ccr.atomic_io import publish_folder
+from modeling_ccr.backbones.cache import cache_root, ensure_folder
 
 
 def write_two_files(folder: Path) -> None:

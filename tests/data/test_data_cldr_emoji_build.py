@@ -137,13 +137,20 @@ def test_split_assignment_ignores_input_order():
 def test_cli_run_reports_rows_and_unchanged_rebuilds(tmp_path, capsys):
     emoji_tgz, cldr_tgz = write_tarballs(tmp_path, DEFAULT_LANGUAGES)
     args = argparse.Namespace(
-        output=tmp_path / "out", cache_dir=None, emoji_tarball=emoji_tgz, cldr_tarball=cldr_tgz
+        output=tmp_path / "out", cache_dir=None, emoji_tarball=emoji_tgz, cldr_tarball=cldr_tgz, overwrite=False
     )
     assert run(args) == 0
     first = capsys.readouterr().out
     assert "test.parquet: 9 rows" in first and "unchanged" not in first  # 9 emoji < the 300 test images
+    (tmp_path / "out" / "notes.txt").write_text("mine\n")
+    (tmp_path / "out" / "test.parquet").write_bytes(b"edited")
+    with pytest.raises(ValueError, match=r"already exists and holds a built benchmark.*--overwrite"):
+        run(args)
+    assert (tmp_path / "out" / "test.parquet").read_bytes() == b"edited"
+    args.overwrite = True
     assert run(args) == 0
-    assert capsys.readouterr().out.count("(unchanged)") == 3
+    assert capsys.readouterr().out.count("(unchanged)") == 2  # test.parquet rebuilt from the edited bytes
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine\n"
     assert load_benchmark("cldr-emoji", split="test", data_dir=tmp_path / "out").num_rows == 9
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from modeling_ccr.atomic_io import atomic_write
 from modeling_ccr.evaluation.metrics import direction_metrics, retrieval_metrics
 from modeling_ccr.evaluation.ranks import RetrievalRanks, retrieval_ranks_from_similarity
 from modeling_ccr.evaluation.reference import reference_mrv, reference_ranks, reference_recall
 from modeling_ccr.evaluation.report import (
-    atomic_write,
     build_report,
     markdown_table,
     report_paths,

@@ -17,7 +17,7 @@ from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr.hub.convert_ccrk import ccrk_config, convert_ccrk, map_state_dict
 from modeling_ccr.modeling_ccr import CCRModel
-from modeling_ccr.testing import tiny_tokenizer
+from modeling_ccr.testing import save_tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,20 @@ def test_shape_mismatch_is_refused(released, tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         convert_ccrk(tmp_path / "bad.th", tmp_path / "out", tokenizer, image_size=32, text_attention_heads=TEXT_HEADS)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_model_folder_needs_overwrite_and_keeps_other_files(released, converted, tmp_path):
+    _, checkpoint, tokenizer = released
+    output = tmp_path / "ccrk"
+    save_tiny_model(output, seed=9)
+    (output / "notes.txt").write_text("mine\n")
+    old_weights = (output / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="already exists and holds a CCR model folder.*--overwrite"):
+        convert_ccrk(checkpoint, output, tokenizer, image_size=32, text_attention_heads=TEXT_HEADS)
+    assert (output / "model.safetensors").read_bytes() == old_weights
+    convert_ccrk(checkpoint, output, tokenizer, image_size=32, text_attention_heads=TEXT_HEADS, overwrite=True)
+    assert (output / "model.safetensors").read_bytes() == (converted[0] / "model.safetensors").read_bytes()
+    assert (output / "notes.txt").read_text() == "mine\n" and (output / "conversion_report.json").is_file()
 
 
 def test_not_a_checkpoint_is_one_clear_line(tmp_path):
