@@ -316,11 +316,27 @@ class CCRProcessor(ProcessorMixin):
         many were cut.
         """
         options = {"padding": True, "truncation": True, "max_length": self.max_length, **kwargs}
+        self._check_lengths(options)
         prefixed = [self.caption_prefix + t for t in texts]
+        _check_unicode(prefixed)
         encoded = self.tokenizer(prefixed, return_tensors="pt", **options)
         if options["truncation"] not in (False, "do_not_truncate") and options["max_length"] is not None:
             self._warn_if_truncated(prefixed, encoded["attention_mask"], options["max_length"])
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def _check_lengths(self, options: dict[str, Any]) -> None:
+        """Refuse a ``max_length`` / ``pad_to_multiple_of`` that is not a positive integer, and a ``max_length``
+        that leaves no room for a token beside the tokenizer's special tokens."""
+        for name in ("max_length", "pad_to_multiple_of"):
+            value = options.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        minimum = self.tokenizer.num_special_tokens_to_add() + 1
+        if options["max_length"] is not None and options["max_length"] < minimum:
+            raise ValueError(
+                f"max_length {options['max_length']} leaves no room for a token beside the tokenizer's "
+                f"{minimum - 1} special tokens: use at least {minimum}"
+            )
 
     def _warn_if_truncated(self, texts: list[str], attention_mask: torch.Tensor, max_length: int) -> None:
         """Warn once when some of ``texts`` (tokenised to ``attention_mask [T, L]``) were cut to ``max_length``.
@@ -361,3 +377,15 @@ def _text_list(text: Any) -> list[str]:
             f"spaces count as empty; {len(blank)} of {len(strings)} texts are); pass texts with visible characters"
         )
     return strings
+
+
+def _check_unicode(texts: list[str]) -> None:
+    """Refuse texts that are not valid Unicode (lone surrogates, as badly decoded bytes leave), naming the row."""
+    for row, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"text row {row} is not valid Unicode ({error.reason} at character {error.start}): decode the "
+                "source bytes with errors='replace' or fix the text"
+            ) from None
