@@ -611,17 +611,7 @@ class CCRModel(CCRPreTrainedModel):
             if input_ids is None:
                 raise ValueError("itm_logits needs input_ids or text_states (from encode_text)")
             text_states = self.encode_text(input_ids, attention_mask)
-        check_fusion_inputs(text_states, attention_mask, image_tokens, image_index)
-        return self._itm_logits(text_states, attention_mask, image_tokens, image_index)
-
-    def _itm_logits(
-        self,
-        text_states: torch.Tensor,
-        attention_mask: torch.Tensor,
-        image_tokens: torch.Tensor,
-        image_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return self.itm_head(self.fusion(text_states, attention_mask, image_tokens, image_index)[:, 0])
+        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index)[:, 0])
 
     @torch.no_grad()
     def score_pairs(
@@ -639,19 +629,18 @@ class CCRModel(CCRPreTrainedModel):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._check_texts(input_ids, attention_mask)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
         if not isinstance(image_tokens, torch.Tensor) or image_tokens.dim() != 3 or image_tokens.shape[0] != input_ids.shape[0]:
             raise ValueError(
                 f"score_pairs pairs row by row: image_tokens must be [M, P, Cv] with M = {input_ids.shape[0]} (one per "
                 f"text), got {tuple(image_tokens.shape) if isinstance(image_tokens, torch.Tensor) else type(image_tokens).__name__}"
             )
-        scores = [
-            self._itm_logits(
-                self._encode_text(input_ids[i : i + batch_size], attention_mask[i : i + batch_size]),
-                attention_mask[i : i + batch_size],
-                image_tokens[i : i + batch_size],
-            )[:, 1]
-            for i in range(0, input_ids.shape[0], batch_size)
-        ]
+        scores = []
+        for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the towers unchecked
+            mask = attention_mask[i : i + batch_size]
+            fused = self.fusion(self._encode_text(input_ids[i : i + batch_size], mask), mask, image_tokens[i : i + batch_size])
+            scores.append(self.itm_head(fused[:, 0])[:, 1])
         return torch.cat(scores)
 
     def mlm_logits(self, fused_states: torch.Tensor) -> torch.Tensor:
