@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .processing_ccr import is_blank
+
 
 def image_major_captions(
     caption_rows: Iterable[Mapping[str, str | None] | None],
@@ -16,14 +18,15 @@ def image_major_captions(
     fix: str,
 ) -> list[str]:
     """``captions`` structs of n images -> their n*K captions, image-major (row ``j*K + k`` is image j in
-    ``languages[k]``). A missing, empty or blank caption raises a ValueError naming the row
+    ``languages[k]``). A missing, empty or blank caption (only whitespace or invisible characters, as
+    :func:`~modeling_ccr.processing_ccr.is_blank` defines it) raises a ValueError naming the row
     (``row_label(j)``), the language and ``fix``.
     """
     texts = []
     for index, captions in enumerate(caption_rows):
         for language in languages:
             text = captions.get(language) if captions is not None else None
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or is_blank(text):
                 raise ValueError(
                     f"{row_label(index)} has no caption in {language!r} (got {text!r}): every image needs a "
                     f"caption in each of {list(languages)}; {fix}"

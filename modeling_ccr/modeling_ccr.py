@@ -73,6 +73,124 @@ def one_to_k_loss_terms(
     return loss_i2t, loss_t2i
 
 
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
+    """Refuse pixel_values that are not a float ``[B, num_channels, H, W]`` tensor with B >= 1 and finite values.
+
+    One reduction over the tensor; the row of the first non-finite value is looked up only to name it.
+    """
+    if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be a float tensor [B, {num_channels}, H, W] (the processor's pixel_values), got "
+            f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}"
+        )
+    if pixel_values.dim() != 4 or pixel_values.shape[0] == 0 or pixel_values.shape[1] != num_channels:
+        raise ValueError(
+            f"pixel_values must be [B, {num_channels}, H, W] with B >= 1, got shape {tuple(pixel_values.shape)}: "
+            "pass the processor's pixel_values (one image: add a batch dimension with pixel_values[None])"
+        )
+    if not torch.isfinite(pixel_values).all():
+        row = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero()[0].item()
+        raise ValueError(
+            f"pixel_values of image {row} hold NaN or infinite values: check the image pipeline that made them "
+            "(the processor makes finite pixel_values from any image it accepts)"
+        )
+
+
+def check_text_inputs(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab_size: int, max_tokens: int | None
+) -> None:
+    """Refuse text inputs the text tower cannot encode, naming the offending row or value.
+
+    input_ids must be an int64/int32 ``[T, L]`` tensor with T >= 1, 1 <= L <= ``max_tokens`` (the tower's
+    position limit; None: no limit) and every id in ``[0, vocab_size)``; attention_mask None or ``[T, L]``
+    with at least one non-zero entry per row. One reduction per tensor and one device sync; the offending
+    row is looked up only to name it.
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(
+            f"input_ids must be an int64 tensor [T, L] of token ids (the processor's input_ids), got "
+            f"{getattr(input_ids, 'dtype', type(input_ids).__name__)}"
+        )
+    if input_ids.dim() != 2 or 0 in input_ids.shape:
+        raise ValueError(
+            f"input_ids must be [T, L] with at least one text and one token, got shape {tuple(input_ids.shape)}: "
+            "pass the processor's input_ids (one text: add a batch dimension with input_ids[None])"
+        )
+    if max_tokens is not None and input_ids.shape[1] > max_tokens:
+        raise ValueError(
+            f"input_ids has {input_ids.shape[1]} tokens per text but the text tower takes at most {max_tokens} "
+            f"(its position limit): truncate the texts to {max_tokens} tokens (the processor truncates to its max_length)"
+        )
+    if attention_mask is not None and (
+        not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
+    ):
+        raise ValueError(
+            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got "
+            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}: "
+            "pass the attention_mask the processor returned with these input_ids"
+        )
+    low, high = torch.aminmax(input_ids)
+    flags = [low < 0, high >= vocab_size]
+    if attention_mask is not None:
+        flags.append(~(attention_mask != 0).any(dim=1).all())
+    out_of_range, over_vocab, *empty_row = torch.stack(flags).tolist()
+    if out_of_range or over_vocab:
+        bad = (input_ids < 0) | (input_ids >= vocab_size)
+        row, column = bad.nonzero()[0].tolist()
+        raise ValueError(
+            f"input_ids row {row} holds token id {input_ids[row, column].item()}, outside the vocabulary "
+            f"[0, {vocab_size}): encode the texts with this model's processor (its tokenizer)"
+        )
+    if empty_row and empty_row[0]:
+        row = (attention_mask == 0).all(dim=1).nonzero()[0].item()
+        raise ValueError(
+            f"attention_mask row {row} is all zeros, so text {row} has no token to encode: every text needs at "
+            "least one token (the processor's masks always have one)"
+        )
+
+
+def check_fusion_inputs(
+    text_states: torch.Tensor,
+    attention_mask: torch.Tensor,
+    image_tokens: torch.Tensor,
+    image_index: torch.Tensor | None,
+) -> None:
+    """Refuse fusion inputs that do not pair up: text_states ``[M, L, H]``, attention_mask ``[M, L]`` with a
+    non-zero entry per row, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with image_index long ``[M]`` in
+    ``[0, U)``). One reduction per tensor and one device sync."""
+    if text_states.dim() != 3 or image_tokens.dim() != 3:
+        raise ValueError(
+            f"text_states must be [M, L, H] and image_tokens [M, P, Cv], got shapes {tuple(text_states.shape)} "
+            f"and {tuple(image_tokens.shape)}"
+        )
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != text_states.shape[:2]:
+        raise ValueError(
+            f"attention_mask must be [M, L] = {tuple(text_states.shape[:2])} like the text states, got "
+            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}"
+        )
+    n_texts, n_images = text_states.shape[0], image_tokens.shape[0]
+    if image_index is None and n_images != n_texts:
+        raise ValueError(
+            f"fusion pairs row by row: got {n_texts} texts and {n_images} images "
+            "(pass image_index to pair texts with a set of distinct images)"
+        )
+    if image_index is not None and (image_index.shape != (n_texts,) or image_index.dtype != torch.int64):
+        raise ValueError(
+            f"image_index must be a long tensor with one image per text row, shape ({n_texts},), "
+            f"got {image_index.dtype} {tuple(image_index.shape)}"
+        )
+    flags = [~(attention_mask != 0).any(dim=1).all()]
+    if image_index is not None and n_texts:
+        low, high = torch.aminmax(image_index)
+        flags.append((low < 0) | (high >= n_images))
+    empty_row, *bad_index = torch.stack(flags).tolist()
+    if empty_row:
+        row = (attention_mask == 0).all(dim=1).nonzero()[0].item()
+        raise ValueError(f"attention_mask row {row} is all zeros: every text needs at least one token")
+    if bad_index and bad_index[0]:
+        raise ValueError(f"image_index must hold image rows in [0, {n_images}), got values {low.item()}..{high.item()}")
+
+
 @dataclass
 class CCROutput(ModelOutput):
     """Output of :meth:`CCRModel.forward`.
@@ -379,14 +497,33 @@ class CCRModel(CCRPreTrainedModel):
             model.mlm_head.load_state_dict(lm_head)
         return model
 
+    # ----- input checks (the public methods check what they are given; what they compute is trusted) ----
+    def text_position_limit(self) -> int | None:
+        """The most tokens per text the text tower takes: ``max_position_embeddings``, less ``padding_idx + 1``
+        for RoBERTa-family towers (their positions start after the padding index); None without a limit."""
+        limit = getattr(self.config.text_config, "max_position_embeddings", None)
+        padding_idx = getattr(getattr(self.text_model, "embeddings", None), "padding_idx", None)
+        return None if limit is None else limit - (0 if padding_idx is None else padding_idx + 1)
+
+    def _check_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+        vocab_size = self.text_model.get_input_embeddings().num_embeddings
+        check_text_inputs(input_ids, attention_mask, vocab_size, self.text_position_limit())
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        check_pixel_values(pixel_values, getattr(self.config.vision_config, "num_channels", 3))
+
     # ----- image side -------------------------------------------------------------------------
     def get_image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values ``[B, 3, H, W]`` -> image tokens ``[B, P, Cv]``; token 0 is the image CLS.
 
         With ``vision_pooling="mean"`` the CLS is the average of the tower's tokens, prepended to them;
         with ``"cls"`` the tower's own token 0 is used. Convolutional maps ``[B, C, h, w]`` are flattened
-        row-major to ``[B, h*w, C]`` first.
+        row-major to ``[B, h*w, C]`` first. An empty batch or NaN / infinite pixel values raise a ValueError.
         """
+        self._check_pixel_values(pixel_values)
+        return self._image_tokens(pixel_values)
+
+    def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.image_tokens_from_states(self.vision_model(pixel_values=pixel_values).last_hidden_state)
 
     def image_tokens_from_states(self, states: torch.Tensor) -> torch.Tensor:
@@ -403,12 +540,20 @@ class CCRModel(CCRPreTrainedModel):
         return F.normalize(self.vision_projection(image_tokens[:, 0]), dim=-1)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """pixel_values ``[B, 3, H, W]`` -> L2-normalised image embeddings ``[B, D]``."""
+        """pixel_values ``[B, 3, H, W]`` -> L2-normalised image embeddings ``[B, D]`` (checked as :meth:`get_image_tokens`)."""
         return self.project_image_tokens(self.get_image_tokens(pixel_values))
 
     # ----- text side --------------------------------------------------------------------------
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """input_ids, attention_mask ``[T, L]`` -> text encoder states ``[T, L, H]``."""
+        """input_ids, attention_mask ``[T, L]`` -> text encoder states ``[T, L, H]``.
+
+        A ValueError names what the text tower cannot encode: an empty batch, more tokens than
+        :meth:`text_position_limit`, ids outside the vocabulary, a mask of another shape or an all-zero mask row.
+        """
+        self._check_texts(input_ids, attention_mask)
+        return self._encode_text(input_ids, attention_mask)
+
+    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def project_text_states(self, text_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -421,10 +566,12 @@ class CCRModel(CCRPreTrainedModel):
         return F.normalize(self.text_projection(pooled), dim=-1)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids, attention_mask ``[T, L]`` -> L2-normalised text embeddings ``[T, D]``."""
+        """input_ids, attention_mask ``[T, L]`` -> L2-normalised text embeddings ``[T, D]`` (checked as
+        :meth:`encode_text`; no mask: every token counts)."""
+        self._check_texts(input_ids, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self.project_text_states(self.encode_text(input_ids, attention_mask), attention_mask)
+        return self.project_text_states(self._encode_text(input_ids, attention_mask), attention_mask)
 
     # ----- fusion side ------------------------------------------------------------------------
     def fuse(
@@ -439,18 +586,10 @@ class CCRModel(CCRPreTrainedModel):
         Without ``image_index`` row m of the text is paired with row m of image_tokens ``[M, P, Cv]``. With
         ``image_index`` (long ``[M]``) image_tokens holds each distinct image once (``[U, P, Cv]``) and text
         row m is paired with image ``image_index[m]``; the cross-attention keys and values are then
-        computed once per image, which is what makes scoring many pairs of few images cheap.
+        computed once per image, which is what makes scoring many pairs of few images cheap. Inputs that do
+        not pair up (see :func:`check_fusion_inputs`) raise a ValueError.
         """
-        if image_index is not None and image_index.shape != (text_states.shape[0],):
-            raise ValueError(
-                f"image_index must hold one image per text row, shape ({text_states.shape[0]},), "
-                f"got {tuple(image_index.shape)}"
-            )
-        if image_index is None and image_tokens.shape[0] != text_states.shape[0]:
-            raise ValueError(
-                f"fusion pairs row by row: got {text_states.shape[0]} texts and {image_tokens.shape[0]} images "
-                "(pass image_index to pair texts with a set of distinct images)"
-            )
+        check_fusion_inputs(text_states, attention_mask, image_tokens, image_index)
         return self.fusion(text_states, attention_mask, image_tokens, image_index)
 
     def itm_logits(
@@ -466,8 +605,11 @@ class CCRModel(CCRPreTrainedModel):
         ``text_states`` ``[M, L, H]`` (from :meth:`encode_text`) may replace ``input_ids``, so a re-ranker
         encodes every text once however many images it is paired with; ``image_index`` (long ``[M]``)
         pairs text m with image ``image_index[m]`` of distinct image tokens ``[U, P, Cv]`` (see :meth:`fuse`).
+        Inputs are checked as in :meth:`encode_text` and :meth:`fuse`.
         """
         if text_states is None:
+            if input_ids is None:
+                raise ValueError("itm_logits needs input_ids or text_states (from encode_text)")
             text_states = self.encode_text(input_ids, attention_mask)
         return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index)[:, 0])
 
@@ -481,13 +623,25 @@ class CCRModel(CCRPreTrainedModel):
     ) -> torch.Tensor:
         """Batched re-ranking scores: the ITM "matches" logit ``[M]`` of each (image, text) pair.
 
-        image_tokens ``[M, P, Cv]`` (from :meth:`get_image_tokens`), input_ids / attention_mask ``[M, L]``.
+        image_tokens ``[M, P, Cv]`` (from :meth:`get_image_tokens`), input_ids / attention_mask ``[M, L]``,
+        M >= 1; inputs are checked once, as in :meth:`encode_text` and :meth:`fuse`, before any batch runs.
         """
-        scores = [
-            self.itm_logits(image_tokens[i : i + batch_size], input_ids[i : i + batch_size], attention_mask[i : i + batch_size])[:, 1]
-            for i in range(0, input_ids.shape[0], batch_size)
-        ]
-        return torch.cat(scores) if scores else image_tokens.new_zeros(0)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self._check_texts(input_ids, attention_mask)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if not isinstance(image_tokens, torch.Tensor) or image_tokens.dim() != 3 or image_tokens.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"score_pairs pairs row by row: image_tokens must be [M, P, Cv] with M = {input_ids.shape[0]} (one per "
+                f"text), got {tuple(image_tokens.shape) if isinstance(image_tokens, torch.Tensor) else type(image_tokens).__name__}"
+            )
+        scores = []
+        for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the towers unchecked
+            mask = attention_mask[i : i + batch_size]
+            fused = self.fusion(self._encode_text(input_ids[i : i + batch_size], mask), mask, image_tokens[i : i + batch_size])
+            scores.append(self.itm_head(fused[:, 0])[:, 1])
+        return torch.cat(scores)
 
     def mlm_logits(self, fused_states: torch.Tensor) -> torch.Tensor:
         """Fusion states ``[M, L, H]`` -> vocabulary logits ``[M, L, V]`` (decoder tied to the word embeddings)."""
@@ -514,14 +668,17 @@ class CCRModel(CCRPreTrainedModel):
         objective (contrastive + ITM + MLM) is ``modeling_ccr.training.CCRForPreTraining``.
         ``text_image_index`` / ``text_language_index`` (``[T]``, from the processor) are accepted so that
         ``model(**processor(...))`` works; they only describe the layout. Any other keyword is an error.
+        Inputs are checked as in :meth:`get_image_tokens` and :meth:`encode_text`.
         """
         if pixel_values is None or input_ids is None:
             raise ValueError("CCRModel.forward needs both pixel_values and input_ids (see get_*_features for one side)")
+        self._check_pixel_values(pixel_values)
+        self._check_texts(input_ids, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        image_tokens = self.get_image_tokens(pixel_values)
+        image_tokens = self._image_tokens(pixel_values)
         image_embeds = self.project_image_tokens(image_tokens)
-        text_states = self.encode_text(input_ids, attention_mask)
+        text_states = self._encode_text(input_ids, attention_mask)
         text_embeds = self.project_text_states(text_states, attention_mask)
         temperature = self.clamped_temperature()
         logits_per_image = image_embeds @ text_embeds.t() / temperature

@@ -109,8 +109,10 @@ def test_save_load_round_trip(tmp_path):
     processor.save_pretrained(tmp_path)
     again = CCRProcessor.from_pretrained(tmp_path)
     assert again.caption_prefix == "query: " and again.max_length == 11
-    batch_a = processor(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
-    batch_b = again(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
+    with pytest.warns(UserWarning, match="1 of 2 texts are longer than 11 tokens"):
+        batch_a = processor(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
+    with pytest.warns(UserWarning, match="truncated to 11 tokens"):
+        batch_b = again(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
     for key in batch_a:
         assert torch.equal(batch_a[key], batch_b[key])
     assert batch_a["input_ids"].shape[1] == 11  # truncated to max_length
