@@ -16,6 +16,7 @@ from pathlib import Path
 from .backbones.cache import ensure_folder, replace_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
+from .cli import positive_int
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
 
@@ -119,7 +120,7 @@ def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder to write the model and processor to")
-    parser.add_argument("--projection-dim", type=int, default=256, help="size of the retrieval space (default 256)")
+    parser.add_argument("--projection-dim", type=positive_int, default=256, help="size of the retrieval space (default 256)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor
 
+from .cli import positive_int
 from .data import load_benchmark
 from .default_model import ensure_default_model
 from .evaluation.pipeline import PreparedEvaluation, choose_itm_weight
@@ -33,8 +34,8 @@ RANKINGS = ("similarity", "replace", "combine")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="runs/main", help="folder for the run")
-    parser.add_argument("--max-steps", type=int, default=CCRTrainingArguments.max_steps, help="training steps")
-    parser.add_argument("--k-test", type=int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
+    parser.add_argument("--max-steps", type=positive_int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted training run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
