@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datasets
 import evaluate
+import numpy as np
 
-from .rank_variance import SPREAD_KINDS, mean_rank_per_language, mean_rank_variance, validate_ranks
+from .rank_variance import check_kind, mean_rank_per_language, mean_rank_variance, validate_ranks
 
 _CITATION = """\
 @inproceedings{nie2024ccrk,
@@ -36,12 +37,15 @@ _KWARGS_DESCRIPTION = """
 Args:
     ranks (`list` of `list` of `float`): per instance, the rank of the gold item in each of K >= 2
         languages, in the same language order for every instance (0-based: 0 = retrieved first).
-        Ranks must be finite and >= 0; ragged lists, NaN, negative ranks and K = 1 raise ValueError.
+        Ranks must be finite and >= 0; ragged lists, NaN, negative ranks, booleans, strings and K = 1
+        raise ValueError.
     kind (`str`, defaults to `"std"`): `"std"` averages the per-instance population standard deviation
         (the published scale, e.g. 7.89); `"variance"` averages the true variance (the square of it).
     per_language (`bool`, defaults to `False`): also return the mean rank of each language.
     languages (`list` of `str`, *optional*): names of the K languages; when given, the per-language mean
-        ranks are a dict keyed by these names (its length must be K).
+        ranks are a dict keyed by these names (K distinct non-empty strings).
+Raises:
+    ValueError: for any malformed argument, naming the problem and the fix.
 Returns:
     mrv (`float`): the mean over instances of the per-instance spread of the gold rank.
     mean_rank_per_language (`list` of `float` or `dict`): only with `per_language=True`.
@@ -69,6 +73,24 @@ class MRV(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2406.18254", "https://github.com/BUAADreamer/CCRK"],
         )
 
+    def compute(self, *, predictions=None, references=None, **kwargs) -> dict | None:
+        """``evaluate.Metric.compute``, with every argument checked before any rank is stored, so that bad
+        input raises ValueError naming the problem (never an Arrow or type error from the feature encoder)."""
+        _check_options(kwargs.get("kind", "std"), kwargs.get("per_language", False), kwargs.get("languages"))
+        return super().compute(predictions=predictions, references=references, **kwargs)
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs) -> None:
+        """``evaluate.Metric.add_batch`` of ``ranks`` ``[n, K]``, checked as ``compute`` checks them."""
+        if kwargs.get("ranks") is not None:
+            validate_ranks(kwargs["ranks"])
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs) -> None:
+        """``evaluate.Metric.add`` of one instance's ``ranks`` ``[K]``, checked as ``compute`` checks them."""
+        if kwargs.get("ranks") is not None:
+            validate_ranks([kwargs["ranks"]])
+        super().add(prediction=prediction, reference=reference, **kwargs)
+
     def _compute(
         self,
         ranks: list[list[float]],
@@ -76,8 +98,6 @@ class MRV(evaluate.Metric):
         per_language: bool = False,
         languages: list[str] | None = None,
     ) -> dict:
-        if kind not in SPREAD_KINDS:
-            raise ValueError(f"kind must be one of {SPREAD_KINDS}, got {kind!r}")
         array = validate_ranks(ranks)
         if languages is not None and len(languages) != array.shape[1]:
             raise ValueError(
@@ -87,6 +107,25 @@ class MRV(evaluate.Metric):
         result: dict = {"mrv": mean_rank_variance(array, kind=kind)}
         if per_language:
             means = [float(value) for value in mean_rank_per_language(array)]
-            named = dict(zip(languages, means, strict=True)) if languages else None
-            result["mean_rank_per_language"] = named or means
+            result["mean_rank_per_language"] = dict(zip(languages, means, strict=True)) if languages else means
         return result
+
+
+def _check_options(kind: object, per_language: object, languages: object) -> None:
+    """Raises ValueError for a ``kind`` not in SPREAD_KINDS, a ``per_language`` that is not a bool, or
+    ``languages`` that are not a list of distinct non-empty strings."""
+    check_kind(kind)
+    if not isinstance(per_language, (bool, np.bool_)):
+        raise ValueError(f"per_language must be True or False, got {per_language!r}")
+    if languages is None:
+        return
+    if not isinstance(languages, (list, tuple)) or not all(isinstance(name, str) and name for name in languages):
+        raise ValueError(
+            f"languages must be a list of non-empty language names such as ['en', 'de'], got {languages!r}"
+        )
+    repeated = sorted({name for name in languages if languages.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"languages lists {repeated} more than once: give each of the K rank columns its own name, "
+            "in the same order as the columns"
+        )

@@ -16,6 +16,7 @@ retrieval evaluation, and needs nothing but numpy.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -31,8 +32,10 @@ def validate_ranks(ranks: Sequence[Sequence[float]] | np.ndarray, min_languages:
     ``ranks[i][l]`` is the rank of instance i's gold item in language l: a finite number >= 0 (0-based
     ranks are the convention, any fixed base gives the same MRV). Every instance needs the same
     K >= ``min_languages`` languages (2 for MRV: K = 1 is refused, a spread needs two languages).
+    Booleans, strings and complex numbers, which numpy would turn into numbers silently, are refused.
     Raises ValueError naming the problem and the fix.
     """
+    _refuse_non_numbers(ranks)
     try:
         array = np.asarray(ranks, dtype=np.float64)
     except (ValueError, TypeError) as err:
@@ -70,6 +73,40 @@ def validate_ranks(ranks: Sequence[Sequence[float]] | np.ndarray, min_languages:
     return array
 
 
+def _is_real_number(value: object) -> bool:
+    return isinstance(value, (numbers.Real, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _refuse_non_numbers(ranks: object) -> None:
+    """Raises ValueError for ranks numpy would convert without complaint although they are not numbers:
+    booleans (True -> 1.0), numeric strings ("3" -> 3.0), complex numbers (imaginary part dropped)."""
+    fix = "pass ranks as numbers, e.g. [[0, 2, 0, 6], [1, 1, 1, 1]]"
+    if ranks is None or isinstance(ranks, (str, bytes)):
+        raise ValueError(f"ranks must be a [N, K] list or array of numbers, got {ranks!r}: {fix}")
+    if hasattr(ranks, "__array__") and not isinstance(ranks, (list, tuple)):  # numpy arrays, torch tensors
+        kind = np.asarray(ranks).dtype.kind
+        if kind in "iuf":
+            return
+        if kind != "O":
+            raise ValueError(f"ranks is an array of dtype {np.asarray(ranks).dtype}, not of numbers: {fix}")
+    if not isinstance(ranks, (Sequence, np.ndarray)):
+        return  # numpy's own conversion reports it
+    for i, row in enumerate(ranks):
+        values = row if isinstance(row, (Sequence, np.ndarray)) and not isinstance(row, (str, bytes)) else [row]
+        for lang, value in enumerate(values):
+            if not _is_real_number(value):
+                raise ValueError(
+                    f"ranks must be a [N, K] list or array of numbers; the rank of instance {i}, language {lang} "
+                    f"is {value!r} ({type(value).__name__}): {fix}"
+                )
+
+
+def check_kind(kind: object) -> None:
+    """Raises ValueError unless ``kind`` is one of ``SPREAD_KINDS``."""
+    if not isinstance(kind, str) or kind not in SPREAD_KINDS:
+        raise ValueError(f"kind must be one of {SPREAD_KINDS}, got {kind!r}")
+
+
 def _describe_unreadable(ranks: object, err: Exception) -> str:
     """The error message for input numpy cannot turn into a 2-D float array (ragged or not numbers)."""
     if isinstance(ranks, Sequence) and not isinstance(ranks, (str, bytes)):
@@ -95,12 +132,9 @@ def rank_spread_per_instance(
 
     ``kind="std"`` is the population standard deviation (ddof = 0), ``kind="variance"`` its square.
     """
+    check_kind(kind)
     array = validate_ranks(ranks)
-    if kind == "std":
-        return array.std(axis=1)
-    if kind == "variance":
-        return array.var(axis=1)
-    raise ValueError(f"kind must be one of {SPREAD_KINDS}, got {kind!r}")
+    return array.std(axis=1) if kind == "std" else array.var(axis=1)
 
 
 def mean_rank_variance(ranks: Sequence[Sequence[float]] | np.ndarray, kind: SpreadKind = "std") -> float:

@@ -110,6 +110,25 @@ class CCRConfig(PretrainedConfig):
         self.initializer_range = float(initializer_range)
         super().__init__(**kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> CCRConfig:
+        """``PretrainedConfig.from_pretrained`` that refuses a folder (or Hub repository) holding another
+        kind of model: its ``config.json`` must say ``model_type: "ccr"`` (or name no type).
+
+        Raises ValueError naming the folder and the type it holds, instead of building a CCR config from
+        another model's settings (which would then load as a randomly initialised CCR model).
+        """
+        config_dict, _ = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
+        found = config_dict.get("model_type", cls.model_type)
+        if found != cls.model_type:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a {found!r} model (model_type in its config.json), not "
+                f"a CCR model (model_type {cls.model_type!r}). Pass the folder of a CCR model (written by "
+                "CCRModel.save_pretrained, ccr build-default, ccr train or ccr convert-ccrk); load other "
+                "models with transformers.AutoModel."
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     @property
     def num_text_layers(self) -> int:
         """Depth of the text-only encoder (the text tower)."""

@@ -17,6 +17,7 @@ from .atomic_io import OutputKind, check_output, write_output
 from .backbones.cache import ensure_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
+from .cli import positive_int
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
 
@@ -138,7 +139,7 @@ def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder to write the model and processor to")
-    parser.add_argument("--projection-dim", type=int, default=256, help="size of the retrieval space (default 256)")
+    parser.add_argument("--projection-dim", type=positive_int, default=256, help="size of the retrieval space (default 256)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model files of an existing CCR model folder (its other files are kept)")
 

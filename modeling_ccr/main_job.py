@@ -23,6 +23,7 @@ import torch
 from transformers import AutoProcessor
 
 from .atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
+from .cli import positive_int
 from .data import load_benchmark
 from .default_model import CCR_MODEL_FOLDER, ensure_default_model
 from .evaluation.pipeline import PreparedEvaluation, choose_itm_weight
@@ -39,8 +40,8 @@ SUMMARY = OutputKind("a main-job summary",
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="runs/main", help="folder for the run")
-    parser.add_argument("--max-steps", type=int, default=CCRTrainingArguments.max_steps, help="training steps")
-    parser.add_argument("--k-test", type=int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
+    parser.add_argument("--max-steps", type=positive_int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run: its training from the last checkpoint, its reports replaced")
     parser.add_argument("--overwrite", action="store_true",

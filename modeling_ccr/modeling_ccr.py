@@ -14,7 +14,10 @@ Part of the remote-code set: imports only torch, the public transformers API and
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -386,6 +389,32 @@ def build_tower(config) -> PreTrainedModel:
         return AutoModel.from_config(config)
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a ``.safetensors`` file's layout (an 8-byte little-endian header length, a JSON
+    header whose ``data_offsets`` cover the rest of the file exactly), or None when it is whole."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little") if size >= 8 else 0
+        if size < 8 or 8 + header_size > size:
+            return f"ends inside its header ({size} bytes)"
+        try:
+            header = json.loads(handle.read(header_size))
+        except ValueError:
+            return "has an unreadable header"
+    ends = [entry["data_offsets"][1] for entry in header.values() if isinstance(entry, dict) and "data_offsets" in entry]
+    expected = 8 + header_size + max(ends, default=0)
+    return None if expected == size else f"holds {size} bytes where its header describes {expected}"
+
+
+def _describe_unreadable_weights(name_or_path: str | os.PathLike) -> str:
+    """The weight file of a local model folder that is truncated or corrupt, described for an error message."""
+    for path in sorted(Path(name_or_path).glob("*.safetensors")) if os.path.isdir(name_or_path) else ():
+        problem = _safetensors_problem(path)
+        if problem is not None:
+            return f"{path} {problem}"
+    return f"a weight file of {name_or_path}"
+
+
 class CCRPreTrainedModel(PreTrainedModel):
     """Weight initialisation and loading plumbing shared by the CCR models."""
 
@@ -395,6 +424,22 @@ class CCRPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     _no_split_modules = ["CCRFusionLayer"]
     _supports_sdpa = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a weight file that cannot be read (truncated or corrupt,
+        e.g. by an interrupted download or copy) raises ValueError naming the file, instead of the
+        reader's bare error."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            if type(error).__module__.split(".")[0] != "safetensors":  # the reader's own error type
+                raise
+            raise ValueError(
+                f"cannot read the weights of {pretrained_model_name_or_path}: "
+                f"{_describe_unreadable_weights(pretrained_model_name_or_path)} ({error}). The file is "
+                "truncated or corrupt: save, copy or download the model again."
+            ) from error
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

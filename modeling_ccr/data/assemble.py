@@ -104,6 +104,26 @@ def select_languages(requested: Sequence[str] | None, available: Sequence[str], 
     return chosen
 
 
+def check_split_languages(
+    benchmark: str, split: str, selected: Sequence[str], split_languages: dict[str, list[str]]
+) -> None:
+    """Raises ValueError when a selected language has no captions in ``split``.
+
+    ``split_languages`` maps each split of a folder to the caption languages found in its own files; the
+    message names the split, the missing codes, the split's languages and those every split has.
+    """
+    has = split_languages[split]
+    missing = [lang for lang in selected if lang not in has]
+    if missing:
+        common = [lang for lang in has if all(lang in langs for langs in split_languages.values())]
+        raise ValueError(
+            f"{benchmark}: split {split!r} has no captions in {', '.join(map(repr, missing))}; its languages "
+            f"are {', '.join(has) or '(none)'} (every split has {', '.join(common) or '(none in common)'}). "
+            f"Select languages among those (languages=[...], --languages), or load another split; "
+            "every loaded split must hold every selected language."
+        )
+
+
 def check_image_bytes(data: bytes) -> str | None:
     """Decodes ``data`` fully (JPEG at reduced scale, which still reads every byte); returns the decoder's
     complaint, or None when the image is readable."""

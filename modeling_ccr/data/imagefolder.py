@@ -20,7 +20,8 @@ and its captions, one per language, either
   "Eine Katze."}}`` (JSON lines only).
 
 An optional ``id`` column names the instance (default: ``file_name`` without its extension); further
-columns are ignored. The languages offered are those of any caption column or key. An image file in a
+columns are ignored. Each split offers the languages of any caption column or key of its own metadata
+file; a selected language that a loaded split lacks raises ValueError naming the split. An image file in a
 split folder that no row names counts as an instance without captions, so it fails (or is dropped with
 ``on_missing="drop"``) like any instance missing a caption.
 """
@@ -35,7 +36,7 @@ from typing import Any
 
 from PIL import Image
 
-from .assemble import SplitPlan
+from .assemble import SplitPlan, check_split_languages
 from .schema import ImageDirs, Instance, as_image_dirs, order_languages, resolve_image
 from .textio import iter_json_lines, open_text
 
@@ -164,15 +165,18 @@ class ImageFolder:
         self.image_dir = image_dir
         self.metadata = {split: _metadata_file(sub) for split, sub in self.folders.items()}
         self.rows = {split: _read_rows(path) for split, path in self.metadata.items()}
-        self.languages = order_languages(
-            {lang for rows in self.rows.values() for r in rows for lang in r.captions}
-        )
+        # each split's languages come from its own metadata file
+        self.split_languages = {
+            split: order_languages({lang for r in rows for lang in r.captions}) for split, rows in self.rows.items()
+        }
+        self.languages = order_languages({lang for langs in self.split_languages.values() for lang in langs})
         self.splits = list(self.folders)
 
     def default_splits(self, languages: Sequence[str]) -> list[str]:
         return list(self.splits)
 
     def plan(self, split: str, languages: Sequence[str]) -> SplitPlan:
+        check_split_languages(self.name, split, languages, self.split_languages)
         return SplitPlan(lambda _shards: self._instances(split))
 
     def _instances(self, split: str) -> Iterator[Instance]:

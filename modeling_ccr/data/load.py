@@ -85,7 +85,9 @@ def load_benchmark(
         split: one split name, returning a ``Dataset``; None returns a ``DatasetDict`` of the benchmark's
             splits (for the published formats: those with a file in every selected language).
         languages: language codes to keep, in this order (the ``captions`` struct follows it); None keeps
-            every language the benchmark has. An unknown code raises ValueError naming the known ones.
+            every language the benchmark has. An unknown code raises ValueError naming the known ones; for
+            a folder, so does a selected language missing from a loaded split (each split's languages are
+            read from its own files).
         data_dir: the local copy of a published benchmark (required for those); for ``cldr-emoji`` a
             folder holding a rebuilt copy (default: the one shipped in the package).
         on_missing: ``"error"`` (default) raises ValueError at the first instance lacking a caption in a

@@ -4,7 +4,9 @@ Reads ``<folder>/<split>.parquet`` or ``<folder>/[data/]<split>-00000-of-00001.p
 Hub layout); a split may span several files. Columns: ``id``, ``image`` (struct of ``bytes`` and ``path``,
 as ``datasets.Image`` writes it), ``captions`` (struct of one string per language), optionally
 ``keywords`` (struct of one string list per language) and any further columns, which are kept. Image
-paths without bytes are looked up under ``image_dir`` (default: the folder).
+paths without bytes are looked up under ``image_dir`` (default: the folder). Each split's languages are
+the fields of the ``captions`` struct of its own files; a selected language that a loaded split lacks
+raises ValueError naming the split.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .assemble import SplitPlan
+from .assemble import SplitPlan, check_split_languages
 from .schema import (
     COMMON_COLUMNS,
     ImageDirs,
@@ -59,26 +61,49 @@ class ParquetFolder:
                 f"{folder} holds no parquet files; expected <split>.parquet files in the common schema."
             )
         self.image_dirs = as_image_dirs(image_dir, folder)
-        first = next(iter(self.files.values()))[0]
+        self.splits = sorted(
+            self.files, key=lambda split: (_SPLIT_ORDER.get(split, len(_SPLIT_ORDER)), split)
+        )
+        first = self.files[self.splits[0]][0]
         schema = pq.read_schema(first)
         self.columns = schema.names
         for column in ("id", "image"):
             if column not in schema.names:
                 raise ValueError(f"{first} has no {column!r} column (it has {schema.names}).")
-        self.languages = _struct_fields(schema, "captions", first)  # in the files' order
+        # each split's languages come from its own files (in the files' order)
+        self.split_languages = {split: self._languages_of(self.files[split]) for split in self.splits}
+        self.languages = list(dict.fromkeys(lang for split in self.splits for lang in self.split_languages[split]))
         self.with_keywords = "keywords" in schema.names
         features = datasets.Features.from_arrow_schema(schema)
         self.extra_features = datasets.Features(
             {k: v for k, v in features.items() if k not in COMMON_COLUMNS}
         )
-        self.splits = sorted(
-            self.files, key=lambda split: (_SPLIT_ORDER.get(split, len(_SPLIT_ORDER)), split)
-        )
+
+    def _languages_of(self, files: list[Path]) -> list[str]:
+        """The caption languages of one split's files, which must all have the columns and languages of
+        the first file."""
+        languages: list[str] = []
+        for path in files:
+            schema = pq.read_schema(path)
+            if schema.names != self.columns:
+                raise ValueError(
+                    f"{path} has columns {schema.names}, unlike {self.columns} of the other files; write "
+                    "every split with the same columns."
+                )
+            found = _struct_fields(schema, "captions", path)
+            if languages and found != languages:
+                raise ValueError(
+                    f"{path} has captions in {found}, unlike {files[0]} ({languages}) of the same split; "
+                    "write every file of a split with the same languages."
+                )
+            languages = found
+        return languages
 
     def default_splits(self, languages: Sequence[str]) -> list[str]:
         return list(self.splits)
 
     def plan(self, split: str, languages: Sequence[str]) -> SplitPlan:
+        check_split_languages(self.name, split, languages, self.split_languages)
         return SplitPlan(
             self._instances,
             shards=list(self.files[split]),
@@ -89,11 +114,6 @@ class ParquetFolder:
     def _instances(self, files: list[Path]) -> Iterator[Instance]:
         for path in files:
             parquet = pq.ParquetFile(path)
-            if parquet.schema_arrow.names != self.columns:
-                raise ValueError(
-                    f"{path} has columns {parquet.schema_arrow.names}, unlike {self.columns} of the other "
-                    "files; write every split with the same columns."
-                )
             row_number = 0
             for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
                 for row in batch.to_pylist():

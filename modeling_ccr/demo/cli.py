@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..cache import cache_root
+from ..cli import model_folder, port_number
 
 TRAINED_DEFAULT_NAME = "trained-default"
 GALLERY_CACHE_NAME = "demo-galleries"
@@ -60,11 +61,11 @@ def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=None,
+    parser.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=None, type=model_folder,
                         help="a saved CCR model folder (default: the trained default, trained on first use)")
     parser.add_argument("--gallery", default=None,
                         help="an index folder (ccr index) or a folder of images (default: the embedded benchmark's test split)")
-    parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: 7860 or the next free one)")
+    parser.add_argument("--port", type=port_number, default=None, help="port on 127.0.0.1 (default: 7860 or the next free one)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
 
 

@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 
+from ..cli import finite_float, model_folder, positive_int
 from ..data.cli_args import add_dataset_arguments
 from .distributed import setup_distributed
 from .pipeline import evaluate_retrieval
@@ -25,20 +26,20 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a saved CCR model folder (save_pretrained)")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder (save_pretrained)")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--k-test", type=int, default=128, help="candidates re-ranked by ITM per query")
+    parser.add_argument("--k-test", type=positive_int, default=128, help="candidates re-ranked by ITM per query")
     parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only")
     parser.add_argument("--rerank-mode", choices=RERANK_MODES, default="replace",
                         help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
                         "--itm-weight * logit (choose the weight on a validation split)")
-    parser.add_argument("--itm-weight", type=float, default=1.0, help="the ITM logit's weight with --rerank-mode combine")
+    parser.add_argument("--itm-weight", type=finite_float, default=1.0, help="the ITM logit's weight with --rerank-mode combine")
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per encoding step")
-    parser.add_argument("--itm-batch-size", type=int, default=64, help="pairs per ITM forward pass")
-    parser.add_argument("--chunk-size", type=int, default=None, help="queries scored at once (default: auto)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
+    parser.add_argument("--itm-batch-size", type=positive_int, default=64, help="pairs per ITM forward pass")
+    parser.add_argument("--chunk-size", type=positive_int, default=None, help="queries scored at once (default: auto)")
     parser.add_argument(
         "--mrv-kind", choices=("std", "variance"), default="std",
         help="per-instance spread averaged by MRV: std (the paper's scale, default) or variance",

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from ..atomic_io import check_output
+from ..cli import positive_int
 from ..configuration_ccr import CCRConfig
 from ..default_model import CCR_MODEL_FOLDER, save_model_folder
 from ..modeling_ccr import CCRModel
@@ -326,8 +327,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="the CCR model folder to write (new or empty)")
     parser.add_argument("--tokenizer", default="FacebookAI/xlm-roberta-large",
                         help="folder or Hub id of XLM-R's tokenizer (default FacebookAI/xlm-roberta-large)")
-    parser.add_argument("--image-size", type=int, default=224, help="image resolution (224 in pre-training)")
-    parser.add_argument("--text-attention-heads", type=int, default=None,
+    parser.add_argument("--image-size", type=positive_int, default=224, help="image resolution (224 in pre-training)")
+    parser.add_argument("--text-attention-heads", type=positive_int, default=None,
                         help="attention heads of the text layers (default hidden size / 64: 16 for XLM-R-large)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model files of an existing CCR model folder (its other files are kept)")

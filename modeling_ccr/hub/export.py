@@ -20,6 +20,7 @@ from pathlib import Path
 from hub_cards.model_card import load_report, model_card
 
 from ..atomic_io import check_output, write_output
+from ..cli import model_folder
 from ..default_model import CCR_MODEL_FOLDER
 from ..modeling_ccr import CCRModel
 from ..processing_ccr import CCRProcessor
@@ -139,7 +140,7 @@ def export_model(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", help="a CCR model folder (ccr build-default, ccr train, ccr convert-ccrk)")
+    parser.add_argument("model_dir", type=model_folder, help="a CCR model folder (ccr build-default, ccr train, ccr convert-ccrk)")
     parser.add_argument("--output", required=True, help="the Hub folder to write (new or empty)")
     parser.add_argument("--report", action="append", default=[], metavar="REPORT_JSON",
                         help="a `ccr evaluate` report.json whose results go into the card (repeatable)")

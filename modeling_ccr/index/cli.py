@@ -11,23 +11,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import model_folder, positive_int
 from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a saved CCR model folder")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder")
     parser.add_argument("images", metavar="IMAGES", help="a folder of images, or a benchmark name / parquet folder")
     parser.add_argument("--output", required=True, help="the index folder to write")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
                         help="flat: exact inner product (default); ivf or hnsw: approximate, for large galleries")
-    parser.add_argument("--nlist", type=int, default=None, help="IVF clusters (default about sqrt(images))")
+    parser.add_argument("--nlist", type=positive_int, default=None, help="IVF clusters (default about sqrt(images))")
     parser.add_argument("--split", default="test", help="benchmark split (default test)")
     parser.add_argument("--languages", default=None, type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
                         help="benchmark caption languages, comma-separated (default: all)")
     parser.add_argument("--data-dir", default=None, help="local copy of a published benchmark")
     parser.add_argument("--image-dir", action="append", default=None, help="benchmark image folder (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per encoding step")
-    parser.add_argument("--chunk-images", type=int, default=DEFAULT_CHUNK_IMAGES,
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
+    parser.add_argument("--chunk-images", type=positive_int, default=DEFAULT_CHUNK_IMAGES,
                         help=f"images per resumable chunk (default {DEFAULT_CHUNK_IMAGES})")
     parser.add_argument("--overwrite", action="store_true", help="replace an index of another model or folder (its other files are kept)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda:LOCAL_RANK or cpu)")

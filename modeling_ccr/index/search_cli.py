@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import model_folder
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", metavar="INDEX", help="a gallery index folder (ccr index)")
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="results to print (default 10)")
     parser.add_argument("--rerank", type=int, default=0, metavar="N",
                         help="re-score the top N with the fusion encoder (default 0: similarity only)")
-    parser.add_argument("--model", default=None, help="the model folder (default: the one that built the index)")
+    parser.add_argument("--model", default=None, type=model_folder, help="the model folder (default: the one that built the index)")
 
 
 def run(args: argparse.Namespace) -> int:

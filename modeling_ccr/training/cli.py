@@ -12,7 +12,6 @@ The options are the fields of ``ModelArguments``, ``DataArguments`` and ``CCRTra
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -23,15 +22,20 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from ..cli import DefaultsHelpFormatter, OneLineErrors
 from ..data.cli_args import DataArguments
 from .run import CCRTrainingArguments, ModelArguments, train
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, CCRTrainingArguments)
 
 
+class TrainParser(OneLineErrors, HfArgumentParser):
+    """``HfArgumentParser`` whose usage errors print one line, as every ``ccr`` command's do."""
+
+
 def build_parser(prog: str, description: str) -> HfArgumentParser:
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog=prog, description=description,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = TrainParser(ARGUMENT_CLASSES, prog=prog, description=description,
+                         formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML file of options (keys as the flags, with underscores); "
                         "flags given on the command line win")
     return parser
