@@ -250,7 +250,8 @@ def test_evaluate_refuses_an_existing_report_then_replaces_only_its_files(tmp_pa
 def test_evaluate_with_overwrite_refuses_a_json_that_is_not_a_report(tmp_path):
     config = tmp_path / "config.json"
     config.write_text('{"lr": 0.1}\n')
-    result = ccr("evaluate", str(tmp_path / "model"), "--output", str(config), "--overwrite")
+    model = save_tiny_model(tmp_path / "model", seed=4)
+    result = ccr("evaluate", str(model), "--output", str(config), "--overwrite")
     assert result.returncode != 0 and "is not an evaluation report" in result.stderr
     assert config.read_text() == '{"lr": 0.1}\n'
 
