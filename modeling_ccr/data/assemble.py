@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import datasets
 from PIL import Image
 
+from ..processing_ccr import is_blank
 from .schema import Instance, common_features
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def instance_rows(
     """
     for instance in instances:
         report.unused_captions.update(instance.unused_captions)
-        missing = [lang for lang in languages if not (instance.captions.get(lang) or "").strip()]
+        missing = [lang for lang in languages if is_blank(instance.captions.get(lang) or "")]
         if missing:
             reason = f"no caption in {missing[0]!r}"
             where = instance.expected_in.get(missing[0], instance.origin)

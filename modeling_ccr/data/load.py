@@ -3,6 +3,7 @@ layouts and folders of parquet files in the common schema."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -18,6 +19,8 @@ from .parquet_folder import ParquetFolder
 from .schema import ImageDirs
 from .wit import Wit
 from .xflickrco import XFlickrCO
+
+logger = logging.getLogger(__name__)
 
 CLDR_EMOJI_DIR = Path(__file__).resolve().parent / "cldr_emoji"
 
@@ -115,6 +118,10 @@ def load_benchmark(
             f"{source.name} has no split with captions in all of {', '.join(chosen)}; name one of "
             f"{', '.join(source.splits)} with split=..., or select fewer languages."
         )
+    left_out = [name for name in source.splits if name not in names]
+    if split is None and left_out:
+        logger.warning("%s: leaving out split(s) %s, which lack captions in some of %s; name one with split=... "
+                       "and select the languages it has to load it", source.name, ", ".join(left_out), ", ".join(chosen))
     report = LoadReport()
     loaded = {
         name: materialize(source.name, name, source.plan(name, chosen), chosen, on_missing, report, streaming)

@@ -52,12 +52,20 @@ def test_line_i_of_each_language_belongs_to_image_i(tmp_path):
         assert row["captions"] == {lang: CAPTIONS[lang][i] for lang in ("en", "de", "fr", "cs")}
 
 
-def test_default_splits_are_those_with_every_selected_language(tmp_path):
+def test_default_splits_are_those_with_every_selected_language(tmp_path, caplog):
     root = write_fixture(tmp_path)
     write_fixture(root, split="test_2017_flickr", langs=("en", "de", "fr"), order=(1, 3))
     images = root / "flickr30k-images"
-    assert list(load_benchmark("multi30k", data_dir=root, image_dir=images)) == ["test_2016_flickr"]
+    with caplog.at_level("WARNING", logger="modeling_ccr.data.load"):
+        assert list(load_benchmark("multi30k", data_dir=root, image_dir=images)) == ["test_2016_flickr"]
+    # the split left out is said, not dropped in silence
+    assert [r.getMessage() for r in caplog.records] == [
+        "multi30k: leaving out split(s) test_2017_flickr, which lack captions in some of en, de, fr, cs; name one "
+        "with split=... and select the languages it has to load it"
+    ]
+    caplog.clear()
     both = load_benchmark("multi30k", languages=["en", "de"], data_dir=root, image_dir=images)
+    assert not caplog.records
     assert list(both) == ["test_2016_flickr", "test_2017_flickr"]
     assert both["test_2017_flickr"]["captions"] == [
         {"en": CAPTIONS["en"][1], "de": CAPTIONS["de"][1]},
@@ -105,3 +113,14 @@ def test_task1_folder_as_data_dir_and_missing_images(tmp_path):
     root = write_fixture(tmp_path)
     with pytest.raises(ValueError, match=r"1000092795\.jpg.*not found"):
         load_benchmark("multi30k", split="test_2016_flickr", data_dir=root / "data" / "task1")
+
+
+@pytest.mark.parametrize("invisible", ["   ", "\u200b", "\u200d\ufeff", "\u00ad"])
+def test_invisible_only_caption_is_a_missing_language(tmp_path, invisible):
+    root = write_fixture(tmp_path)
+    lines = [CAPTIONS["de"][i] for i in range(4)]
+    lines[2] = invisible
+    (root / "data" / "task1" / "raw" / "test_2016_flickr.de.gz").write_bytes(
+        gzip.compress(("\n".join(lines) + "\n").encode("utf-8")))
+    with pytest.raises(ValueError, match="'1000268201'.*no caption in 'de'"):
+        load_benchmark("multi30k", split="test_2016_flickr", data_dir=root, image_dir=root / "flickr30k-images")
