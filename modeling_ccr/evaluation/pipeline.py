@@ -61,7 +61,7 @@ def evaluate_retrieval(
     rerank_mode: str = "replace",
     itm_weight: float = 1.0,
     batch_size: int = 32,
-    itm_batch_size: int = 64,
+    itm_batch_size: int = 256,
     chunk_size: int | None = None,
     mrv_kind: SpreadKind = "std",
     context: DistributedContext | None = None,
@@ -114,7 +114,7 @@ class PreparedEvaluation:
     """
 
     def __init__(self, model, processor, dataset, *, languages=None, k_test: int | None = 128, batch_size: int = 32,
-                 itm_batch_size: int = 64, context: DistributedContext | None = None, progress: bool = False):
+                 itm_batch_size: int = 256, context: DistributedContext | None = None, progress: bool = False):
         self.languages = list(languages) if languages is not None else list(dataset.features["captions"])
         self.context = context or DistributedContext(device=model.device)
         if len(dataset) == 0:
