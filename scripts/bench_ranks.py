@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from bench_common import describe_machine, peak_memory
 
 from evaluate_mrv import mean_rank_variance
 from modeling_ccr.evaluation.ranks import retrieval_ranks_from_similarity
@@ -47,6 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(describe_machine())
     similarity = seeded_similarity(args.images, args.languages, args.dim, args.seed)
     on_device = similarity.to(args.device)
     retrieval_ranks_from_similarity(on_device[:8, : 8 * args.languages], args.languages)  # warm-up
@@ -70,6 +72,7 @@ def main() -> None:
     print(f"speed-up (loop / vectorised): {loop_seconds / vectorised_seconds:.1f}x")
     print(f"ranks identical: {same}; MRV TR {vectorised_mrv['tr']:.4f} (loop {loop_mrv['tr']:.4f}), "
           f"IR {vectorised_mrv['ir']:.4f} (loop {loop_mrv['ir']:.4f})")
+    print(peak_memory(args.device))
     if not same:
         raise SystemExit("the vectorised ranks differ from the loop reference")
 

@@ -77,7 +77,7 @@ def evaluate_retrieval(
         rerank_mode, itm_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
             ``"combine"`` (similarity + itm_weight * logit); see :mod:`~modeling_ccr.evaluation.rerank`.
         batch_size: images per encoding step; itm_batch_size: pairs per ITM forward pass.
-        chunk_size: queries scored at once (default: about 2**24 scores per block).
+        chunk_size: images whose queries are scored at once (default: about 2**22 scores per block).
         mrv_kind: ``"std"`` (the paper's scale) or ``"variance"``.
         context: the distributed context (default: one process on the model's device).
         progress: show progress bars (pass False on all but one process).

@@ -32,8 +32,9 @@ from tqdm.auto import tqdm
 
 Direction = Literal["tr", "ir"]
 DIRECTIONS: tuple[Direction, ...] = ("tr", "ir")
-# Scores held at once per block: 2**24 float32 scores = 64 MiB (plus a few masks of that many elements).
-DEFAULT_BLOCK_ELEMENTS = 2**24
+# Scores held at once per block: 2**22 float32 scores = 16 MiB (plus a mask of that many elements). Small
+# blocks keep the per-query threshold columns (chunk x chunk x K) a small part of each block.
+DEFAULT_BLOCK_ELEMENTS = 2**22
 
 # (query indices [M], candidate indices [M]) -> (image indices [M], text indices [M]) in the full layout.
 PairIndexer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -76,7 +77,9 @@ def _language_gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tens
     """Gold ranks of Q queries in K languages at once: scores ``[Q, C, K]`` (any strides), gold ``[Q]`` -> ``[Q, K]``.
 
     Query (q, l) ranks candidate column ``scores[q, :, l]``; its gold candidate is ``gold[q]`` in every
-    language. One pass over the block (plus one more only when it holds ties), whatever K.
+    language. The rank counts candidates c < gold with s >= s_gold and candidates c > gold with s > s_gold;
+    for finite float32/64 scores s >= s_gold is s > (the float just below s_gold), so one comparison per
+    score against a per-column threshold counts both, in one pass over the block whatever K and ties.
     """
     # One cheap reduction first: a sum is NaN if any score is (or if +inf and -inf both occur).
     if torch.isnan(scores.sum()) and torch.isnan(scores).any():
@@ -85,13 +88,27 @@ def _language_gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tens
             "(e.g. NaN weights or an fp16 overflow) and rerun"
         )
     gold = gold.to(scores.device)
-    gold_scores = scores[torch.arange(scores.shape[0], device=scores.device), gold][:, None, :]
-    higher = (scores > gold_scores).sum(dim=1, dtype=torch.int64)
-    equal = scores == gold_scores
-    if int(equal.count_nonzero()) == gold_scores.numel():  # no ties besides the gold items themselves
-        return higher
+    if gold.numel() == 0:
+        return torch.zeros(0, scores.shape[2], dtype=torch.long, device=scores.device)
+    gold_scores = scores[torch.arange(scores.shape[0], device=scores.device), gold]  # [Q, K]
+    if scores.dtype not in (torch.float32, torch.float64) or not torch.isfinite(gold_scores).all():
+        return _gold_ranks_by_comparison(scores, gold, gold_scores[:, None, :])
+    just_below = torch.nextafter(gold_scores, gold_scores.new_tensor(float("-inf")))
+    # Candidates below every gold index use the "at or above" threshold, those past every gold index the
+    # "above" one; only the columns between the smallest and largest gold index need a per-query choice.
+    low, high = int(gold.min()), int(gold.max()) + 1
+    ranks = (scores[:, :low] > just_below[:, None, :]).sum(dim=1)
+    ranks += (scores[:, high:] > gold_scores[:, None, :]).sum(dim=1)
+    before_gold = torch.arange(low, high, device=scores.device)[None, :, None] < gold[:, None, None]
+    threshold = torch.where(before_gold, just_below[:, None, :], gold_scores[:, None, :])
+    return ranks + (scores[:, low:high] > threshold).sum(dim=1)
+
+
+def _gold_ranks_by_comparison(scores: torch.Tensor, gold: torch.Tensor, gold_scores: torch.Tensor) -> torch.Tensor:
+    """:func:`_language_gold_ranks` for any dtype and infinite scores: higher scores, then ties by index."""
+    higher = (scores > gold_scores).sum(dim=1)
     lower_index = torch.arange(scores.shape[1], device=scores.device)[None, :, None] < gold[:, None, None]
-    return higher + (equal & lower_index).sum(dim=1)
+    return higher + ((scores == gold_scores) & lower_index).sum(dim=1)
 
 
 def default_chunk_size(num_candidates: int) -> int:
@@ -184,7 +201,7 @@ def retrieval_ranks(
         queries: a contiguous range of image indices whose queries to rank (a shard; default all N).
             TR ranks image i's queries, IR ranks the queries of texts (i, l) for every l.
         reranker: an optional second stage, e.g. :class:`~modeling_ccr.evaluation.rerank.TwoStageReranker`.
-        chunk_size: images whose queries (every language) are scored at once (default: about 2**24
+        chunk_size: images whose queries (every language) are scored at once (default: about 2**22
             scores per block).
         progress: show a progress bar.
 
