@@ -18,7 +18,7 @@ random pixels and random captions (no weights, no data: the GPU variant, ``--dev
 tiny random model and tiny sizes (seconds on a CPU; the test suite runs it).
 
     python scripts/bench_speed.py [--sections embed loss rerank faiss] [--random-weights] [--device cuda]
-        [--k-test 8 16 128] [--faiss-sizes 100000 1000000] [--threads N] [--smoke]
+        [--k-test 8 16 128] [--faiss-sizes 100000 1000000] [--threads N] [--profile] [--smoke]
 
 Ranks + MRV against the loop reference: ``scripts/bench_ranks.py``.
 """
@@ -201,6 +201,17 @@ def section_rerank(args) -> None:
               f"| {rates[0][1] / rates[1][1]:.1f}x | {same} |")
         if not same:
             raise SystemExit("the batched re-ranker's ranks differ from the reference's")
+    if args.profile:
+        reranker = TwoStageReranker(batched, args.k_test[0])
+        print(f"\nprofile of the batched re-ranker, k_test {args.k_test[0]}, all queries:")
+        print_profile(lambda: retrieval_ranks(images, captions, num_languages, reranker=reranker))
+
+
+def print_profile(call) -> None:
+    """The operators taking the most self CPU time in ``call()`` (torch profiler, CPU)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        call()
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40))
 
 
 def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
@@ -258,6 +269,7 @@ def main() -> None:
     parser.add_argument("--reference-images", type=int, default=4, help="images whose queries the reference ranks")
     parser.add_argument("--faiss-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--profile", action="store_true", help="rerank: also print the batched re-ranker's profile")
     args = parser.parse_args()
     if len(args.sections) > 1:  # one process per section: each reports its own peak memory
         for section in args.sections:

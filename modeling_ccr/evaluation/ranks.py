@@ -97,11 +97,16 @@ def _language_gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tens
     # Candidates below every gold index use the "at or above" threshold, those past every gold index the
     # "above" one; only the columns between the smallest and largest gold index need a per-query choice.
     low, high = int(gold.min()), int(gold.max()) + 1
-    ranks = (scores[:, :low] > just_below[:, None, :]).sum(dim=1)
-    ranks += (scores[:, high:] > gold_scores[:, None, :]).sum(dim=1)
+    ranks = _count(scores[:, :low] > just_below[:, None, :])
+    ranks += _count(scores[:, high:] > gold_scores[:, None, :])
     before_gold = torch.arange(low, high, device=scores.device)[None, :, None] < gold[:, None, None]
     threshold = torch.where(before_gold, just_below[:, None, :], gold_scores[:, None, :])
-    return ranks + (scores[:, low:high] > threshold).sum(dim=1)
+    return (ranks + _count(scores[:, low:high] > threshold)).long()
+
+
+def _count(above: torch.Tensor) -> torch.Tensor:
+    """True values along dim 1 of a boolean ``[Q, C, K]`` -> int32 ``[Q, K]`` (int32: no int64 copy of the mask)."""
+    return above.sum(dim=1, dtype=torch.int32)
 
 
 def _gold_ranks_by_comparison(scores: torch.Tensor, gold: torch.Tensor, gold_scores: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_speed_smoke_runs_every_section():
     result = subprocess.run(
-        [sys.executable, "scripts/bench_speed.py", "--smoke"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "scripts/bench_speed.py", "--smoke", "--profile"], cwd=ROOT, capture_output=True, text=True,
         timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -24,5 +24,6 @@ def test_bench_speed_smoke_runs_every_section():
     rerank_rows = re.findall(r"^\| (\d+) \|.*\| (True|False) \|$", out, re.M)
     assert [k for k, _ in rerank_rows] == ["8", "16", "128"]
     assert all(same == "True" for _, same in rerank_rows)  # the batched ranks equal the reference's
+    assert "profile of the batched re-ranker" in out and "Self CPU" in out
     exact = re.search(r"^\| 2000 \| faiss flat \(exact\) \|[^|]*\|[^|]*\| ([\d.]+) \|", out, re.M)
     assert exact and exact.group(1) == "1.000"  # the exact index finds the brute-force top 10
