@@ -91,7 +91,7 @@ def reference_mrv(ranks: np.ndarray, variance: bool = False) -> float:
 class ReferencePairScorer:
     """(image index, text index) pairs -> ``model.itm_logits(...)[:, 1]``, in batches of pairs as given: the
     straightforward pair scorer that :class:`~modeling_ccr.evaluation.itm.ModelPairScorer` replaced, kept
-    as its reference (the tests compare their ranks; ``scripts/bench_rerank.py`` their speed).
+    as its reference (the tests compare their ranks; ``scripts/bench_speed.py`` their speed).
 
     Every text goes through the text encoder once: up front for all texts when their states fit in
     ``max_cached_bytes`` (the pairs then only run the fusion encoder), else once per batch for the
