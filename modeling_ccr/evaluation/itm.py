@@ -122,10 +122,13 @@ class ModelPairScorer:
         row ``text_position[m]`` and image ``image_index[m]`` -> ``[M, l, H]``."""
         block = self.model.fusion.layer[layer_number].crossattention
         keys, values = self.memory[layer_number]
-        queries = self._heads(block.self.query(hidden))[text_position]
-        attended = F.scaled_dot_product_attention(queries, keys[image_index], values[image_index])
+        # index_select copies whole rows: several times faster than advanced indexing for these gathers.
+        queries = self._heads(block.self.query(hidden)).index_select(0, text_position)
+        attended = F.scaled_dot_product_attention(
+            queries, keys.index_select(0, image_index), values.index_select(0, image_index)
+        )
         pairs, length = attended.shape[0], attended.shape[2]
-        return block.output(attended.transpose(1, 2).reshape(pairs, length, -1), hidden[text_position])
+        return block.output(attended.transpose(1, 2).reshape(pairs, length, -1), hidden.index_select(0, text_position))
 
     def _fused_cls(self, states: torch.Tensor, mask: torch.Tensor, text_position: torch.Tensor,
                    image_index: torch.Tensor) -> torch.Tensor:
