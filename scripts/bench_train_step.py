@@ -15,12 +15,12 @@ import tempfile
 import time
 
 import torch
+from bench_common import VOCAB, default_shaped_config
 from transformers import TrainerCallback, TrainingArguments
 
-from modeling_ccr import CCRConfig, CCRModel
+from modeling_ccr import CCRModel
 from modeling_ccr.training import CCRForPreTraining, CCRObjective, CCRTrainer, set_trainable
 
-VOCAB = 250_037  # XLM-R's vocabulary as used by multilingual-e5-small
 MASK_ID, SPECIAL_IDS = VOCAB - 1, [0, 1, 2, 3]
 
 
@@ -48,14 +48,7 @@ def main() -> None:
     parser.add_argument("--frozen-vision", action="store_true", help="freeze the image tower (the CPU default)")
     args = parser.parse_args()
 
-    config = CCRConfig(
-        vision_config={"model_type": "efficientnet_lite"},
-        text_config={"model_type": "bert", "vocab_size": VOCAB, "hidden_size": 384, "num_hidden_layers": 12,
-                     "num_attention_heads": 12, "intermediate_size": 1536, "max_position_embeddings": 512,
-                     "pad_token_id": 1},
-        num_fusion_layers=2, text_pooling="mean",
-    )
-    model = CCRModel(config)
+    model = CCRModel(default_shaped_config())
     set_trainable(model, train_text_layers=4 if args.frozen_vision else -1,
                   train_vision_layers=0 if args.frozen_vision else -1)
     generator = torch.Generator().manual_seed(0)

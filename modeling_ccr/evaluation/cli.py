@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
-    parser.add_argument("--itm-batch-size", type=positive_int, default=64, help="pairs per ITM forward pass")
+    parser.add_argument("--itm-batch-size", type=positive_int, default=256, help="pairs per ITM forward pass")
     parser.add_argument("--chunk-size", type=positive_int, default=None, help="queries scored at once (default: auto)")
     parser.add_argument(
         "--mrv-kind", choices=("std", "variance"), default="std",

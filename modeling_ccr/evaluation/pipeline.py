@@ -61,7 +61,7 @@ def evaluate_retrieval(
     rerank_mode: str = "replace",
     itm_weight: float = 1.0,
     batch_size: int = 32,
-    itm_batch_size: int = 64,
+    itm_batch_size: int = 256,
     chunk_size: int | None = None,
     mrv_kind: SpreadKind = "std",
     context: DistributedContext | None = None,
@@ -77,7 +77,7 @@ def evaluate_retrieval(
         rerank_mode, itm_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
             ``"combine"`` (similarity + itm_weight * logit); see :mod:`~modeling_ccr.evaluation.rerank`.
         batch_size: images per encoding step; itm_batch_size: pairs per ITM forward pass.
-        chunk_size: queries scored at once (default: about 2**24 scores per block).
+        chunk_size: images whose queries are scored at once (default: about 2**22 scores per block).
         mrv_kind: ``"std"`` (the paper's scale) or ``"variance"``.
         context: the distributed context (default: one process on the model's device).
         progress: show progress bars (pass False on all but one process).
@@ -114,7 +114,7 @@ class PreparedEvaluation:
     """
 
     def __init__(self, model, processor, dataset, *, languages=None, k_test: int | None = 128, batch_size: int = 32,
-                 itm_batch_size: int = 64, context: DistributedContext | None = None, progress: bool = False):
+                 itm_batch_size: int = 256, context: DistributedContext | None = None, progress: bool = False):
         self.languages = list(languages) if languages is not None else list(dataset.features["captions"])
         self.context = context or DistributedContext(device=model.device)
         if len(dataset) == 0:

@@ -15,13 +15,14 @@ Ties are broken deterministically: the rank of the gold item is the number of ca
 higher score plus the number of candidates with an equal score and a lower candidate index. This is the
 position of the gold item in a stable descending sort, so equal scores are ordered by index.
 
-Scores are computed for blocks of queries at a time (``chunk_size`` x N), so memory stays bounded for
-any N; there is no Python loop over instances.
+Scores are computed for blocks of images at a time, every language at once (TR: ``chunk_size`` images
+against all N*K texts; IR: their ``chunk_size * K`` texts against the N images), so memory stays bounded
+for any N, a score matrix is read in place (no per-language copies) and there is no Python loop over
+instances or languages.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -31,8 +32,9 @@ from tqdm.auto import tqdm
 
 Direction = Literal["tr", "ir"]
 DIRECTIONS: tuple[Direction, ...] = ("tr", "ir")
-# Scores held at once per block: 2**24 float32 scores = 64 MiB (plus a few masks of that many elements).
-DEFAULT_BLOCK_ELEMENTS = 2**24
+# Scores held at once per block: 2**22 float32 scores = 16 MiB (plus a mask of that many elements). Small
+# blocks keep the per-query threshold columns (chunk x chunk x K) a small part of each block.
+DEFAULT_BLOCK_ELEMENTS = 2**22
 
 # (query indices [M], candidate indices [M]) -> (image indices [M], text indices [M]) in the full layout.
 PairIndexer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -68,6 +70,17 @@ def gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"need scores [Q, C] and gold [Q]; got {tuple(scores.shape)} and {tuple(gold.shape)}"
         )
+    return _language_gold_ranks(scores[:, :, None], gold)[:, 0]
+
+
+def _language_gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Gold ranks of Q queries in K languages at once: scores ``[Q, C, K]`` (any strides), gold ``[Q]`` -> ``[Q, K]``.
+
+    Query (q, l) ranks candidate column ``scores[q, :, l]``; its gold candidate is ``gold[q]`` in every
+    language. The rank counts candidates c < gold with s >= s_gold and candidates c > gold with s > s_gold;
+    for finite float32/64 scores s >= s_gold is s > (the float just below s_gold), so one comparison per
+    score against a per-column threshold counts both, in one pass over the block whatever K and ties.
+    """
     # One cheap reduction first: a sum is NaN if any score is (or if +inf and -inf both occur).
     if torch.isnan(scores.sum()) and torch.isnan(scores).any():
         raise ValueError(
@@ -75,13 +88,32 @@ def gold_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
             "(e.g. NaN weights or an fp16 overflow) and rerun"
         )
     gold = gold.to(scores.device)
-    gold_scores = scores.gather(1, gold[:, None])
-    higher = (scores > gold_scores).count_nonzero(dim=1)
-    equal = scores == gold_scores
-    if int(equal.count_nonzero()) == scores.shape[0]:  # no ties besides the gold items themselves
-        return higher
-    lower_index = torch.arange(scores.shape[1], device=scores.device)[None, :] < gold[:, None]
-    return higher + (equal & lower_index).count_nonzero(dim=1)
+    if gold.numel() == 0:
+        return torch.zeros(0, scores.shape[2], dtype=torch.long, device=scores.device)
+    gold_scores = scores[torch.arange(scores.shape[0], device=scores.device), gold]  # [Q, K]
+    if scores.dtype not in (torch.float32, torch.float64) or not torch.isfinite(gold_scores).all():
+        return _gold_ranks_by_comparison(scores, gold, gold_scores[:, None, :])
+    just_below = torch.nextafter(gold_scores, gold_scores.new_tensor(float("-inf")))
+    # Candidates below every gold index use the "at or above" threshold, those past every gold index the
+    # "above" one; only the columns between the smallest and largest gold index need a per-query choice.
+    low, high = int(gold.min()), int(gold.max()) + 1
+    ranks = _count(scores[:, :low] > just_below[:, None, :])
+    ranks += _count(scores[:, high:] > gold_scores[:, None, :])
+    before_gold = torch.arange(low, high, device=scores.device)[None, :, None] < gold[:, None, None]
+    threshold = torch.where(before_gold, just_below[:, None, :], gold_scores[:, None, :])
+    return (ranks + _count(scores[:, low:high] > threshold)).long()
+
+
+def _count(above: torch.Tensor) -> torch.Tensor:
+    """True values along dim 1 of a boolean ``[Q, C, K]`` -> int32 ``[Q, K]`` (int32: no int64 copy of the mask)."""
+    return above.sum(dim=1, dtype=torch.int32)
+
+
+def _gold_ranks_by_comparison(scores: torch.Tensor, gold: torch.Tensor, gold_scores: torch.Tensor) -> torch.Tensor:
+    """:func:`_language_gold_ranks` for any dtype and infinite scores: higher scores, then ties by index."""
+    higher = (scores > gold_scores).sum(dim=1)
+    lower_index = torch.arange(scores.shape[1], device=scores.device)[None, :, None] < gold[:, None, None]
+    return higher + ((scores == gold_scores) & lower_index).sum(dim=1)
 
 
 def default_chunk_size(num_candidates: int) -> int:
@@ -89,27 +121,22 @@ def default_chunk_size(num_candidates: int) -> int:
     return max(1, DEFAULT_BLOCK_ELEMENTS // max(1, num_candidates))
 
 
-def _rank_diagonal(
-    score_rows: Callable[[int, int], torch.Tensor],
-    queries: range,
-    chunk_size: int,
-    reranker: Reranker | None,
-    to_pairs: PairIndexer,
-    progress: tqdm,
+# (direction, first query, stop) -> scores [R, N, K] of queries start..stop: query (r, l) ranks the N
+# candidates scores[r, :, l] (TR: image start+r against the texts of language l; IR: text (start+r, l)
+# against the images). Any strides: a view of a score matrix is not copied.
+BlockScores = Callable[[Direction, int, int], torch.Tensor]
+
+
+def _rank_block(
+    scores: torch.Tensor, start: int, reranker: Reranker | None, indexers: list[PairIndexer]
 ) -> torch.Tensor:
-    """Gold ranks ``[len(queries)]`` of queries whose gold candidate is the query index itself."""
-    ranks = []
-    for start in range(queries.start, queries.stop, chunk_size):
-        stop = min(start + chunk_size, queries.stop)
-        scores = score_rows(start, stop)
-        query_index = torch.arange(start, stop, device=scores.device)
-        if reranker is None:
-            block = gold_ranks(scores, query_index)
-        else:
-            block = reranker(scores, query_index, to_pairs)
-        ranks.append(block.cpu())
-        progress.update(stop - start)
-    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+    """Gold ranks ``[R, K]`` of the block scores ``[R, N, K]`` of queries ``start..start+R``."""
+    queries = torch.arange(start, start + scores.shape[0], device=scores.device)
+    if reranker is None:
+        return _language_gold_ranks(scores, queries)
+    return torch.stack(
+        [reranker(scores[:, :, language], queries, to_pairs) for language, to_pairs in enumerate(indexers)], dim=1
+    )
 
 
 def _pair_indexers(num_languages: int, language: int) -> dict[Direction, PairIndexer]:
@@ -129,7 +156,7 @@ def _check_queries(queries: range | None, num_images: int) -> range:
 
 
 def _rank_all(
-    block_scores: Callable[[Direction, int, int, int], torch.Tensor],
+    block_scores: BlockScores,
     num_images: int,
     num_languages: int,
     queries: range | None,
@@ -137,20 +164,27 @@ def _rank_all(
     chunk_size: int | None,
     progress: bool,
 ) -> RetrievalRanks:
+    """Blocks of ``chunk_size`` images' queries, all K languages at once (default: about
+    ``DEFAULT_BLOCK_ELEMENTS`` scores per block)."""
     queries = _check_queries(queries, num_images)
-    chunk = default_chunk_size(num_images) if chunk_size is None else chunk_size
+    chunk = default_chunk_size(num_images * num_languages) if chunk_size is None else chunk_size
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    indexers = [_pair_indexers(num_languages, language) for language in range(num_languages)]
     bar = tqdm(total=2 * num_languages * len(queries), desc="ranking", unit="query", disable=not progress)
     ranks: dict[Direction, list[torch.Tensor]] = {"tr": [], "ir": []}
     with bar:
-        for language in range(num_languages):
-            indexers = _pair_indexers(num_languages, language)
-            for direction in DIRECTIONS:
-                rows = functools.partial(block_scores, direction, language)
-                block = _rank_diagonal(rows, queries, chunk, reranker, indexers[direction], bar)
-                ranks[direction].append(block)
-    return RetrievalRanks(tr=torch.stack(ranks["tr"], dim=1), ir=torch.stack(ranks["ir"], dim=1))
+        for direction in DIRECTIONS:
+            for start in range(queries.start, queries.stop, chunk):
+                stop = min(start + chunk, queries.stop)
+                scores = block_scores(direction, start, stop)
+                by_language = [indexer[direction] for indexer in indexers]
+                ranks[direction].append(_rank_block(scores, start, reranker, by_language).cpu())
+                bar.update(num_languages * (stop - start))
+    empty = torch.zeros(0, num_languages, dtype=torch.long)
+    return RetrievalRanks(
+        tr=torch.cat(ranks["tr"]) if ranks["tr"] else empty, ir=torch.cat(ranks["ir"]) if ranks["ir"] else empty
+    )
 
 
 def retrieval_ranks(
@@ -172,7 +206,8 @@ def retrieval_ranks(
         queries: a contiguous range of image indices whose queries to rank (a shard; default all N).
             TR ranks image i's queries, IR ranks the queries of texts (i, l) for every l.
         reranker: an optional second stage, e.g. :class:`~modeling_ccr.evaluation.rerank.TwoStageReranker`.
-        chunk_size: queries scored at once (default: about 2**24 scores per block).
+        chunk_size: images whose queries (every language) are scored at once (default: about 2**22
+            scores per block).
         progress: show a progress bar.
 
     Returns:
@@ -184,21 +219,13 @@ def retrieval_ranks(
             "need image_embeds [N, D] and text_embeds [N*K, D] of the same D; got "
             f"{tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}"
         )
-    # One contiguous [N, D] block of texts per language, made when the language is first scored.
-    per_language = text_embeds.view(num_images, num_languages, -1)
-    cache: dict[int, torch.Tensor] = {}
 
-    def texts_of(language: int) -> torch.Tensor:
-        if language not in cache:
-            cache.clear()
-            cache[language] = per_language[:, language].contiguous()
-        return cache[language]
-
-    def block_scores(direction: Direction, language: int, start: int, stop: int) -> torch.Tensor:
-        texts = texts_of(language)
-        if direction == "tr":
-            return image_embeds[start:stop] @ texts.T
-        return texts[start:stop] @ image_embeds.T
+    def block_scores(direction: Direction, start: int, stop: int) -> torch.Tensor:
+        if direction == "tr":  # images start..stop against all N*K texts: [R, N*K] -> [R, N, K]
+            return (image_embeds[start:stop] @ text_embeds.T).unflatten(1, (num_images, num_languages))
+        # texts (start..stop, every language) against the N images: [R*K, N] -> [R, N, K]
+        texts = text_embeds[start * num_languages : stop * num_languages]
+        return (texts @ image_embeds.T).unflatten(0, (stop - start, num_languages)).transpose(1, 2)
 
     return _rank_all(block_scores, num_images, num_languages, queries, reranker, chunk_size, progress)
 
@@ -221,10 +248,12 @@ def retrieval_ranks_from_similarity(
         raise ValueError(f"need a similarity matrix [N, N*K], got shape {tuple(similarity.shape)}")
     num_images = _check_layout(similarity.shape[0], similarity.shape[1], num_languages)
 
-    def block_scores(direction: Direction, language: int, start: int, stop: int) -> torch.Tensor:
-        if direction == "tr":
-            return similarity[start:stop, language::num_languages]
-        return similarity[:, start * num_languages + language : stop * num_languages : num_languages].T
+    def block_scores(direction: Direction, start: int, stop: int) -> torch.Tensor:
+        if direction == "tr":  # rows start..stop: [R, N*K] -> [R, N, K]
+            return similarity[start:stop].unflatten(1, (num_images, num_languages))
+        # columns of texts (start..stop, every language): [N, R*K] -> [R, N, K]
+        columns = similarity[:, start * num_languages : stop * num_languages]
+        return columns.unflatten(1, (stop - start, num_languages)).transpose(0, 1)
 
     return _rank_all(block_scores, num_images, num_languages, queries, reranker, chunk_size, progress)
 

@@ -1,7 +1,8 @@
 """Straightforward loop implementations of the retrieval metrics, to cross-check the vectorised code.
 
 One Python iteration per query: sort the candidates (stable, descending, so equal scores keep index
-order), find the gold item's position. Slow by design; used by the tests and ``scripts/bench_ranks.py``.
+order), find the gold item's position; the pair scorer runs the whole fusion encoder on each batch of
+pairs in the order given. Slow by design; used by the tests and the ``scripts/bench_*.py`` benchmarks.
 Layout as in :mod:`~modeling_ccr.evaluation.ranks`: similarity ``[N, N*K]`` image x text, texts
 image-major.
 """
@@ -9,10 +10,12 @@ image-major.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .itm import EncodedTexts
 from .rerank import PairScorer
 
 
@@ -83,3 +86,60 @@ def reference_mrv(ranks: np.ndarray, variance: bool = False) -> float:
         spread = sum((rank - mean) ** 2 for rank in row) / len(row)
         total += spread if variance else math.sqrt(spread)
     return total / len(ranks)
+
+
+class ReferencePairScorer:
+    """(image index, text index) pairs -> ``model.itm_logits(...)[:, 1]``, in batches of pairs as given: the
+    straightforward pair scorer that :class:`~modeling_ccr.evaluation.itm.ModelPairScorer` replaced, kept
+    as its reference (the tests compare their ranks; ``scripts/bench_speed.py`` their speed).
+
+    Every text goes through the text encoder once: up front for all texts when their states fit in
+    ``max_cached_bytes`` (the pairs then only run the fusion encoder), else once per batch for the
+    distinct texts of that batch. The cross-attention keys and values of an image are computed once per
+    batch of pairs, however many of its pairs the batch holds.
+
+    Args:
+        model: a CCR model (``encode_text``, ``itm_logits(image_tokens, input_ids, attention_mask, text_states)``).
+        processor: its ``CCRProcessor``; every text is tokenised once, up front.
+        image_tokens: ``[N, P, Cv]`` image tokens of all N images (``model.get_image_tokens``), any device.
+        texts: the N*K captions, image-major (row ``j*K + l`` = image j, language l).
+        batch_size: pairs (and texts, when encoding) per forward pass.
+        max_cached_bytes: memory allowed for the text states of all texts (float32, on the CPU).
+    """
+
+    def __init__(
+        self,
+        model,
+        processor,
+        image_tokens: torch.Tensor,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        max_cached_bytes: int = 2 * 1024**3,
+    ):
+        self.model = model
+        self.image_tokens = image_tokens
+        self.batch_size = batch_size
+        self.texts = EncodedTexts(model, processor, texts, batch_size, max_cached_bytes)
+
+    @torch.inference_mode()
+    def __call__(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
+        """ITM "matches" logits ``[M]`` (float32, CPU) of the pairs (image_index[m], text_index[m])."""
+        device = self.model.device
+        dtype = self.model.dtype
+        logits = []
+        for start in range(0, image_index.numel(), self.batch_size):
+            images = image_index[start : start + self.batch_size].cpu()
+            texts = text_index[start : start + self.batch_size].cpu()
+            states = self.texts.states(texts)
+            mask = self.texts.attention_mask[texts]
+            keep = mask.any(dim=0)  # drop columns that are padding in every text of this batch
+            distinct_images, image_position = torch.unique(images, return_inverse=True)
+            batch_logits = self.model.itm_logits(
+                self.image_tokens[distinct_images].to(device),
+                None,
+                mask[:, keep].to(device),
+                text_states=states[:, keep].to(device=device, dtype=dtype),
+                image_index=image_position.to(device),
+            )
+            logits.append(batch_logits[:, 1].float().cpu())
+        return torch.cat(logits) if logits else torch.zeros(0)

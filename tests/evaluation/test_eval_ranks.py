@@ -96,3 +96,34 @@ def test_bad_query_range_and_chunk_size():
         retrieval_ranks_from_similarity(similarity, N_LANGUAGES, queries=range(10, 20))
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         retrieval_ranks_from_similarity(similarity, N_LANGUAGES, chunk_size=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_embedding_ranks_with_ties_match_loop_reference(dtype):
+    """Seeded integer features (exact dot products, many ties) on the default blocks, both directions."""
+    generator = torch.Generator().manual_seed(11)
+    image_embeds = torch.randint(-1, 2, (60, 3), generator=generator).to(dtype)
+    text_embeds = torch.randint(-1, 2, (60 * 4, 3), generator=generator).to(dtype)
+    expected = reference_ranks((image_embeds @ text_embeds.T).numpy(), 4)
+    for chunk_size in (None, 7):
+        ranks = retrieval_ranks(image_embeds, text_embeds, 4, chunk_size=chunk_size)
+        np.testing.assert_array_equal(ranks.tr.numpy(), expected["tr"])
+        np.testing.assert_array_equal(ranks.ir.numpy(), expected["ir"])
+
+
+def test_neighbouring_floats_are_not_ties():
+    """A score one float below the gold's is lower, one equal to it ties, one float above is higher."""
+    gold = torch.tensor(0.3, dtype=torch.float32)
+    below, above = torch.nextafter(gold, torch.tensor(-1.0)), torch.nextafter(gold, torch.tensor(1.0))
+    scores = torch.stack([below, gold, gold, above, below, gold])[None]
+    assert gold_ranks(scores, torch.tensor([2])).tolist() == [2]  # the tie at 1 and the higher at 3; not the tie at 5
+
+
+def test_infinite_scores_match_loop_reference():
+    similarity = tied_similarity(6)
+    similarity[similarity == 3] = float("inf")
+    similarity[similarity == -3] = -float("inf")
+    expected = reference_ranks(similarity.numpy(), N_LANGUAGES)
+    ranks = retrieval_ranks_from_similarity(similarity.float(), N_LANGUAGES, chunk_size=5)
+    np.testing.assert_array_equal(ranks.tr.numpy(), expected["tr"])
+    np.testing.assert_array_equal(ranks.ir.numpy(), expected["ir"])

@@ -10,7 +10,7 @@ from eval_fixtures import LANGUAGES, tiny_benchmark
 from modeling_ccr.evaluation.encode import encode_benchmark, image_major_captions
 from modeling_ccr.evaluation.itm import ModelPairScorer
 from modeling_ccr.evaluation.ranks import retrieval_ranks, retrieval_ranks_from_similarity
-from modeling_ccr.evaluation.reference import reference_ranks
+from modeling_ccr.evaluation.reference import ReferencePairScorer, reference_ranks
 from modeling_ccr.evaluation.rerank import TwoStageReranker, top_k_candidates
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 
@@ -97,13 +97,16 @@ def tiny_setup():
     return model, processor, encoded, texts
 
 
+@pytest.mark.parametrize("scorer_class", [ModelPairScorer, ReferencePairScorer])
 @pytest.mark.parametrize("max_cached_bytes", [2**30, 0])  # all text states up front, or per batch
-def test_model_pair_scorer_is_the_itm_head(tiny_setup, max_cached_bytes):
+def test_model_pair_scorer_is_the_itm_head(tiny_setup, max_cached_bytes, scorer_class):
     model, processor, encoded, texts = tiny_setup
-    scorer = ModelPairScorer(model, processor, encoded.image_tokens, texts, batch_size=4,
-                             max_cached_bytes=max_cached_bytes)
-    assert (scorer.text_states is None) == (max_cached_bytes == 0)
-    images, text_index = torch.tensor([0, 3, 3, 9, 5, 1, 7]), torch.tensor([0, 4, 29, 2, 15, 15, 21])
+    scorer = scorer_class(model, processor, encoded.image_tokens, texts, batch_size=4,
+                          max_cached_bytes=max_cached_bytes)
+    assert (scorer.texts.cached is None) == (max_cached_bytes == 0)
+    # Repeated pairs, texts of several images and images of several texts, across batches of 4.
+    images = torch.tensor([0, 3, 3, 9, 5, 1, 7, 3, 2, 2])
+    text_index = torch.tensor([0, 4, 29, 2, 15, 15, 21, 4, 15, 29])
     batched = scorer(images, text_index)
     with torch.no_grad():
         one_by_one = torch.stack([
@@ -130,3 +133,35 @@ def test_reranking_with_the_tiny_model_uses_its_itm_head(tiny_setup):
     changed = (ranks.tr != first_stage.tr) | (ranks.ir != first_stage.ir)
     assert changed.any(), "the ITM head should reorder some top-k candidates of a random model"
     assert (first_stage.tr[ranks.tr != first_stage.tr] < k_test).all()
+
+
+def test_one_fusion_layer_scorer_is_the_itm_head():
+    """With a single fusion layer, the first layer is also the CLS-only last one."""
+    model, processor = tiny_ccr_model(seed=4, num_fusion_layers=1), tiny_ccr_processor()
+    dataset = tiny_benchmark(num_images=4, seed=5)
+    encoded = encode_benchmark(model, processor, dataset, LANGUAGES, keep_image_tokens=True)
+    texts = image_major_captions(dataset["captions"], LANGUAGES)
+    images, text_index = torch.tensor([0, 1, 2, 3, 0, 3]), torch.tensor([5, 5, 0, 11, 7, 2])
+    expected = ReferencePairScorer(model, processor, encoded.image_tokens, texts)(images, text_index)
+    batched = ModelPairScorer(model, processor, encoded.image_tokens, texts, batch_size=3)(images, text_index)
+    torch.testing.assert_close(batched, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["replace", "combine"])
+@pytest.mark.parametrize("k_test", [3, 10])
+def test_batched_reranking_gives_the_ranks_of_the_pair_by_pair_path(tiny_setup, mode, k_test):
+    """The batched scorer and today's pair-by-pair scorer rank every query (TR and IR) the same."""
+    model, processor, encoded, texts = tiny_setup
+    ranks = {}
+    for scorer_class in (ModelPairScorer, ReferencePairScorer):
+        scorer = scorer_class(model, processor, encoded.image_tokens, texts, batch_size=16)
+        reranker = TwoStageReranker(scorer, k_test=k_test, mode=mode, itm_weight=0.5)
+        ranks[scorer_class] = retrieval_ranks(encoded.image_embeds, encoded.text_embeds, len(LANGUAGES),
+                                              reranker=reranker, chunk_size=4)
+    logits = ReferencePairScorer(model, processor, encoded.image_tokens, texts)(
+        torch.arange(10).repeat_interleave(30), torch.arange(30).repeat(10))
+    assert logits.unique().numel() == logits.numel(), "the test needs ties-free ITM logits"
+    batched, reference = ranks[ModelPairScorer], ranks[ReferencePairScorer]
+    assert torch.equal(batched.tr, reference.tr) and torch.equal(batched.ir, reference.ir)
+    first_stage = retrieval_ranks(encoded.image_embeds, encoded.text_embeds, len(LANGUAGES))
+    assert not torch.equal(batched.tr, first_stage.tr), "re-ranking should reorder some queries"
