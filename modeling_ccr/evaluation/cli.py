@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
     parser.add_argument("--itm-batch-size", type=positive_int, default=256, help="pairs per ITM forward pass")
-    parser.add_argument("--chunk-size", type=positive_int, default=None, help="queries scored at once (default: auto)")
+    parser.add_argument("--chunk-size", type=positive_int, default=None, help="images per scoring block, each against every language (default: auto)")
     parser.add_argument(
         "--mrv-kind", choices=("std", "variance"), default="std",
         help="per-instance spread averaged by MRV: std (the paper's scale, default) or variance",
