@@ -30,6 +30,11 @@ from .configuration_ccr import CCRConfig
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .modeling_efficientnet_lite import EfficientNetLiteModel
 
+ONE_TO_K_WEIGHTINGS = {
+    "released": "(L_i2t + L_t2i / K) / 2, the authors' code, default",
+    "symmetric": "(L_i2t + L_t2i) / 2, the paper's formula",
+}
+
 
 def one_to_k_loss_terms(
     image_embeds: torch.Tensor,
@@ -37,7 +42,7 @@ def one_to_k_loss_terms(
     temperature: float | torch.Tensor,
     image_rows: slice | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two unweighted terms ``(L_i2t, L_t2i)`` of the 1-to-K contrastive loss (Nie et al. 2024).
+    """The two unweighted terms ``(L_i2t, L_t2i)`` of the 1-to-K contrastive loss (Nie et al. 2024), 0-dim.
 
     Args:
         image_embeds: ``[N, D]`` L2-normalised image embeddings.
@@ -49,19 +54,14 @@ def one_to_k_loss_terms(
 
     Image -> text: one softmax over all N*K texts with K positives (the other K-1 positives stay in the
     denominator, so L_i2t >= log K, reached when the K languages share the mass equally). Text -> image:
-    a softmax over the N images with one positive. ``modeling_ccr.losses`` wraps this with input checks,
-    the two weightings and cross-process gathering.
+    a softmax over the N images with one positive.
+
+    The inputs are trusted: the public entry points check them (:meth:`CCRModel.forward`, and in the
+    package ``modeling_ccr.losses.one_to_k_contrastive_loss`` and the loss modules).
     """
-    n_images, n_texts = image_embeds.shape[0], text_embeds.shape[0]
-    if n_images == 0 or n_texts % n_images != 0:
-        raise ValueError(
-            f"{n_texts} texts for {n_images} images: every image needs the same number K of captions, "
-            "laid out image-major (row j*K + k is caption k of image j)"
-        )
-    k = n_texts // n_images
+    n_images = image_embeds.shape[0]
+    k = text_embeds.shape[0] // n_images
     rows = slice(0, n_images) if image_rows is None else image_rows
-    if rows.step not in (None, 1) or not 0 <= rows.start < rows.stop <= n_images:
-        raise ValueError(f"image_rows must be a non-empty contiguous slice of range({n_images}), got {rows}")
     own_image = torch.arange(rows.start, rows.stop, device=image_embeds.device)
     n_rows = own_image.numel()
 
@@ -74,6 +74,24 @@ def one_to_k_loss_terms(
     logits_t2i = text_embeds[rows.start * k : rows.stop * k] @ image_embeds.T / temperature  # [n_rows*K, N]
     loss_t2i = F.cross_entropy(logits_t2i, own_image.repeat_interleave(k))
     return loss_i2t, loss_t2i
+
+
+def one_to_k_loss_parts(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    temperature: float | torch.Tensor,
+    weighting: str = "released",
+    image_rows: slice | None = None,
+) -> dict[str, torch.Tensor]:
+    """The 1-to-K loss in one of :data:`ONE_TO_K_WEIGHTINGS` and its terms: ``{"loss", "i2t", "t2i"}``, 0-dim.
+
+    ``"released"``: (L_i2t + L_t2i / K) / 2, what the authors' code computes and :meth:`CCRModel.forward`
+    returns; ``"symmetric"``: (L_i2t + L_t2i) / 2. K = ``len(text_embeds) // len(image_embeds)``; the
+    arguments and their trust are those of :func:`one_to_k_loss_terms`.
+    """
+    loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, text_embeds, temperature, image_rows)
+    t2i_weight = image_embeds.shape[0] / text_embeds.shape[0] if weighting == "released" else 1.0
+    return {"loss": (loss_i2t + t2i_weight * loss_t2i) / 2, "i2t": loss_i2t, "t2i": loss_t2i}
 
 
 def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
@@ -719,6 +737,11 @@ class CCRModel(CCRPreTrainedModel):
             raise ValueError("CCRModel.forward needs both pixel_values and input_ids (see get_*_features for one side)")
         self._check_pixel_values(pixel_values)
         self._check_texts(input_ids, attention_mask)
+        if return_loss and input_ids.shape[0] % pixel_values.shape[0]:
+            raise ValueError(
+                f"{input_ids.shape[0]} texts for {pixel_values.shape[0]} images: return_loss=True needs the same "
+                "number K of captions for every image, laid out image-major (row j*K + k is caption k of image j)"
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         image_tokens = self._image_tokens(pixel_values)
@@ -729,8 +752,7 @@ class CCRModel(CCRPreTrainedModel):
         logits_per_image = image_embeds @ text_embeds.t() / temperature
         loss = None
         if return_loss:
-            loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, text_embeds, temperature)
-            loss = (loss_i2t + loss_t2i * image_embeds.shape[0] / text_embeds.shape[0]) / 2
+            loss = one_to_k_loss_parts(image_embeds, text_embeds, temperature)["loss"]
         output = CCROutput(
             loss=loss,
             logits_per_image=logits_per_image,

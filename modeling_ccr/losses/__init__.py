@@ -4,7 +4,10 @@ Contrastive losses (texts are image-major: row j*K + k is caption k of image j):
     one_to_k_contrastive_loss / OneToKContrastiveLoss      the 1-to-K loss (KCL) of Nie et al.
     cross_modal_contrastive_loss / CrossModalContrastiveLoss    baseline: one language per image
     cross_lingual_contrastive_loss / CrossLingualContrastiveLoss  baseline: English as the pivot
-The nn.Module forms gather the global batch across processes with gradients.
+The nn.Module forms gather the global batch across processes with gradients; all share the skeleton
+of ``GatheredContrastiveLoss`` (base.py). These functions and modules check their input. The cores they
+use, ``one_to_k_loss_terms`` (defined in the remote-code file modeling_ccr.py, which
+``CCRModel.forward(return_loss=True)`` uses too) and ``cross_lingual_loss_terms``, trust theirs.
 
 Fusion-encoder objectives, as pure tensor functions:
     sample_itm_triplets, positive_language_weights,   multilingual ITM with hard samples
@@ -37,6 +40,7 @@ What differs:
   other items.
 """
 
+from ..modeling_ccr import one_to_k_loss_terms
 from .base import GATHER_GRADIENTS, GatheredContrastiveLoss
 from .cross_lingual import (
     CrossLingualContrastiveLoss,
@@ -59,7 +63,7 @@ from .itm import (
     sample_itm_triplets,
 )
 from .mlm import IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
-from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss, one_to_k_loss_terms
+from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss
 
 __all__ = [
     "GATHER_GRADIENTS",

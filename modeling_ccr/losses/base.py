@@ -1,4 +1,10 @@
-"""The shared part of the contrastive loss modules: gathering the global batch across processes.
+"""The shared skeleton of the contrastive losses: checks, gathering the global batch, the output.
+
+Every contrastive loss is a subclass of :class:`GatheredContrastiveLoss` that says only what differs:
+its options (constructor, ``get_config_dict``), ``citation``, ``local_batch`` (checks one process's
+batch and picks the rows to score) and ``loss_parts`` (the loss over the gathered batch). The module
+(``forward``) gathers across processes; its functional form is the same loss on one process's batch
+(``on_local_batch``).
 
 Gradient through the gather, ``gather_with_grad``:
 
@@ -23,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._validation import check_temperature, infer_num_languages
 from .distributed import check_equal_batch_sizes, distributed_rank_and_world_size, gather_rows
 
 GATHER_GRADIENTS = ("exact", "released")
@@ -40,7 +47,10 @@ def _gather_gradient(gather_with_grad: bool | str) -> str:
         "1/W of the contrastive gradient)"
     )
 
-# As in the authors' CITATION.cff (github.com/BUAADreamer/CCRK); published at KDD 2024.
+
+# The paper's canonical BibTeX entry: the authors' preferred citation (CITATION.cff of
+# github.com/BUAADreamer/CCRK); published at KDD 2024. evaluate_mrv/ (which may not import this package)
+# holds copies; tests/losses/test_paper_citation.py keeps every entry of the paper byte-identical to this.
 CITATION_ONE_TO_K = """@article{nie2024improving,
   title = {Improving the Consistency in Cross-Lingual Cross-Modal Retrieval with 1-to-K Contrastive Learning},
   author = {Nie, Zhijie and Zhang, Richong and Feng, Zhangchi and Huang, Hailang and Liu, Xudong},
@@ -71,7 +81,12 @@ class GatheredContrastiveLoss(nn.Module):
 
     On one process, or without an initialised ``torch.distributed``, no gathering happens and
     both options are irrelevant.
+
+    Subclasses set ``citation`` (BibTeX of the loss) and override ``loss_parts`` and, where they check
+    more or score other rows than the given ones, ``local_batch``.
     """
+
+    citation: str
 
     def __init__(self, gather_with_grad: bool | str = "exact", local_loss: bool = False) -> None:
         super().__init__()
@@ -105,3 +120,43 @@ class GatheredContrastiveLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         """The settings that define this loss, for model cards and logs."""
         return {"gather_with_grad": self.gather_with_grad, "local_loss": self.local_loss}
+
+    def local_batch(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Check one process's image batch [N, D] against its image-major texts [N*K, D]; return the
+        row-aligned tensors that ``loss_parts`` scores (here: both, as given)."""
+        infer_num_languages(image_embeds, text_embeds)
+        return image_embeds, text_embeds
+
+    def loss_parts(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        image_rows: slice | None,
+    ) -> dict[str, torch.Tensor]:
+        """The loss (key "loss") and its parts, 0-dim, over the (gathered) tensors of ``local_batch``;
+        ``image_rows``: the rows to use as queries, None for all. Inputs are checked before."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss_parts")
+
+    def forward(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        return_parts: bool = False, **batch_options: Any,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """image_embeds [N, D] and image-major text_embeds [N*K, D] of this process -> the loss over the
+        global batch of all processes, 0-dim (with ``return_parts`` the dict of ``loss_parts``).
+        ``batch_options`` go to ``local_batch``."""
+        return self._loss(image_embeds, text_embeds, temperature, return_parts, batch_options, gather=True)
+
+    def on_local_batch(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        return_parts: bool = False, **batch_options: Any,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """``forward`` on this process's batch alone, whatever the process group (the functional forms)."""
+        return self._loss(image_embeds, text_embeds, temperature, return_parts, batch_options, gather=False)
+
+    def _loss(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        return_parts: bool, batch_options: dict[str, Any], gather: bool,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        check_temperature(temperature)
+        batch = self.local_batch(image_embeds, text_embeds, **batch_options)
+        batch, rows = self.gather(*batch) if gather else (batch, None)
+        parts = self.loss_parts(*batch, temperature, rows)
+        return parts if return_parts else parts["loss"]

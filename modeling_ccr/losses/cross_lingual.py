@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from ..modeling_ccr import one_to_k_loss_parts
 from ._validation import infer_num_languages
 from .base import CITATION_ONE_TO_K, GatheredContrastiveLoss
-from .one_to_k import one_to_k_loss_terms
 
 
 def _check_english_index(num_languages: int, english_index: int) -> None:
@@ -28,11 +28,7 @@ def _check_english_index(num_languages: int, english_index: int) -> None:
             "the cross-lingual loss needs English and at least one other language per image (K >= 2), "
             f"got K = {num_languages}: pass every language's caption, image-major"
         )
-    if (
-        isinstance(english_index, bool)
-        or not isinstance(english_index, int)
-        or not (0 <= english_index < num_languages)
-    ):
+    if not 0 <= english_index < num_languages:
         raise ValueError(
             f"english_index must be the position of English among the K = {num_languages} captions "
             f"of an image (an int in range({num_languages})), got {english_index!r}"
@@ -56,29 +52,19 @@ def cross_lingual_loss_terms(
         english_index: which k is English.
         image_rows: a contiguous slice of items to use as queries in every InfoNCE (None: all),
             see ``one_to_k_loss_terms``.
+
+    The inputs are trusted, as those of ``one_to_k_loss_terms``: ``cross_lingual_contrastive_loss``
+    and ``CrossLingualContrastiveLoss`` check them.
     """
-    k = infer_num_languages(image_embeds, text_embeds)
-    _check_english_index(k, english_index)
+    k = text_embeds.shape[0] // image_embeds.shape[0]
     texts = text_embeds.reshape(image_embeds.shape[0], k, -1)  # [N, K, D]
     english = texts[:, english_index]
-    image_english = sum(one_to_k_loss_terms(image_embeds, english, temperature, image_rows)) / 2
-    english_other = [
-        sum(one_to_k_loss_terms(english, texts[:, lang], temperature, image_rows)) / 2
-        for lang in range(k)
-        if lang != english_index
-    ]
-    return image_english, torch.stack(english_other).mean()
 
+    def info_nce(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return one_to_k_loss_parts(queries, keys, temperature, "symmetric", image_rows)["loss"]
 
-def _output(
-    image_english: torch.Tensor, english_other: torch.Tensor, return_parts: bool
-) -> torch.Tensor | dict[str, torch.Tensor]:
-    loss = (image_english + english_other) / 2
-    return (
-        {"loss": loss, "image_english": image_english, "english_other": english_other}
-        if return_parts
-        else loss
-    )
+    english_other = [info_nce(english, texts[:, lang]) for lang in range(k) if lang != english_index]
+    return info_nce(image_embeds, english), torch.stack(english_other).mean()
 
 
 def cross_lingual_contrastive_loss(
@@ -91,9 +77,8 @@ def cross_lingual_contrastive_loss(
     """Cross-lingual style baseline on one process's batch.
 
     Args:
-        image_embeds: [N, D] L2-normalised image embeddings.
-        text_embeds: [N*K, D] L2-normalised texts, image-major (row j*K + k is caption k of image j).
-        temperature: positive float or 0-dim tensor.
+        image_embeds, text_embeds, temperature: images [N, D] and their image-major texts [N*K, D],
+            L2-normalised, and the temperature, as for ``one_to_k_contrastive_loss``.
         english_index: the position of English among each image's K captions (default 0).
         return_parts: also return the halves.
 
@@ -101,8 +86,8 @@ def cross_lingual_contrastive_loss(
         (L_img-en + mean_{l != en} L_en-l) / 2 as a 0-dim tensor, or a dict
         {"loss", "image_english", "english_other"}.
     """
-    terms = cross_lingual_loss_terms(image_embeds, text_embeds, temperature, english_index)
-    return _output(*terms, return_parts)
+    loss = CrossLingualContrastiveLoss(english_index=english_index)
+    return loss.on_local_batch(image_embeds, text_embeds, temperature, return_parts)
 
 
 class CrossLingualContrastiveLoss(GatheredContrastiveLoss):
@@ -111,7 +96,12 @@ class CrossLingualContrastiveLoss(GatheredContrastiveLoss):
     Args:
         english_index: the position of English among each image's K captions (default 0).
         gather_with_grad, local_loss: see ``GatheredContrastiveLoss``.
+
+    Called with image_embeds [N, D], image-major text_embeds [N*K, D] of this process, the
+    temperature and ``return_parts`` (a dict {"loss", "image_english", "english_other"}).
     """
+
+    citation = CITATION_ONE_TO_K
 
     def __init__(
         self, english_index: int = 0, gather_with_grad: bool | str = "exact", local_loss: bool = False
@@ -121,23 +111,21 @@ class CrossLingualContrastiveLoss(GatheredContrastiveLoss):
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)
         self.english_index = english_index
 
-    def forward(
-        self,
-        image_embeds: torch.Tensor,
-        text_embeds: torch.Tensor,
-        temperature: float | torch.Tensor,
-        return_parts: bool = False,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """image_embeds [N, D] and image-major text_embeds [N*K, D] of this process -> the loss
-        (a dict {"loss", "image_english", "english_other"} with ``return_parts``)."""
+    def local_batch(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Check the batch as the base class does, and that K >= 2 holds ``english_index``."""
         _check_english_index(infer_num_languages(image_embeds, text_embeds), self.english_index)
-        (all_images, all_texts), rows = self.gather(image_embeds, text_embeds)
-        terms = cross_lingual_loss_terms(all_images, all_texts, temperature, self.english_index, rows)
-        return _output(*terms, return_parts)
+        return image_embeds, text_embeds
+
+    def loss_parts(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        image_rows: slice | None,
+    ) -> dict[str, torch.Tensor]:
+        """{"loss", "image_english", "english_other"}: (L_img-en + mean_{l != en} L_en-l) / 2."""
+        image_english, english_other = cross_lingual_loss_terms(
+            image_embeds, text_embeds, temperature, self.english_index, image_rows
+        )
+        loss = (image_english + english_other) / 2
+        return {"loss": loss, "image_english": image_english, "english_other": english_other}
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"english_index": self.english_index, **super().get_config_dict()}
-
-    @property
-    def citation(self) -> str:
-        return CITATION_ONE_TO_K

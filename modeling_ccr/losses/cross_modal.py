@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from ..modeling_ccr import one_to_k_loss_parts
 from ._validation import infer_num_languages
 from .base import GatheredContrastiveLoss
-from .one_to_k import one_to_k_loss_terms
 
 # As in the authors' README (github.com/zengyan-97/CCLM); published at ACL 2023.
 CITATION_CROSS_MODAL = """@article{zeng2022cross,
@@ -53,26 +53,6 @@ def select_captions(text_embeds: torch.Tensor, num_images: int, languages: torch
     return text_embeds[rows]
 
 
-def _chosen_captions(
-    image_embeds: torch.Tensor,
-    text_embeds: torch.Tensor,
-    generator: torch.Generator | None,
-    languages: torch.Tensor | None,
-) -> torch.Tensor:
-    k = infer_num_languages(image_embeds, text_embeds)
-    n_images = image_embeds.shape[0]
-    if languages is None:
-        languages = sample_caption_languages(n_images, k, generator)
-    return select_captions(text_embeds, n_images, languages)
-
-
-def _output(
-    loss_i2t: torch.Tensor, loss_t2i: torch.Tensor, return_parts: bool
-) -> torch.Tensor | dict[str, torch.Tensor]:
-    loss = (loss_i2t + loss_t2i) / 2
-    return {"loss": loss, "i2t": loss_i2t, "t2i": loss_t2i} if return_parts else loss
-
-
 def cross_modal_contrastive_loss(
     image_embeds: torch.Tensor,
     text_embeds: torch.Tensor,
@@ -84,9 +64,8 @@ def cross_modal_contrastive_loss(
     """Cross-modal style baseline on one process's batch.
 
     Args:
-        image_embeds: [N, D] L2-normalised image embeddings.
-        text_embeds: [N*K, D] L2-normalised texts, image-major (row j*K + k is caption k of image j).
-        temperature: positive float or 0-dim tensor.
+        image_embeds, text_embeds, temperature: images [N, D] and their image-major texts [N*K, D],
+            L2-normalised, and the temperature, as for ``one_to_k_contrastive_loss``.
         generator: draws the language of each image (``sample_caption_languages``).
         languages: long [N], the language index to use for each image instead of drawing one.
         return_parts: also return the two directions.
@@ -94,9 +73,8 @@ def cross_modal_contrastive_loss(
     Returns:
         (L_i2t + L_t2i) / 2 as a 0-dim tensor, or a dict {"loss", "i2t", "t2i"}.
     """
-    chosen = _chosen_captions(image_embeds, text_embeds, generator, languages)
-    loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, chosen, temperature)
-    return _output(loss_i2t, loss_t2i, return_parts)
+    loss = CrossModalContrastiveLoss(generator=generator)
+    return loss.on_local_batch(image_embeds, text_embeds, temperature, return_parts, languages=languages)
 
 
 class CrossModalContrastiveLoss(GatheredContrastiveLoss):
@@ -109,6 +87,8 @@ class CrossModalContrastiveLoss(GatheredContrastiveLoss):
         generator: draws the languages (None: torch's default generator).
         gather_with_grad, local_loss: see ``GatheredContrastiveLoss``.
     """
+
+    citation = CITATION_CROSS_MODAL
 
     def __init__(
         self,
@@ -129,14 +109,25 @@ class CrossModalContrastiveLoss(GatheredContrastiveLoss):
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         """image_embeds [N, D], image-major text_embeds [N*K, D] of this process, optional
         languages long [N] -> the loss (a dict {"loss", "i2t", "t2i"} with ``return_parts``)."""
-        chosen = _chosen_captions(image_embeds, text_embeds, self.generator, languages)
-        (all_images, all_chosen), rows = self.gather(image_embeds, chosen)
-        loss_i2t, loss_t2i = one_to_k_loss_terms(all_images, all_chosen, temperature, image_rows=rows)
-        return _output(loss_i2t, loss_t2i, return_parts)
+        return super().forward(image_embeds, text_embeds, temperature, return_parts, languages=languages)
+
+    def local_batch(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, languages: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images [N, D] and their chosen captions [N, D]: caption ``languages[j]`` of image j, drawn
+        with the generator when ``languages`` is None."""
+        k = infer_num_languages(image_embeds, text_embeds)
+        n_images = image_embeds.shape[0]
+        if languages is None:
+            languages = sample_caption_languages(n_images, k, self.generator)
+        return image_embeds, select_captions(text_embeds, n_images, languages)
+
+    def loss_parts(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        image_rows: slice | None,
+    ) -> dict[str, torch.Tensor]:
+        """{"loss", "i2t", "t2i"}: the 1-to-K loss with K = 1 (either weighting) on the chosen pairs."""
+        return one_to_k_loss_parts(image_embeds, text_embeds, temperature, "symmetric", image_rows)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"language_sampling": "uniform, one per image per step", **super().get_config_dict()}
-
-    @property
-    def citation(self) -> str:
-        return CITATION_CROSS_MODAL

@@ -24,52 +24,11 @@ from typing import Any
 
 import torch
 
-from ..modeling_ccr import one_to_k_loss_terms as model_loss_terms
-from ._validation import check_choice, check_temperature, infer_num_languages
+from ..modeling_ccr import ONE_TO_K_WEIGHTINGS, one_to_k_loss_parts
+from ._validation import check_choice
 from .base import CITATION_ONE_TO_K, GatheredContrastiveLoss
 
-_WEIGHTING_MEANINGS = {
-    "released": "(L_i2t + L_t2i / K) / 2, the authors' code, default",
-    "symmetric": "(L_i2t + L_t2i) / 2, the paper's formula",
-}
-WEIGHTINGS = tuple(_WEIGHTING_MEANINGS)
-
-
-def _check_weighting(weighting: str) -> None:
-    check_choice("weighting", weighting, _WEIGHTING_MEANINGS)
-
-
-def one_to_k_loss_terms(
-    image_embeds: torch.Tensor,
-    text_embeds: torch.Tensor,
-    temperature: float | torch.Tensor,
-    image_rows: slice | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two unweighted terms (L_i2t, L_t2i) of the 1-to-K loss, as 0-dim tensors, after input checks.
-
-    Args:
-        image_embeds: [N, D] L2-normalised image embeddings.
-        text_embeds: [N*K, D] L2-normalised text embeddings, image-major (row j*K + k is
-            caption k of image j); K is inferred from the shapes.
-        temperature: positive float or 0-dim tensor (gradients flow into a learnable one).
-        image_rows: a contiguous slice of images to use as queries (None: all); see
-            ``modeling_ccr.modeling_ccr.one_to_k_loss_terms``, which computes the terms (the model's
-            ``forward(return_loss=True)`` uses the same function).
-
-    The embeddings are not checked for unit norm (that would cost a device synchronisation
-    every step); un-normalised inputs give dot-product logits, which is a different loss.
-    """
-    infer_num_languages(image_embeds, text_embeds)
-    check_temperature(temperature)
-    return model_loss_terms(image_embeds, text_embeds, temperature, image_rows)
-
-
-def _weighted(
-    loss_i2t: torch.Tensor, loss_t2i: torch.Tensor, k: int, weighting: str, return_parts: bool
-) -> torch.Tensor | dict[str, torch.Tensor]:
-    t2i_weight = 1.0 / k if weighting == "released" else 1.0
-    loss = (loss_i2t + t2i_weight * loss_t2i) / 2
-    return {"loss": loss, "i2t": loss_i2t, "t2i": loss_t2i} if return_parts else loss
+WEIGHTINGS = tuple(ONE_TO_K_WEIGHTINGS)
 
 
 def one_to_k_contrastive_loss(
@@ -96,11 +55,12 @@ def one_to_k_contrastive_loss(
     Raises:
         ValueError: shapes that do not form an image-major 1-to-K batch, an unknown weighting,
             a non-positive temperature.
+
+    The embeddings are not checked for unit norm (that would cost a device synchronisation
+    every step); un-normalised inputs give dot-product logits, which is a different loss.
     """
-    _check_weighting(weighting)
-    loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, text_embeds, temperature)
-    k = text_embeds.shape[0] // image_embeds.shape[0]
-    return _weighted(loss_i2t, loss_t2i, k, weighting, return_parts)
+    loss = OneToKContrastiveLoss(weighting=weighting)
+    return loss.on_local_batch(image_embeds, text_embeds, temperature, return_parts)
 
 
 class OneToKContrastiveLoss(GatheredContrastiveLoss):
@@ -111,35 +71,29 @@ class OneToKContrastiveLoss(GatheredContrastiveLoss):
         gather_with_grad, local_loss: see ``GatheredContrastiveLoss``. With the defaults the
             gradients after DDP's averaging equal one process holding the whole batch.
 
+    Called with image_embeds [N, D], image-major text_embeds [N*K, D] of this process, the
+    temperature and ``return_parts`` (a dict {"loss", "i2t", "t2i"}).
+
     Example:
         >>> loss_fn = OneToKContrastiveLoss(weighting="released")
         >>> loss = loss_fn(image_embeds, text_embeds, model.temperature)  # [N, D], [N*K, D]
     """
 
+    citation = CITATION_ONE_TO_K
+
     def __init__(
         self, weighting: str = "released", gather_with_grad: bool | str = "exact", local_loss: bool = False
     ):
-        _check_weighting(weighting)
+        check_choice("weighting", weighting, ONE_TO_K_WEIGHTINGS)
         super().__init__(gather_with_grad=gather_with_grad, local_loss=local_loss)
         self.weighting = weighting
 
-    def forward(
-        self,
-        image_embeds: torch.Tensor,
-        text_embeds: torch.Tensor,
-        temperature: float | torch.Tensor,
-        return_parts: bool = False,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """image_embeds [N, D] and image-major text_embeds [N*K, D] of this process -> the loss
-        (a dict {"loss", "i2t", "t2i"} with ``return_parts``)."""
-        k = infer_num_languages(image_embeds, text_embeds)
-        (all_images, all_texts), rows = self.gather(image_embeds, text_embeds)
-        loss_i2t, loss_t2i = one_to_k_loss_terms(all_images, all_texts, temperature, image_rows=rows)
-        return _weighted(loss_i2t, loss_t2i, k, self.weighting, return_parts)
+    def loss_parts(
+        self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, temperature: float | torch.Tensor,
+        image_rows: slice | None,
+    ) -> dict[str, torch.Tensor]:
+        """{"loss", "i2t", "t2i"} over images [N, D] and their image-major texts [N*K, D]."""
+        return one_to_k_loss_parts(image_embeds, text_embeds, temperature, self.weighting, image_rows)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"weighting": self.weighting, **super().get_config_dict()}
-
-    @property
-    def citation(self) -> str:
-        return CITATION_ONE_TO_K
