@@ -63,6 +63,10 @@ def register_in_evaluate_cache(modules_cache: str | os.PathLike | None = None) -
         metric_folder.mkdir(parents=True, exist_ok=True)
         for package in (dynamic_modules, dynamic_modules / "metrics", metric_folder):
             (package / "__init__.py").touch(exist_ok=True)
+        # Not modeling_ccr.atomic_io.publish_folder: this runs inside `import evaluate` in every interpreter
+        # of the environment (the start-up hook) and must stay light and import only the standard library;
+        # importing modeling_ccr would load torch and transformers there, and would make the metric package
+        # depend on the library that depends on it (modeling_ccr imports evaluate_mrv.rank_variance).
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=metric_folder))
         try:
             (staging / "__init__.py").touch()

@@ -167,6 +167,9 @@ def validate_captions(captions: Sequence) -> tuple[list[str], int, list[str] | N
     Returns:
         ``(texts, K, languages)``: ``texts[j*K + k]`` is caption k of image j; ``languages`` is the key
         order when dicts were given, else None.
+
+    A missing, empty or blank caption raises a ValueError naming the image and the caption (its language
+    code when dicts were given, else its index).
     """
     if isinstance(captions, Set):
         raise ValueError(f"captions is a {type(captions).__name__}, which has no order: {_PASS_A_LIST}")
@@ -199,8 +202,9 @@ def validate_captions(captions: Sequence) -> tuple[list[str], int, list[str] | N
             )
         for k_index, text in enumerate(row):
             if not isinstance(text, str) or is_blank(text):
+                which = repr(languages[k_index]) if languages is not None else k_index
                 raise ValueError(
-                    f"caption {k_index} of image {j} is empty or not a string: {text!r} (whitespace and invisible "
+                    f"caption {which} of image {j} is empty or not a string: {text!r} (whitespace and invisible "
                     "characters such as zero-width spaces count as empty); give every image a caption in each language"
                 )
     return [text for row in rows for text in row], k, languages

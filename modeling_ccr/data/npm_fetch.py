@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from ..atomic_io import atomic_write
 from ..cache import cache_root
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,14 @@ def fetch_tarball(package: NpmPackage, cache_dir: Path | None = None) -> Path:
             f"the tarball of {package.spec} (SHA-256 {package.sha256}) at that path."
         )
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+    atomic_write(target, partial(_pack, npm, package))
+    return target
+
+
+def _pack(npm: str, package: NpmPackage, destination: Path) -> None:
+    """Write ``package``'s tarball (``npm pack``) to ``destination``; ValueError when its SHA-256 is not the
+    pinned one."""
+    with tempfile.TemporaryDirectory() as scratch:
         completed = subprocess.run(
             [npm, "pack", package.spec, "--pack-destination", scratch, "--silent"],
             cwd=scratch,
@@ -77,11 +85,10 @@ def fetch_tarball(package: NpmPackage, cache_dir: Path | None = None) -> Path:
                 f"{(completed.stderr or completed.stdout).strip()[-800:]}\n"
                 "Check that the npm registry is reachable (`npm ping`)."
             )
-        digest = sha256_of(fetched)
-        if digest != package.sha256:
-            raise ValueError(
-                f"{package.spec} from the registry has SHA-256 {digest}, not the pinned {package.sha256}; "
-                "the build would not reproduce the shipped files. Check the registry configuration."
-            )
-        os.replace(fetched, target)
-    return target
+        shutil.copyfile(fetched, destination)
+    digest = sha256_of(destination)
+    if digest != package.sha256:
+        raise ValueError(
+            f"{package.spec} from the registry has SHA-256 {digest}, not the pinned {package.sha256}; "
+            "the build would not reproduce the shipped files. Check the registry configuration."
+        )

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .assemble import SplitPlan
+from .iglue import IglueAnnotations
 from .join import CaptionRecord, join_captions
-from .schema import ImageDirs, ImageRef, as_image_dirs, decode_base64, order_languages
+from .schema import ImageRef, decode_base64
 from .textio import iter_json_lines, open_text, require_field
 
 _PIXEL_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
@@ -41,27 +42,15 @@ def _pixel_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         csv.field_size_limit(limit)
 
 
-class Wit:
+class Wit(IglueAnnotations):
     name = "wit"
+    iglue_folder = "wit"
+    example_file = "test_<lang>.jsonl"
 
-    def __init__(self, data_dir: Path, image_dir: ImageDirs | None = None):
-        self.annotations = data_dir / "annotations"
-        if not self.annotations.is_dir():
-            raise ValueError(
-                f"{data_dir} has no annotations/ folder; pass data_dir=<iglue clone>/datasets/wit "
-                "(it holds annotations/test_<lang>.jsonl)."
-            )
-        self.image_dirs = as_image_dirs(image_dir, data_dir / "images")
-        self.files: dict[tuple[str, str], Path] = {}
+    def annotation_files(self) -> Iterator[tuple[tuple[str, str], Path]]:
         for path in sorted(self.annotations.glob("*_*.jsonl")):
             split, _, lang = path.stem.rpartition("_")
-            self.files[(split, lang)] = path
-        self.languages = order_languages({lang for _, lang in self.files})
-        self.splits = sorted({split for split, _ in self.files})
-
-    def default_splits(self, languages: Sequence[str]) -> list[str]:
-        """The splits with an annotation file in every selected language."""
-        return [s for s in self.splits if all((s, lang) in self.files for lang in languages)]
+            yield (split, lang), path
 
     def plan(self, split: str, languages: Sequence[str]) -> SplitPlan:
         records: dict[str, list[CaptionRecord]] = {}

@@ -15,43 +15,32 @@ each language is the caption. The 2,000-image test set has captions in en de es 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 from .assemble import SplitPlan
+from .iglue import IglueAnnotations
 from .join import CaptionRecord, join_captions
-from .schema import ImageDirs, as_image_dirs, order_languages, resolve_image
+from .schema import resolve_image
 from .textio import iter_json_lines, require_field
 
 
-class XFlickrCO:
+class XFlickrCO(IglueAnnotations):
     name = "xflickrco"
+    iglue_folder = "xFlickrCO"
+    example_file = "<lang>/test.jsonl"
 
-    def __init__(self, data_dir: Path, image_dir: ImageDirs | None = None):
-        self.annotations = data_dir / "annotations"
-        if not self.annotations.is_dir():
-            raise ValueError(
-                f"{data_dir} has no annotations/ folder; pass data_dir=<iglue clone>/datasets/xFlickrCO "
-                "(it holds annotations/<lang>/test.jsonl)."
-            )
-        self.image_dirs = as_image_dirs(image_dir, data_dir / "images")
-        self.files = {
-            folder.name: {f.stem: f for f in sorted(folder.glob("*.jsonl"))}
-            for folder in sorted(self.annotations.iterdir())
-            if folder.is_dir() and any(folder.glob("*.jsonl"))
-        }
-        self.languages = order_languages(self.files)
-        self.splits = sorted({stem for files in self.files.values() for stem in files})
-
-    def default_splits(self, languages: Sequence[str]) -> list[str]:
-        """The splits with an annotation file in every selected language (the test set for all eight)."""
-        return [s for s in self.splits if all(s in self.files[lang] for lang in languages)]
+    def annotation_files(self) -> Iterator[tuple[tuple[str, str], Path]]:
+        for folder in sorted(self.annotations.iterdir()):
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.jsonl")):
+                    yield (path.stem, folder.name), path
 
     def plan(self, split: str, languages: Sequence[str]) -> SplitPlan:
         expected = {lang: str(self.annotations / lang / f"{split}.jsonl") for lang in languages}
         records = {
-            lang: self._read(self.files[lang][split]) for lang in languages if split in self.files[lang]
+            lang: self._read(self.files[(split, lang)]) for lang in languages if (split, lang) in self.files
         }
 
         def instances(_shards: list) -> list:

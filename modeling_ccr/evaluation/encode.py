@@ -2,18 +2,20 @@
 
 A benchmark is a ``datasets.Dataset`` in the common schema: ``id`` (string), ``image`` (``Image()``)
 and ``captions`` (a struct language -> string, one caption per image and language). Texts come out
-image-major: row ``j*K + l`` is the caption of image j in language l (l indexes ``languages``).
+image-major: row ``j*K + l`` is the caption of image j in language l (l indexes ``languages``). The
+captions are trusted: the loaders and :class:`~modeling_ccr.evaluation.pipeline.PreparedEvaluation` check
+them where they enter (:func:`modeling_ccr.captions.check_captions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from ..captions import image_major_captions as captions_in_layout
+from ..captions import image_major_captions
 
 
 @dataclass
@@ -27,21 +29,6 @@ class EncodedBenchmark:
     image_embeds: torch.Tensor
     text_embeds: torch.Tensor
     image_tokens: torch.Tensor | None = None
-
-
-def image_major_captions(
-    caption_rows: Sequence[Mapping[str, str | None]], languages: Sequence[str], first_index: int = 0
-) -> list[str]:
-    """``captions`` structs of n images -> their n*K captions, image-major; missing or empty ones raise.
-
-    ``first_index`` is the dataset index of the first row, for the error message.
-    """
-    return captions_in_layout(
-        caption_rows,
-        languages,
-        lambda offset: f"image {first_index + offset}",
-        "choose the languages with --languages",
-    )
 
 
 @torch.inference_mode()
@@ -78,7 +65,7 @@ def encode_benchmark(
         for start in range(rows.start, rows.stop, batch_size):
             stop = min(start + batch_size, rows.stop)
             batch = dataset[start:stop]
-            texts = image_major_captions(batch["captions"], languages, first_index=start)
+            texts = image_major_captions(batch["captions"], languages)
             images = processor(images=list(batch["image"]), return_tensors="pt")
             tokens = model.get_image_tokens(images["pixel_values"].to(device, dtype))
             image_embeds.append(model.project_image_tokens(tokens).float().cpu())

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from evaluate_mrv.rank_variance import SpreadKind
 
+from ..captions import check_captions, image_major_captions
 from .distributed import DistributedContext
-from .encode import EncodedBenchmark, encode_benchmark, image_major_captions
+from .encode import EncodedBenchmark, encode_benchmark
 from .itm import ModelPairScorer
 from .metrics import retrieval_metrics
 from .ranks import RetrievalRanks, retrieval_ranks
@@ -71,7 +72,9 @@ def evaluate_retrieval(
 
     Args:
         model, processor: a CCR model (on its device, in eval mode) and its processor.
-        dataset: rows with ``image`` and ``captions`` (language -> caption).
+        dataset: rows with ``image`` and ``captions`` (language -> caption). It is checked once, before
+            anything is encoded: an image without a caption (missing, empty or blank) in one of the
+            languages raises a ValueError naming the image and the language.
         languages: caption languages in layout order (default: the ``captions`` struct's fields).
         k_test: candidates per query re-ranked by the ITM head (capped at N); None ranks by similarity.
         rerank_mode, itm_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
@@ -126,6 +129,8 @@ class PreparedEvaluation:
             )
         if k_test is not None and k_test < 1:
             raise ValueError(f"k_test must be >= 1 (or None for similarity only), got {k_test}")
+        captions = dataset["captions"]  # checked once here; the encoding loops trust them
+        check_captions(captions, self.languages, lambda j: f"image {j}", "choose the languages with --languages")
         self.num_images = len(dataset)
         self.k_test = None if k_test is None else min(k_test, len(dataset))
         self.progress = progress
@@ -133,7 +138,7 @@ class PreparedEvaluation:
                                    k_test is not None, progress)
         self.scorer = None
         if k_test is not None:
-            texts = image_major_captions(dataset["captions"], self.languages)
+            texts = image_major_captions(captions, self.languages)
             scorer = ModelPairScorer(model, processor, self.encoded.image_tokens, texts, batch_size=itm_batch_size)
             self.scorer = CachedPairScorer(scorer, num_texts=len(texts))
 

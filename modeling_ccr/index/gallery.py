@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic_io import OutputKind, check_output, holds_anything, write_output
+from ..atomic_io import OutputKind, atomic_write, check_output, holds_anything, write_output
 from ..evaluation.distributed import DistributedContext
 from ..evaluation.encode import encode_benchmark
 from .sources import GallerySource, write_benchmark_images
@@ -155,9 +155,11 @@ def _embed_chunk(model, processor, source: GallerySource, rows: range, batch_siz
 
 
 def _save_chunk(path: Path, arrays: dict) -> None:
-    partial = path.with_name(path.name + ".tmp.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, path)
+    def write(temporary: Path) -> None:
+        with temporary.open("wb") as handle:  # a file object: np.savez would append ".npz" to a name
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
 
 
 def make_faiss_index(embeds: np.ndarray, index_type: str = "flat", nlist: int | None = None, hnsw_m: int = 32):

@@ -1,6 +1,6 @@
 """Training CCR models: the objective, the data collator, the Trainer subclass and ``ccr train``."""
 
-from .collator import CCRDataCollator, check_languages
+from .collator import CCRDataCollator
 from .objective import LOSS_STYLES, CCRObjective
 from .pretraining_model import CCRForPreTraining, CCRPreTrainingOutput
 from .run import CCRTrainingArguments, ModelArguments, set_trainable, train
@@ -16,7 +16,6 @@ __all__ = [
     "CCRTrainingArguments",
     "ModelArguments",
     "TemperatureClampCallback",
-    "check_languages",
     "parameter_group",
     "set_trainable",
     "train",

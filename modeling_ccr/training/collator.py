@@ -1,7 +1,8 @@
 """Batches for CCR training: B images and B*K image-major captions.
 
 Rows come from a dataset in the common schema (``image``, ``captions``: language -> caption, optional
-``keywords``: language -> list of strings).
+``keywords``: language -> list of strings), checked where it was loaded; the processor the collator calls
+refuses a missing or blank caption, naming the image and the language.
 """
 
 from __future__ import annotations
@@ -10,18 +11,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from ..captions import image_major_captions
 from ..processing_ccr import CCRProcessor
-
-
-def check_languages(rows: Sequence[dict[str, Any]], languages: Sequence[str], where: str = "dataset") -> None:
-    """Raise a ValueError naming the first row whose caption in one of ``languages`` is missing or empty."""
-    image_major_captions(
-        (row.get("captions") for row in rows),
-        languages,
-        lambda index: f"{where} row {index} (id {rows[index].get('id', '?')!r})",
-        "choose languages it has, or load it with on_missing='drop' to skip such rows (counted)",
-    )
 
 
 class CCRDataCollator:
@@ -48,8 +38,8 @@ class CCRDataCollator:
         self.keyword_probability = keyword_probability
         self.random = random.Random(seed)
 
-    def _caption(self, row: dict[str, Any], language: str) -> str:
-        caption = row["captions"][language]
+    def _caption(self, row: dict[str, Any], language: str) -> str | None:
+        caption = row["captions"].get(language)
         if self.keyword_probability and self.random.random() < self.keyword_probability:
             keywords = [k for k in ((row.get("keywords") or {}).get(language) or []) if k and k.strip()]
             if keywords:
@@ -57,8 +47,7 @@ class CCRDataCollator:
         return caption
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        check_languages(rows, self.languages, where="batch")
-        captions = [[self._caption(row, language) for language in self.languages] for row in rows]
+        captions = [{language: self._caption(row, language) for language in self.languages} for row in rows]
         batch = dict(self.processor(images=[row["image"] for row in rows], captions=captions))
         if all("id" in row for row in rows):
             batch["image_ids"] = [str(row["id"]) for row in rows]  # keys the objective's image-token cache

@@ -35,7 +35,7 @@ from ..data.cli_args import DataArguments, load_dataset_from_args
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
 from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
 from ..modeling_ccr import CCRModel
-from .collator import CCRDataCollator, check_languages
+from .collator import CCRDataCollator
 from .feature_cache import vision_blocks
 from .objective import LOSS_STYLES, CCRObjective
 from .pretraining_model import CCRForPreTraining
@@ -233,11 +233,12 @@ def _set_aside_checkpoints(checkpoint_dir: Path) -> None:
 
 
 def _load_training_data(data_args: DataArguments, batch_size: int):
+    """The training split in the training languages (default: ``DEFAULT_LANGUAGES``), which the loader
+    checks every image for (``on_missing``); the collator then trusts its rows."""
     from ..data import DEFAULT_LANGUAGES
 
-    dataset = load_dataset_from_args(data_args, split=data_args.split)
     languages = list(data_args.languages or DEFAULT_LANGUAGES)
-    check_languages(dataset.select_columns(["id", "captions"]), languages, where=f"{data_args.dataset}/{data_args.split}")
+    dataset = load_dataset_from_args(dataclasses.replace(data_args, languages=languages), split=data_args.split)
     if len(dataset) < batch_size:
         raise ValueError(f"{len(dataset)} training images are fewer than one batch of {batch_size}")
     return dataset, languages

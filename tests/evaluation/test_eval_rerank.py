@@ -7,7 +7,8 @@ import pytest
 import torch
 from eval_fixtures import LANGUAGES, tiny_benchmark
 
-from modeling_ccr.evaluation.encode import encode_benchmark, image_major_captions
+from modeling_ccr.captions import image_major_captions
+from modeling_ccr.evaluation.encode import encode_benchmark
 from modeling_ccr.evaluation.itm import ModelPairScorer
 from modeling_ccr.evaluation.ranks import retrieval_ranks, retrieval_ranks_from_similarity
 from modeling_ccr.evaluation.reference import ReferencePairScorer, reference_ranks

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling_ccr.captions import image_major_captions
+from modeling_ccr.captions import check_captions, image_major_captions
 from modeling_ccr.processing_ccr import MAX_IMAGE_PIXELS, is_blank, to_rgb_image
 from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor
 
@@ -132,8 +132,10 @@ def test_invisible_only_text_is_empty_everywhere(text):
         processor(text=["a cat", text])
     with pytest.raises(ValueError, match="caption 1 of image 0 is empty"):
         processor(captions=[["a cat", text]])
+    with pytest.raises(ValueError, match="caption 'de' of image 1 is empty"):
+        processor(captions=[{"en": "a dog", "de": "ein Hund"}, {"en": "a cat", "de": text}])
     with pytest.raises(ValueError, match="image 0 has no caption in 'de'"):
-        image_major_captions([{"en": "a cat", "de": text}], ["en", "de"], lambda j: f"image {j}", "fix it")
+        check_captions([{"en": "a cat", "de": text}], ["en", "de"], lambda j: f"image {j}", "fix it")
 
 
 def test_visible_text_with_invisible_characters_is_kept():
@@ -142,7 +144,8 @@ def test_visible_text_with_invisible_characters_is_kept():
     processor = tiny_ccr_processor()
     assert processor(text=text)["input_ids"].shape[0] == 1
     assert processor(captions=[[text]])["input_ids"].shape[0] == 1
-    assert image_major_captions([{"en": text}], ["en"], str, "") == [text]
+    check_captions([{"en": text}], ["en"], str, "")  # does not raise
+    assert image_major_captions([{"en": text}], ["en"]) == [text]
 
 
 # ----- unordered containers ---------------------------------------------------------------------
