@@ -42,4 +42,6 @@ def test_sharded_ranks_equal_one_process(tmp_path):
     expected = retrieval_ranks(image_embeds, text_embeds, N_LANGUAGES, reranker=reranker)
     assert result["world_size"] == 2
     assert result["gathered_embeddings_equal"]
+    assert result["small_gathers_equal"] == [True, True]  # a block of 0 rows on one process, then on both
+    assert result["shards_match_accelerate"] == [True, True]  # per process
     assert result["tr"] == expected.tr.tolist() and result["ir"] == expected.ir.tolist()
