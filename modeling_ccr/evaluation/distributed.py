@@ -76,7 +76,8 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
     accelerate's ``PartialState``; on one process no group is made.
 
     ``device`` overrides the default, ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; a bare
-    ``"cuda"`` also means ``cuda:LOCAL_RANK``. Processes on CUDA talk over NCCL, all others over gloo.
+    ``"cuda"`` also means ``cuda:LOCAL_RANK``. Processes on CUDA talk over NCCL, all others over gloo
+    (accelerate's choice for CPUs; MPI instead where torch was built with it).
     """
     requested = torch.device(device) if device is not None else None
     on_cuda = requested.type == "cuda" if requested is not None else torch.cuda.is_available()
