@@ -30,11 +30,17 @@ def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_arg
     ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in
     tests); an interrupted first training resumes from its last checkpoint.
     """
-    from ..training.run import CCRTrainingArguments, find_resume_checkpoint, train
+    from ..training.run import (
+        CCRTrainingArguments,
+        find_resume_checkpoint,
+        set_aside_incomplete_checkpoints,
+        train,
+    )
 
     run_dir = cache_root(cache_dir) / TRAINED_DEFAULT_NAME
     if (run_dir / "model" / "config.json").is_file():
         return run_dir / "model"
+    set_aside_incomplete_checkpoints(run_dir / "checkpoints")
     resume = find_resume_checkpoint(run_dir / "checkpoints") is not None
     args = CCRTrainingArguments(output_dir=str(run_dir), resume=resume, **training_overrides)
     return Path(train(args, model_args, data_args)["model_dir"])

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
 from transformers import HfArgumentParser
 
 from ..cli import DefaultsHelpFormatter, OneLineErrors
@@ -77,7 +77,7 @@ def run_argv(argv: list[str], prog: str, description: str) -> int:
     start = time.perf_counter()
     result = train(training_args, model_args, data_args)
     wall = time.perf_counter() - start
-    if int(os.environ.get("RANK", "0")) == 0:
+    if PartialState().is_main_process:
         loss = result["final_loss"]
         print(f"training wall time {wall:.1f} s, {result['steps']} steps, final loss "
               f"{loss:.4f}" if math.isfinite(loss) else f"training wall time {wall:.1f} s")

@@ -12,10 +12,10 @@ baselines do, so the comparison of styles is not blurred by multilingual fusion 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from torch import nn
 
 from ..losses import (
@@ -24,7 +24,6 @@ from ..losses import (
     ItmTriplets,
     OneToKContrastiveLoss,
     build_itm_pairs,
-    distributed_rank_and_world_size,
     itm_loss,
     mask_tokens_for_mlm,
     mlm_loss,
@@ -96,9 +95,8 @@ class CCRObjective:
         self.weights.update({name: float(value) for name, value in (weights or {}).items()})
         if self.weights["mlm"] and (mask_token_id is None or vocab_size is None):
             raise ValueError("MLM needs mask_token_id and vocab_size (from the tokenizer), or weights={'mlm': 0}")
-        # The process group may not exist yet (the Trainer starts it): torchrun's RANK says the rank then.
-        rank = distributed_rank_and_world_size()[0] or int(os.environ.get("RANK", "0"))
-        self.generator = torch.Generator().manual_seed(seed + rank)
+        # Per-process sampling; accelerate's PartialState knows the rank (in train(), TrainingArguments made it).
+        self.generator = torch.Generator().manual_seed(seed + PartialState().process_index)
         self.loss_style = loss_style
         self.weighting = weighting
         if loss_style == "one-to-k":

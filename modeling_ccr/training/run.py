@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import Any
 
 import torch
 from transformers import AutoProcessor, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
@@ -43,8 +44,8 @@ from .trainer import CCRTrainer
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "checkpoint-"
-COMPLETE_MARKER = "trainer_state.json"  # the Trainer writes it last
+CHECKPOINT_PREFIX = f"{PREFIX_CHECKPOINT_DIR}-"
+COMPLETE_MARKER = TRAINER_STATE_NAME  # the Trainer's _save_checkpoint writes it last
 MAX_IMAGES_TO_CACHE = 20_000  # frozen features are kept in memory by default up to this many images
 DEFAULT_OUTPUT = "runs/ccr-default"
 
@@ -200,33 +201,46 @@ def _train_top_vision_layers(tower: torch.nn.Module, count: int) -> None:
     blocks[len(blocks) - n_blocks :].requires_grad_(True)
 
 
-def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The last complete checkpoint (one whose trainer state was written).
+def set_aside_incomplete_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Rename every ``checkpoint-N`` without its completion marker (killed while saving) to
+    ``incomplete-checkpoint-N-<time>``; returns the new paths.
 
-    Incomplete ones (killed while saving) are never used. Process 0 renames them to
-    ``incomplete-checkpoint-N-<time>``, a name the Trainer's checkpoint rotation does not touch, so they
-    are kept for inspection rather than deleted; other processes only skip them.
+    The new name is one the Trainer's checkpoint rotation and :func:`find_resume_checkpoint` do not
+    touch, so the folders are kept for inspection rather than deleted. Run it on process 0 only, with the
+    other processes waiting (as :func:`train` does), so that no process looks for the last checkpoint
+    while it is being set aside.
     """
     if not checkpoint_dir.is_dir():
-        return None
-    complete = []
-    for path in checkpoint_dir.iterdir():
-        if not (path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and path.name[len(CHECKPOINT_PREFIX):].isdigit()):
-            continue
-        if (path / COMPLETE_MARKER).is_file():
-            complete.append(path)
-        elif int(os.environ.get("RANK", "0")) == 0:
+        return []
+    moved = []
+    for path in sorted(checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*")):
+        if path.is_dir() and path.name[len(CHECKPOINT_PREFIX):].isdigit() and not (path / COMPLETE_MARKER).is_file():
             aside = path.with_name(f"incomplete-{path.name}-{int(time.time())}")
             logger.warning("checkpoint %s is incomplete (killed while saving?): moved to %s", path, aside)
             path.rename(aside)
-    return max(complete, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
+            moved.append(aside)
+    return moved
+
+
+def find_resume_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The last checkpoint under ``checkpoint_dir`` (transformers' ``get_last_checkpoint``); None if none.
+
+    Raises ValueError when that checkpoint is incomplete (no completion marker): an incomplete one is never
+    resumed; :func:`set_aside_incomplete_checkpoints` moves such ones out of the way first.
+    """
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    if last is None:
+        return None
+    if not (Path(last) / COMPLETE_MARKER).is_file():
+        raise ValueError(f"the last checkpoint {last} is incomplete (no {COMPLETE_MARKER}: killed while saving?); "
+                         "set incomplete checkpoints aside first (set_aside_incomplete_checkpoints, as "
+                         "`ccr train --resume` does) to resume from the last complete one")
+    return Path(last)
 
 
 def _set_aside_checkpoints(checkpoint_dir: Path) -> None:
-    """Rename an earlier run's checkpoints to ``checkpoints-replaced-<time>`` (process 0; kept for the user
-    to delete), so that the new run neither mixes with nor resumes from them."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
+    """Rename an earlier run's checkpoints to ``checkpoints-replaced-<time>`` (run it on process 0; kept for
+    the user to delete), so that the new run neither mixes with nor resumes from them."""
     aside = checkpoint_dir.with_name(f"checkpoints-replaced-{time.strftime('%Y%m%d-%H%M%S')}")
     logger.warning("--overwrite: the earlier run's checkpoints %s are moved to %s", checkpoint_dir, aside)
     checkpoint_dir.rename(aside)
@@ -244,6 +258,15 @@ def _load_training_data(data_args: DataArguments, batch_size: int):
     return dataset, languages
 
 
+def _resume_checkpoint(args: CCRTrainingArguments, checkpoint_dir: Path) -> Path | None:
+    """The checkpoint ``--resume`` continues from: process 0 sets the incomplete ones aside while the
+    others wait, then every process finds the last (complete) one."""
+    with args.main_process_first(local=False, desc="setting incomplete checkpoints aside"):
+        if args.process_index == 0:
+            set_aside_incomplete_checkpoints(checkpoint_dir)
+    return find_resume_checkpoint(checkpoint_dir)
+
+
 def train(
     args: CCRTrainingArguments, model_args: ModelArguments | None = None, data_args: DataArguments | None = None
 ) -> dict[str, Any]:
@@ -252,7 +275,7 @@ def train(
     data_args = data_args or DataArguments()
     output = Path(args.output_dir)
     checkpoint_dir = output / "checkpoints"
-    resume_from = find_resume_checkpoint(checkpoint_dir) if args.resume else None
+    resume_from = _resume_checkpoint(args, checkpoint_dir) if args.resume else None
     if args.resume and resume_from is None:
         raise ValueError(f"--resume: no complete checkpoint under {checkpoint_dir}; run without --resume to start")
     final_dir = output / "model"
@@ -263,7 +286,8 @@ def train(
             raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
                              "--overwrite to start a new one (the old checkpoints are set aside), or choose "
                              "another --output_dir")
-        _set_aside_checkpoints(checkpoint_dir)
+        if args.process_index == 0:
+            _set_aside_checkpoints(checkpoint_dir)
     dataset, languages = _load_training_data(data_args, args.per_device_train_batch_size)
     english_index = languages.index("en") if "en" in languages else -1
     if args.loss_style == "cross-lingual" and english_index < 0:

@@ -51,8 +51,18 @@ def write_parquet_benchmark(folder: Path, split: str = "test", **options) -> dat
     return dataset
 
 
-def torchrun(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    """Launch ``args`` on 2 CPU processes with torchrun (standalone rendezvous on localhost, gloo)."""
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"],
+    # accelerate's multi-process launcher (torchrun underneath, with accelerate's environment); no GPU here,
+    # so PartialState joins over gloo.
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+def torchrun(args: list[str], cwd: Path, timeout: int = 240, launcher: str = "torchrun") -> subprocess.CompletedProcess:
+    """Launch ``args`` on 2 CPU processes with torchrun (standalone rendezvous on localhost, gloo), or with
+    ``accelerate launch`` (``launcher="accelerate"``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    command = [sys.executable, *LAUNCHERS[launcher], *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -32,9 +32,10 @@ def test_one_process_is_a_no_op():
     assert context.shard(5) == range(5) and context.gather_rows(tensor) is tensor
 
 
-def test_sharded_ranks_equal_one_process(tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_sharded_ranks_equal_one_process(tmp_path, launcher):
     output = tmp_path / "ranks.json"
-    completed = torchrun([str(WORKER), str(output)], cwd=tmp_path)
+    completed = torchrun([str(WORKER), str(output)], cwd=tmp_path, launcher=launcher)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(output.read_text())
     image_embeds, text_embeds, itm_table = seeded_problem()
@@ -42,4 +43,6 @@ def test_sharded_ranks_equal_one_process(tmp_path):
     expected = retrieval_ranks(image_embeds, text_embeds, N_LANGUAGES, reranker=reranker)
     assert result["world_size"] == 2
     assert result["gathered_embeddings_equal"]
+    assert result["small_gathers_equal"] == [True, True]  # a block of 0 rows on one process, then on both
+    assert result["shards_match_accelerate"] == [True, True]  # per process
     assert result["tr"] == expected.tr.tolist() and result["ir"] == expected.ir.tolist()

@@ -128,7 +128,7 @@ def test_config_file_then_flags(tmp_path):
 
 
 def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
-    from modeling_ccr.training.run import find_resume_checkpoint
+    from modeling_ccr.training.run import find_resume_checkpoint, set_aside_incomplete_checkpoints
 
     _, _, output = tiny_run
     good, half = output / "checkpoints" / "checkpoint-3", output / "checkpoints" / "checkpoint-6"
@@ -136,5 +136,21 @@ def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
     (good / "trainer_state.json").write_text("{}")
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"partial")
+    with pytest.raises(ValueError, match="checkpoint-6 is incomplete.*set incomplete checkpoints aside"):
+        find_resume_checkpoint(output / "checkpoints")  # finding alone never resumes it, nor moves it
+    assert half.is_dir() and good.is_dir()
+    moved = set_aside_incomplete_checkpoints(output / "checkpoints")
     assert find_resume_checkpoint(output / "checkpoints") == good
     assert not half.exists() and len(list((output / "checkpoints").glob("incomplete-checkpoint-6-*"))) == 1
+    assert moved == list((output / "checkpoints").glob("incomplete-checkpoint-6-*"))
+    assert (moved[0] / "model.safetensors").read_bytes() == b"partial" and good.is_dir()  # kept, not deleted
+
+
+def test_resume_sets_incomplete_checkpoints_aside_before_looking(tiny_run):
+    model_dir, data_dir, output = tiny_run
+    half = output / "checkpoints" / "checkpoint-2"
+    half.mkdir(parents=True)
+    args = CCRTrainingArguments(output_dir=str(output), resume=True)
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        train(args, ModelArguments(model=str(model_dir)), DataArguments(dataset=str(data_dir)))
+    assert not half.exists() and len(list((output / "checkpoints").glob("incomplete-checkpoint-2-*"))) == 1
