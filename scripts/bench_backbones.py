@@ -1,6 +1,6 @@
 """Measures the backbones on this machine: conversion time, e5 captions/s, EfficientNet-Lite0 images/s.
 
-Run: `python -m modeling_ccr.backbones.benchmark [--captions 512] [--images 64] [--batch-size 32]`.
+Run: `python scripts/bench_backbones.py [--captions 512] [--images 64] [--batch-size 32]`.
 Converts both backbones afresh into a temporary folder (the cache is not touched) and prints the figures.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .e5 import build_e5_small, e5_sentence_embeddings
-from .efficientnet_lite import build_efficientnet_lite0
+from modeling_ccr.backbones.e5 import build_e5_small, e5_sentence_embeddings
+from modeling_ccr.backbones.efficientnet_lite import build_efficientnet_lite0
 
 CAPTIONS = [
     "A dog runs across the green meadow.",

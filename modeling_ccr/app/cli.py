@@ -27,18 +27,18 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 
 # (command words, module, one-line help)
 SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("build-default",), "modeling_ccr.default_model", "build the embedded default CCR model"),
-    (("data", "build"), "modeling_ccr.data.build", "build the embedded 10-language emoji benchmark"),
-    (("train",), "modeling_ccr.training.cli", "train or fine-tune a CCR model"),
-    (("evaluate",), "modeling_ccr.evaluation.cli", "retrieval evaluation: Recall@K per language and MRV"),
-    (("main-job",), "modeling_ccr.main_job", "the README's main job on the embedded default"),
-    (("index",), "modeling_ccr.index.cli", "embed an image folder or a benchmark split into a gallery index"),
-    (("search",), "modeling_ccr.index.search_cli", "text -> image search of a gallery index"),
-    (("demo",), "modeling_ccr.demo.cli", "serve the Gradio demo on 127.0.0.1"),
-    (("export",), "modeling_ccr.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
-    (("export-companion",), "modeling_ccr.hub.companions", "the MRV metric Space, the benchmark dataset or the demo Space folder"),
-    (("push",), "modeling_ccr.hub.push", "upload an exported folder or a Space to the Hub"),
-    (("convert-ccrk",), "modeling_ccr.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
+    (("build-default",), "modeling_ccr.app.build_default", "build the embedded default CCR model"),
+    (("data", "build"), "modeling_ccr.app.dataset.build", "build the embedded 10-language emoji benchmark"),
+    (("train",), "modeling_ccr.app.train", "train or fine-tune a CCR model"),
+    (("evaluate",), "modeling_ccr.app.evaluate", "retrieval evaluation: Recall@K per language and MRV"),
+    (("main-job",), "modeling_ccr.app.main_job", "the README's main job on the embedded default"),
+    (("index",), "modeling_ccr.app.index.cli", "embed an image folder or a benchmark split into a gallery index"),
+    (("search",), "modeling_ccr.app.index.search_cli", "text -> image search of a gallery index"),
+    (("demo",), "modeling_ccr.app.demo.cli", "serve the Gradio demo on 127.0.0.1"),
+    (("export",), "modeling_ccr.app.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
+    (("export-companion",), "modeling_ccr.app.hub.companions", "the MRV metric Space, the benchmark dataset or the demo Space folder"),
+    (("push",), "modeling_ccr.app.hub.push", "upload an exported folder or a Space to the Hub"),
+    (("convert-ccrk",), "modeling_ccr.app.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
 ]
 
 
@@ -109,7 +109,7 @@ def model_folder(text: str) -> str:
             f"{text} holds no config.json, so it is not a saved model folder: pass the folder that "
             "CCRModel.save_pretrained (or ccr build-default, ccr train) wrote"
         )
-    from .configuration_ccr import CCRConfig
+    from ..configuration_ccr import CCRConfig
 
     try:
         CCRConfig.from_pretrained(text)

@@ -4,8 +4,8 @@ Encodes the benchmark, ranks the gold item of every query in both directions and
 image -> text, IR: text -> image), with the two-stage ITM re-ranking of the top ``k_test`` unless
 ``--no-rerank``, and writes Recall@1/5/10, mean / median rank and MRV as JSON, Markdown and PNG plots.
 
-Several processes (``torchrun --nproc-per-node N -m modeling_ccr.cli evaluate ...`` or
-``accelerate launch -m modeling_ccr.cli evaluate ...``) split the encoding and the ranking by image and
+Several processes (``torchrun --nproc-per-node N -m modeling_ccr.app.cli evaluate ...`` or
+``accelerate launch -m modeling_ccr.app.cli evaluate ...``) split the encoding and the ranking by image and
 gather the results; process 0 writes the report.
 """
 
@@ -15,12 +15,12 @@ import argparse
 import logging
 import sys
 
-from ..cli import finite_float, model_folder, positive_int
-from ..data.cli_args import add_dataset_arguments
-from .distributed import setup_distributed
-from .pipeline import evaluate_retrieval
-from .report import build_report, check_report_output, write_report
-from .rerank import RERANK_MODES
+from ..evaluation.distributed import setup_distributed
+from ..evaluation.pipeline import evaluate_retrieval
+from ..evaluation.report import build_report, check_report_output, write_report
+from ..evaluation.rerank import RERANK_MODES
+from .cli import finite_float, model_folder, positive_int
+from .dataset_options import add_dataset_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoProcessor
 
-    from modeling_ccr.data.cli_args import load_dataset_from_args
+    from ..data.arguments import load_dataset_from_args
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_report_output(args.output, args.overwrite)  # a bad or taken --output fails before any work

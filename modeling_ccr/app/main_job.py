@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor
 
-from .atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
+from ..atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
+from ..data import load_benchmark
+from ..default_model import CCR_MODEL_FOLDER, ensure_default_model
+from ..evaluation.pipeline import PreparedEvaluation, choose_itm_weight
+from ..evaluation.report import build_report, check_report_output, write_report
+from ..modeling_ccr import CCRModel
+from ..training import CCRTrainingArguments, ModelArguments, train
 from .cli import positive_int
-from .data import load_benchmark
-from .default_model import CCR_MODEL_FOLDER, ensure_default_model
-from .evaluation.pipeline import PreparedEvaluation, choose_itm_weight
-from .evaluation.report import build_report, check_report_output, write_report
-from .modeling_ccr import CCRModel
-from .training import CCRTrainingArguments, ModelArguments, train
 
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 RANKINGS = ("similarity", "replace", "combine")

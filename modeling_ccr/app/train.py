@@ -22,9 +22,9 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from ..cli import DefaultsHelpFormatter, OneLineErrors
-from ..data.cli_args import DataArguments
-from .run import CCRTrainingArguments, ModelArguments, train
+from ..data.arguments import DataArguments
+from ..training.run import CCRTrainingArguments, ModelArguments, train
+from .cli import DefaultsHelpFormatter, OneLineErrors
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, CCRTrainingArguments)
 

@@ -1,7 +1,8 @@
-"""The dataset options shared by the training and evaluation commands (``--dataset`` and friends).
+"""The dataset options shared by training and evaluation (``--dataset`` and friends).
 
-``ccr train`` reads them as the ``DataArguments`` dataclass (``transformers.HfArgumentParser``);
-``ccr evaluate`` adds the same options with ``add_dataset_arguments``. Both feed ``load_dataset_from_args``.
+``train`` (and ``ccr train``, through ``transformers.HfArgumentParser``) reads them as the ``DataArguments``
+dataclass; ``ccr evaluate`` adds the same options with ``modeling_ccr.app.dataset_options``. Both feed
+``load_dataset_from_args``.
 """
 
 from __future__ import annotations
@@ -44,37 +45,6 @@ class DataArguments:
             raise ValueError(f"unknown on_missing {self.on_missing!r}: use one of {', '.join(ON_MISSING_CHOICES)}")
         if not 0.0 <= self.keyword_probability <= 1.0:
             raise ValueError(f"keyword_probability must lie in [0, 1], got {self.keyword_probability}")
-
-
-def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cldr-emoji") -> None:
-    """Adds --dataset, --data-dir, --image-dir, --languages and --on-missing."""
-    group = parser.add_argument_group("dataset")
-    group.add_argument(
-        "--dataset",
-        default=default,
-        help=f"benchmark name ({', '.join(BENCHMARK_NAMES)}) or a folder of common-schema parquet files "
-        f"(default: {default})",
-    )
-    group.add_argument("--data-dir", default=None, help="local copy of a published benchmark, in its layout")
-    group.add_argument(
-        "--image-dir",
-        action="append",
-        default=None,
-        help="folder holding the images (repeat for several; default: <data-dir>/images)",
-    )
-    group.add_argument(
-        "--languages",
-        default=None,
-        type=lambda text: [code.strip() for code in text.split(",") if code.strip()],
-        help="comma-separated language codes, in order (default: all the benchmark has)",
-    )
-    group.add_argument(
-        "--on-missing",
-        choices=ON_MISSING_CHOICES,
-        default="error",
-        help="instances lacking a selected language or a readable image: stop with an error (default) or "
-        "drop them and report the count",
-    )
 
 
 def load_dataset_from_args(

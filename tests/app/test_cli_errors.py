@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from transformers import BertConfig
 
-from modeling_ccr.cli import SUBCOMMANDS, CommandParser, main
+from modeling_ccr.app.cli import SUBCOMMANDS, CommandParser, main
 from modeling_ccr.testing import save_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMAND_NAMES = [" ".join(words) for words, _, _ in SUBCOMMANDS]
 
 
@@ -28,7 +28,7 @@ def ccr(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.CompletedP
     if debug_env:
         env["CCR_DEBUG"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "modeling_ccr.cli", *map(str, args)],
+        [sys.executable, "-m", "modeling_ccr.app.cli", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
 

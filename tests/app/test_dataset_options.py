@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
+from modeling_ccr.app.dataset_options import add_dataset_arguments
 from modeling_ccr.data import load_benchmark
-from modeling_ccr.data.cli_args import add_dataset_arguments, load_dataset_from_args
+from modeling_ccr.data.arguments import load_dataset_from_args
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import LANGUAGES, torchrun, write_parquet_benchmark
 from transformers import AutoModel, AutoProcessor
 
-from modeling_ccr.cli import main
-from modeling_ccr.evaluation.reference import reference_mrv, reference_ranks, reference_recall
+from modeling_ccr.app.cli import main
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+from eval_fixtures import LANGUAGES, torchrun, write_parquet_benchmark  # noqa: E402
+from eval_reference import reference_mrv, reference_ranks, reference_recall  # noqa: E402
 
 K_TEST = 3
 
@@ -98,7 +101,7 @@ def test_similarity_only_report(setup, tmp_path):
 def test_two_processes_give_the_single_process_report(setup, tmp_path):
     single = evaluate_cli(setup, tmp_path / "single.json", "--k-test", str(K_TEST))
     args = [
-        "-m", "modeling_ccr.cli", "evaluate", setup["model"], "--dataset", setup["data"], "--split", "test",
+        "-m", "modeling_ccr.app.cli", "evaluate", setup["model"], "--dataset", setup["data"], "--split", "test",
         "--k-test", str(K_TEST), "--batch-size", "3", "--no-progress",
         "--output", str(tmp_path / "multi.json"),
     ]

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from transformers import AutoModel
 
-from modeling_ccr.data.cli_args import DataArguments
+from modeling_ccr.app.train import parse_arguments
+from modeling_ccr.data.arguments import DataArguments
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
-from modeling_ccr.training.cli import parse_arguments
 
 COLOURS = [(220, 20, 20), (20, 200, 20), (20, 20, 220), (0, 0, 0), (255, 255, 255), (255, 150, 200)]
 NAMES = {"en": ["red", "green", "blue", "black", "white", "pink"],
@@ -51,7 +51,7 @@ def tiny_run(tmp_path):
 
 
 def train_command(model_dir, data_dir, output, *extra):
-    return [sys.executable, "-m", "modeling_ccr.cli", "train", "--model", str(model_dir), "--dataset", str(data_dir),
+    return [sys.executable, "-m", "modeling_ccr.app.cli", "train", "--model", str(model_dir), "--dataset", str(data_dir),
             "--languages", "en,de,fr", "--per-device-train-batch-size", "3", "--logging-steps", "2",
             "--save-steps", "3", "--learning-rate", "1e-3", "--output-dir", str(output), "--disable-tqdm", "True",
             "--train-vision-layers", "1", "--train-text-layers", "1", *extra]

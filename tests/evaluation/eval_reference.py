@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from .rerank import PairScorer
+from modeling_ccr.evaluation.rerank import PairScorer
 
 
 def _position_of(order: np.ndarray, item: int) -> int:

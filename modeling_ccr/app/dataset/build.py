@@ -20,8 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic_io import OutputKind, check_output, write_output
-from ..cache import cache_root
+from ...atomic_io import OutputKind, check_output, write_output
+from ...cache import cache_root
+from ...data.load import CLDR_EMOJI_DIR
+from ...data.schema import DEFAULT_LANGUAGES
 from .emoji_card import render_card
 from .emoji_source import (
     CLDR_PACKAGE,
@@ -32,9 +34,7 @@ from .emoji_source import (
     read_cldr_annotations,
     read_emoji_package,
 )
-from .load import CLDR_EMOJI_DIR
 from .npm_fetch import fetch_tarball, sha256_of
-from .schema import DEFAULT_LANGUAGES
 
 SPLIT_SEED = 42
 SPLIT_SIZES: tuple[tuple[str, int], ...] = (("test", 300), ("validation", 200))

@@ -120,7 +120,7 @@ def render_card(
     lines += [
         "## How it was built",
         "",
-        "`ccr data build` (module `modeling_ccr.data.build`) runs `npm pack` for the pinned packages, then:",
+        "`ccr data build` (module `modeling_ccr.app.dataset.build`) runs `npm pack` for the pinned packages, then:",
         "",
         "1. keeps each emoji of `emoji.json` with `has_img_google` and a 64 px PNG in `img/google/64/`;",
         "2. looks up its CLDR name by its characters without U+FE0F and keeps it when a `tts` name exists "

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_root
+from ...cache import cache_root
 
 logger = logging.getLogger(__name__)
 

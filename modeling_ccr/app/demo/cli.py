@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cache import cache_root
+from ...cache import cache_root
 from ..cli import model_folder, port_number
 
 TRAINED_DEFAULT_NAME = "trained-default"
@@ -30,7 +30,7 @@ def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_arg
     ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in
     tests); an interrupted first training resumes from its last checkpoint.
     """
-    from ..training.run import CCRTrainingArguments, find_resume_checkpoint, train
+    from ...training.run import CCRTrainingArguments, find_resume_checkpoint, train
 
     run_dir = cache_root(cache_dir) / TRAINED_DEFAULT_NAME
     if (run_dir / "model" / "config.json").is_file():

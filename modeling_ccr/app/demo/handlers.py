@@ -12,10 +12,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
+from ...processing_ccr import to_rgb_image
 from ..index.gallery import GalleryIndex
 from ..index.search import encode_images, rank_captions
 from ..index.session import check_language, check_query, known_languages, text_to_image_rows
-from ..processing_ccr import to_rgb_image
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from huggingface_hub import RepoCard
 from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
 from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, metric_space_card
 
-from ..atomic_io import OutputKind, write_output
+from ...atomic_io import OutputKind, write_output
 from .export import DEFAULT_ORG
 
 SPACE_FILES = ("mrv.py", "rank_variance.py", "app.py", "requirements.txt")

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import torch
 
-from ..atomic_io import check_output
+from ...atomic_io import check_output
+from ...configuration_ccr import CCRConfig
+from ...default_model import CCR_MODEL_FOLDER, save_model_folder
+from ...modeling_ccr import CCRModel
+from ...processing_ccr import CCRProcessor
 from ..cli import positive_int
-from ..configuration_ccr import CCRConfig
-from ..default_model import CCR_MODEL_FOLDER, save_model_folder
-from ..modeling_ccr import CCRModel
-from ..processing_ccr import CCRProcessor
 from .export import PROVENANCE_FILE
 
 VISION = "vision_encoder."

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from hub_cards.model_card import load_report, model_card
 
-from ..atomic_io import check_output, write_output
+from ...atomic_io import check_output, write_output
+from ...default_model import CCR_MODEL_FOLDER
+from ...modeling_ccr import CCRModel
+from ...processing_ccr import CCRProcessor
 from ..cli import model_folder
-from ..default_model import CCR_MODEL_FOLDER
-from ..modeling_ccr import CCRModel
-from ..processing_ccr import CCRProcessor
 
 DEFAULT_ORG = "ccr-1tok"
 PROVENANCE_FILE = "provenance.json"

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..modeling_ccr import CCRModel
-from ..processing_ccr import CCRProcessor
+from ...modeling_ccr import CCRModel
+from ...processing_ccr import CCRProcessor
 
 ONNX_OPSET = 17
 CHECK_CAPTIONS = ["a red circle", "ein roter Kreis", "un cercle rouge et un carré bleu", "ok"]

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoProcessor
 
-    from ..evaluation.distributed import setup_distributed
+    from ...evaluation.distributed import setup_distributed
     from .gallery import build_index, output_state
     from .sources import source_from_argument
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic_io import OutputKind, check_output, holds_anything, write_output
-from ..evaluation.distributed import DistributedContext
-from ..evaluation.encode import encode_benchmark
+from ...atomic_io import OutputKind, check_output, holds_anything, write_output
+from ...evaluation.distributed import DistributedContext
+from ...evaluation.encode import encode_benchmark
 from .sources import GallerySource, write_benchmark_images
 
 FORMAT = "ccr-gallery-index"

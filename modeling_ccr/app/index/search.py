@@ -9,7 +9,7 @@ import torch
 
 from evaluate_mrv.rank_variance import rank_spread_per_instance
 
-from ..evaluation.ranks import gold_ranks
+from ...evaluation.ranks import gold_ranks
 from .gallery import GalleryIndex
 
 

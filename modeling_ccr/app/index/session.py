@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..data import DEFAULT_LANGUAGES
+from ...data import DEFAULT_LANGUAGES
 from .gallery import GalleryIndex, model_fingerprint
 from .search import search_text
 

@@ -94,7 +94,7 @@ def benchmark_source(
 
     The fingerprint hashes the benchmark, split, ids and captions and the image bytes (or paths).
     """
-    from ..data import load_benchmark
+    from ...data import load_benchmark
 
     dataset = load_benchmark(name_or_path, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
     if len(dataset) == 0:

@@ -8,8 +8,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from modeling_ccr.demo import handlers
-from modeling_ccr.demo.app import build_demo, launch_demo
+from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.app import build_demo, launch_demo
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from modeling_ccr.demo import handlers
+from modeling_ccr.app.demo import handlers
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -38,7 +38,7 @@ def served(tiny_model_dir, gallery):
     """``ccr demo MODEL --gallery INDEX`` in a subprocess; yields its URL."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "modeling_ccr.cli", "demo", str(tiny_model_dir), "--gallery",
+    command = [sys.executable, "-m", "modeling_ccr.app.cli", "demo", str(tiny_model_dir), "--gallery",
                str(gallery.folder), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"

@@ -11,11 +11,11 @@ import torch
 from conftest import GALLERY_LANGUAGES, GALLERY_SIZE
 from PIL import Image
 
+from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default
+from modeling_ccr.app.index.search import encode_images, encode_queries
 from modeling_ccr.data import load_benchmark
-from modeling_ccr.demo import handlers
-from modeling_ccr.demo.cli import ensure_gallery, ensure_trained_default
 from modeling_ccr.evaluation import retrieval_ranks
-from modeling_ccr.index.search import encode_images, encode_queries
 from modeling_ccr.testing import save_tiny_model
 
 
@@ -129,7 +129,7 @@ def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_p
     data = tmp_path / "data"
     load_benchmark("cldr-emoji", split="train", languages=["en", "de"]).select(range(6)).to_parquet(
         str(data / "train.parquet"))
-    from modeling_ccr.data.cli_args import DataArguments
+    from modeling_ccr.data.arguments import DataArguments
     from modeling_ccr.training import ModelArguments
 
     options = {"model_args": ModelArguments(model=str(tiny_model_dir)),

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 from huggingface_hub import metadata_load
 
-SPACE_DIR = Path(__file__).resolve().parents[2] / "spaces_demo"
+SPACE_DIR = Path(__file__).resolve().parents[3] / "spaces_demo"
 
 
 def test_space_card_front_matter_and_requirements():

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from modeling_ccr.app.hub.export import export_model
 from modeling_ccr.default_model import save_model_folder
 from modeling_ccr.evaluation import evaluate_retrieval
 from modeling_ccr.evaluation.report import build_report, write_report
-from modeling_ccr.hub.export import export_model
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "evaluation"))
 from eval_fixtures import tiny_benchmark  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ def tiny_export(tiny_model_dir, tiny_reports, tmp_path_factory) -> Path:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a `python -m modeling_ccr.cli` subprocess: this checkout first on the path."""
+    """The environment of a `python -m modeling_ccr.app.cli` subprocess: this checkout first on the path."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     env.update(extra)
     return env

@@ -72,7 +72,7 @@ def test_model_card_renders_without_template_leftovers(tiny_export, tiny_reports
 
 
 def test_card_shows_the_training_record(tiny_model_dir, tmp_path):
-    from modeling_ccr.hub.export import export_model
+    from modeling_ccr.app.hub.export import export_model
 
     model_dir = tmp_path / "trained"
     model_dir.mkdir()

@@ -15,7 +15,7 @@ from conftest import cli_env
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
-from modeling_ccr.hub.convert_ccrk import ccrk_config, convert_ccrk, map_state_dict
+from modeling_ccr.app.hub.convert_ccrk import ccrk_config, convert_ccrk, map_state_dict
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.testing import save_tiny_model, tiny_tokenizer
 
@@ -34,7 +34,7 @@ def released(tmp_path_factory):
 def converted(released, tmp_path_factory):
     _, checkpoint, tokenizer = released
     output = tmp_path_factory.mktemp("converted") / "ccrk-tiny"
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.cli", "convert-ccrk", str(checkpoint),
+    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "convert-ccrk", str(checkpoint),
                              "--output", str(output), "--tokenizer", str(tokenizer), "--image-size", "32",
                              "--text-attention-heads", str(TEXT_HEADS)],
                             env=cli_env(), capture_output=True, text=True, timeout=300)
@@ -197,7 +197,7 @@ def test_an_existing_model_folder_needs_overwrite_and_keeps_other_files(released
 
 def test_not_a_checkpoint_is_one_clear_line(tmp_path):
     (tmp_path / "x.th").write_bytes(b"not a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.cli", "convert-ccrk", str(tmp_path / "x.th"),
+    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "convert-ccrk", str(tmp_path / "x.th"),
                              "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("ccr convert-ccrk: ")
     assert result.stderr.strip().count("\n") == 0 and "weights_only=True" in result.stderr
@@ -206,7 +206,7 @@ def test_not_a_checkpoint_is_one_clear_line(tmp_path):
 def test_converted_folder_exports_with_its_provenance(converted, tmp_path):
     from huggingface_hub import ModelCard
 
-    from modeling_ccr.hub.export import export_model
+    from modeling_ccr.app.hub.export import export_model
 
     export_model(converted[0], tmp_path / "hub")
     card = ModelCard.load(tmp_path / "hub" / "README.md")

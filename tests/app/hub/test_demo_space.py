@@ -27,7 +27,7 @@ IMPORT_APP_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modeling_ccr.cli", *args], env=cli_env(**env),
+    return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=cli_env(**env),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -100,7 +100,7 @@ def test_app_imports_from_the_copied_sources(tiny_model_dir, tmp_path):
                      GRADIO_ANALYTICS_ENABLED="False", PYTHONDONTWRITEBYTECODE="1")
     root = str(folder.resolve()) + "/"
     assert got["files"] and all(path.startswith(root) for path in got["files"]), got["files"]
-    assert root + "modeling_ccr/demo/app.py" in got["files"] and root + "evaluate_mrv/rank_variance.py" in got["files"]
+    assert root + "modeling_ccr/app/demo/app.py" in got["files"] and root + "evaluate_mrv/rank_variance.py" in got["files"]
     # the default gallery: the copied benchmark's test split
     assert got["source"]["kind"] == "benchmark" and got["source"]["split"] == "test" and got["images"] == 300
     assert got["demo"] == "Blocks"

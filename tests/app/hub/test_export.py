@@ -14,8 +14,8 @@ import torch
 from conftest import HIDE_PACKAGES, cli_env, run_hidden
 from PIL import Image
 
-from modeling_ccr.hub.export import export_model
-from modeling_ccr.hub.onnx_export import run_onnx
+from modeling_ccr.app.hub.export import export_model
+from modeling_ccr.app.hub.onnx_export import run_onnx
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.processing_ccr import CCRProcessor
 
@@ -130,7 +130,7 @@ def _check_onnx(folder: Path, model_dir: Path) -> float:
 
 
 def test_onnx_export_of_a_tiny_model_matches_pytorch(tiny_model_dir, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.cli", "export", str(tiny_model_dir),
+    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "export", str(tiny_model_dir),
                              "--output", str(tmp_path / "out"), "--onnx"], env=cli_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -160,7 +160,7 @@ def test_export_never_replaces_an_existing_folder_without_overwrite(tiny_model_d
 
 
 def test_export_cli_error_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.cli", "export", str(tmp_path / "nothing"),
+    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "export", str(tmp_path / "nothing"),
                              "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("ccr export: ")
     assert result.stderr.strip().count("\n") == 0

@@ -11,7 +11,7 @@ from hub_standin import HubStandIn
 
 
 def _push(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modeling_ccr.cli", "push", str(folder), *args],
+    return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "push", str(folder), *args],
                           env=cli_env(**{"HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", **env}), capture_output=True, text=True, timeout=300)
 
 

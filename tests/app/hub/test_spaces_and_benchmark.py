@@ -12,7 +12,7 @@ from conftest import HIDE_PACKAGES, cli_env, run_hidden
 from hub_standin import HubStandIn
 from huggingface_hub import DatasetCard, SpaceCard
 
-from modeling_ccr.hub.companions import SPACE_FILES
+from modeling_ccr.app.hub.companions import SPACE_FILES
 
 EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
     """
@@ -25,7 +25,7 @@ EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modeling_ccr.cli", *args], env=cli_env(**env),
+    return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=cli_env(**env),
                           capture_output=True, text=True, timeout=300)
 
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling_ccr.cli import main as ccr
-from modeling_ccr.index import GalleryIndex, build_index, folder_source
-from modeling_ccr.index.search import encode_images, encode_queries
-from modeling_ccr.index.session import load_model, open_index
+from modeling_ccr.app.cli import main as ccr
+from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
+from modeling_ccr.app.index.search import encode_images, encode_queries
+from modeling_ccr.app.index.session import load_model, open_index
 from modeling_ccr.testing import save_tiny_model
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> Path:
@@ -161,7 +161,7 @@ def test_cli_index_and_search(model_dir, tmp_path, capsys):
 
 def test_torchrun_build_equals_single_process(model_dir, images, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "modeling_ccr.cli", "index", str(model_dir), str(images), "--output", str(tmp_path / "ddp"),
+               "-m", "modeling_ccr.app.cli", "index", str(model_dir), str(images), "--output", str(tmp_path / "ddp"),
                "--chunk-images", "3", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
