@@ -8,7 +8,6 @@ was trained, with its "query: " prefix. The fusion encoder starts from copies of
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -17,7 +16,6 @@ from .atomic_io import OutputKind, check_output, write_output
 from .backbones.cache import ensure_folder
 from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
-from .cli import positive_int
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
 
@@ -136,16 +134,3 @@ def ensure_default_model(cache_dir: str | os.PathLike | None = None) -> Path:
     or ``~/.cache/ccr-1tok``) and reused afterwards."""
     return ensure_folder(DEFAULT_MODEL_CACHE_NAME, build_default_model, cache_dir)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, help="folder to write the model and processor to")
-    parser.add_argument("--projection-dim", type=positive_int, default=256, help="size of the retrieval space (default 256)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the model files of an existing CCR model folder (its other files are kept)")
-
-
-def run(args: argparse.Namespace) -> int:
-    model, _ = build_default_model(args.output, projection_dim=args.projection_dim, overwrite=args.overwrite)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"saved the default CCR model ({n_params / 1e6:.1f} M parameters) to {args.output}")
-    return 0

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from gradio_client import Client, handle_file
 
+from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.app import build_demo, launch_demo
+from modeling_ccr.app.index import GalleryIndex, build_index
+from modeling_ccr.app.index.session import load_model
+from modeling_ccr.app.index.sources import folder_source, source_from_argument
 from modeling_ccr.default_model import ensure_default_model
-from modeling_ccr.demo import handlers
-from modeling_ccr.demo.app import build_demo, launch_demo
-from modeling_ccr.index import GalleryIndex, build_index
-from modeling_ccr.index.session import load_model
-from modeling_ccr.index.sources import folder_source, source_from_argument
 
 QUERIES = ["rotes Herz", "猫の顔", "красное яблоко", "笑脸", "pomme verte", "smiling face", "kočka", "bendera"]
 

@@ -32,6 +32,7 @@ import string
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -39,16 +40,20 @@ import torch
 from bench_common import default_shaped_model, describe_machine, peak_memory
 
 from modeling_ccr import CCRModel
+from modeling_ccr.captions import image_major_captions
 from modeling_ccr.data.load import load_benchmark
 from modeling_ccr.default_model import ensure_default_model
-from modeling_ccr.evaluation.encode import encode_benchmark, image_major_captions
+from modeling_ccr.evaluation.encode import encode_benchmark
 from modeling_ccr.evaluation.itm import ModelPairScorer
 from modeling_ccr.evaluation.ranks import retrieval_ranks
-from modeling_ccr.evaluation.reference import ReferencePairScorer
 from modeling_ccr.evaluation.rerank import TwoStageReranker
 from modeling_ccr.losses import cross_modal_contrastive_loss, one_to_k_contrastive_loss
 from modeling_ccr.processing_ccr import CCRProcessor
+
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))  # the test oracle
+from eval_reference import ReferencePairScorer  # noqa: E402
 
 SECTIONS = ("embed", "loss", "rerank", "faiss")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from modeling_ccr.app.main_job import RANKINGS, evaluate_on_benchmark
 from modeling_ccr.default_model import ensure_default_model
-from modeling_ccr.main_job import RANKINGS, evaluate_on_benchmark
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 
 PROBE = dict(train_text_layers=0, train_vision_layers=0, itm_weight=0.0, mlm_weight=0.0,

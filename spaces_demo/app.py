@@ -15,9 +15,9 @@ try:
 except ImportError:  # run from a clone of the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modeling_ccr.demo.app import build_demo, launch_demo
-from modeling_ccr.demo.cli import ensure_gallery, ensure_trained_default
-from modeling_ccr.index.session import load_model
+from modeling_ccr.app.demo.app import build_demo, launch_demo
+from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default
+from modeling_ccr.app.index.session import load_model
 
 
 def model_folder(setting):

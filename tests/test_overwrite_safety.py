@@ -57,7 +57,7 @@ def siblings(folder: Path) -> list[str]:
 def ccr(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "modeling_ccr.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -257,7 +257,7 @@ def test_evaluate_with_overwrite_refuses_a_json_that_is_not_a_report(tmp_path):
 
 
 def test_index_of_another_model_refused_then_rebuilt_keeping_user_files(tmp_path):
-    from modeling_ccr.index import GalleryIndex, build_index, folder_source
+    from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
 
     images = tmp_path / "images"
     images.mkdir()

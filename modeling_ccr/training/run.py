@@ -1,7 +1,7 @@
 """One training run: arguments, data, model, which parameters train, the Trainer, checkpoints, the saved model.
 
 The arguments are dataclasses read by ``transformers.HfArgumentParser`` (``ccr train``): ``ModelArguments``,
-``modeling_ccr.data.cli_args.DataArguments`` and ``CCRTrainingArguments`` (TrainingArguments plus the CCR
+``modeling_ccr.data.arguments.DataArguments`` and ``CCRTrainingArguments`` (TrainingArguments plus the CCR
 objective's settings).
 
 Folder layout of a run (``output_dir``):
@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
-from ..data.cli_args import DataArguments, load_dataset_from_args
+from ..data.arguments import DataArguments, load_dataset_from_args
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
 from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
 from ..modeling_ccr import CCRModel

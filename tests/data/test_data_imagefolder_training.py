@@ -10,7 +10,7 @@ from test_data_imagefolder import write_image_folder
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr.data import load_benchmark
-from modeling_ccr.data.cli_args import DataArguments
+from modeling_ccr.data.arguments import DataArguments
 from modeling_ccr.evaluation.pipeline import evaluate_retrieval
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train

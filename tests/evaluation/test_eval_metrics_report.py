@@ -8,12 +8,12 @@ import statistics
 import numpy as np
 import pytest
 import torch
+from eval_reference import reference_mrv, reference_ranks, reference_recall
 from PIL import Image
 
 from modeling_ccr.atomic_io import atomic_write
 from modeling_ccr.evaluation.metrics import direction_metrics, retrieval_metrics
 from modeling_ccr.evaluation.ranks import RetrievalRanks, retrieval_ranks_from_similarity
-from modeling_ccr.evaluation.reference import reference_mrv, reference_ranks, reference_recall
 from modeling_ccr.evaluation.report import (
     build_report,
     markdown_table,

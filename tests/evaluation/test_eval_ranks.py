@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from eval_reference import reference_ranks
 
 from modeling_ccr.evaluation.ranks import gold_ranks, retrieval_ranks, retrieval_ranks_from_similarity
-from modeling_ccr.evaluation.reference import reference_ranks
 
 N_IMAGES, N_LANGUAGES = 17, 3
 

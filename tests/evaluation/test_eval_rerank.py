@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from eval_fixtures import LANGUAGES, tiny_benchmark
+from eval_reference import ReferencePairScorer, reference_ranks
 
 from modeling_ccr.captions import image_major_captions
 from modeling_ccr.evaluation.encode import encode_benchmark
 from modeling_ccr.evaluation.itm import ModelPairScorer
 from modeling_ccr.evaluation.ranks import retrieval_ranks, retrieval_ranks_from_similarity
-from modeling_ccr.evaluation.reference import ReferencePairScorer, reference_ranks
 from modeling_ccr.evaluation.rerank import TwoStageReranker, top_k_candidates
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 

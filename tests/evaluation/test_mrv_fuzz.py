@@ -10,9 +10,9 @@ from pathlib import Path
 import evaluate
 import numpy as np
 import pytest
+from eval_reference import reference_mrv
 
 import evaluate_mrv
-from modeling_ccr.evaluation.reference import reference_mrv
 
 METRIC_DIR = Path(evaluate_mrv.__file__).resolve().parent
 CASES = 300

@@ -14,11 +14,11 @@ from pathlib import Path
 import evaluate
 import numpy as np
 import pytest
+from eval_reference import reference_mrv
 from evaluate.loading import CachedEvaluationModuleFactory
 
 import evaluate_mrv
 from evaluate_mrv import evaluate_cache
-from modeling_ccr.evaluation.reference import reference_mrv
 
 METRIC_DIR = Path(evaluate_mrv.__file__).resolve().parent
 WORKED_EXAMPLE = [[0, 2, 0, 6], [1, 1, 1, 1]]

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr import CCRModel
-from modeling_ccr.cli import main as ccr_main
+from modeling_ccr.app.cli import main as ccr_main
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.default_model import ensure_default_model
 

@@ -1,0 +1,90 @@
+"""``ccr demo [MODEL_DIR] [--gallery DIR]``: serve the Gradio demo on 127.0.0.1.
+
+With no MODEL_DIR the trained default model is used, trained first (``ccr train`` defaults, with a
+progress bar) into the cache when the cache has none. The gallery is an index folder (``ccr index``), a
+folder of images (indexed into the cache on first use, refreshed when it changes) or, by default, the
+embedded benchmark's test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from ...cache import cache_root
+from ..cli import model_folder, port_number
+
+TRAINED_DEFAULT_NAME = "trained-default"
+GALLERY_CACHE_NAME = "demo-galleries"
+DEFAULT_GALLERY = "cldr-emoji"
+
+
+def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_args=None, data_args=None,
+                           **training_overrides) -> Path:
+    """The trained default model folder ``<cache>/trained-default/model``, trained on first use.
+
+    Training is ``modeling_ccr.training.run.train`` with the default arguments (``model_args`` /
+    ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in
+    tests); an interrupted first training resumes from its last checkpoint.
+    """
+    from ...training.run import (
+        CCRTrainingArguments,
+        find_resume_checkpoint,
+        set_aside_incomplete_checkpoints,
+        train,
+    )
+
+    run_dir = cache_root(cache_dir) / TRAINED_DEFAULT_NAME
+    if (run_dir / "model" / "config.json").is_file():
+        return run_dir / "model"
+    set_aside_incomplete_checkpoints(run_dir / "checkpoints")
+    resume = find_resume_checkpoint(run_dir / "checkpoints") is not None
+    args = CCRTrainingArguments(output_dir=str(run_dir), resume=resume, **training_overrides)
+    return Path(train(args, model_args, data_args)["model_dir"])
+
+
+def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str | None,
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True):
+    """The :class:`GalleryIndex` to serve: ``gallery`` itself when it is an index folder, else an index of
+    that image folder (or of the embedded benchmark's test split) built into the cache, kept current."""
+    from ..index.gallery import MANIFEST, GalleryIndex, build_index, model_fingerprint
+    from ..index.sources import benchmark_source, folder_source
+
+    if gallery is not None and (Path(gallery) / MANIFEST).is_file():
+        index = GalleryIndex(gallery)
+        if index.model_fingerprint != model_fingerprint(model_dir):
+            raise ValueError(f"the gallery index {gallery} was built with another model: rebuild it with "
+                             f"'ccr index {model_dir} IMAGES --output {gallery}' or pass its model")
+        return index
+    source = benchmark_source(DEFAULT_GALLERY, split="test") if gallery is None else folder_source(gallery)
+    key = hashlib.sha256(f"{Path(model_dir).resolve()}\0{source.description}".encode()).hexdigest()[:16]
+    output = cache_root(cache_dir) / GALLERY_CACHE_NAME / key
+    build_index(model, processor, source, output, model_dir=model_dir, progress=progress)
+    return GalleryIndex(output)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=None, type=model_folder,
+                        help="a saved CCR model folder (default: the trained default, trained on first use)")
+    parser.add_argument("--gallery", default=None,
+                        help="an index folder (ccr index) or a folder of images (default: the embedded benchmark's test split)")
+    parser.add_argument("--port", type=port_number, default=None, help="port on 127.0.0.1 (default: 7860 or the next free one)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..index.session import load_model
+    from .app import build_demo, launch_demo
+
+    try:
+        model_dir = args.model_dir or ensure_trained_default()
+        model, processor = load_model(model_dir, args.device)
+        index = ensure_gallery(model, processor, model_dir, args.gallery)
+    except (ValueError, OSError) as error:
+        print(f"ccr demo: error: {error}", file=sys.stderr)
+        return 2
+    launch_demo(build_demo(index, model, processor), index, port=args.port)
+    return 0

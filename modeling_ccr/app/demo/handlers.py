@@ -1,0 +1,178 @@
+"""The demo's three handlers, plain functions of (input, index, model, processor) returning what the page
+shows. Bad input never raises: every handler returns its empty outputs and a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
+
+from ...processing_ccr import to_rgb_image
+from ..index.gallery import GalleryIndex
+from ..index.search import encode_images, rank_captions
+from ..index.session import check_language, check_query, known_languages, text_to_image_rows
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: larger uploads are refused before they are decoded
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+TOP_CAPTIONS = 5
+MAX_CONSISTENCY_LANGUAGES = 10
+PICK_SEPARATOR = " · "
+
+
+def friendly(*empty):
+    """Decorator: a handler that raises returns ``(*empty, message)`` instead; ValueError messages are
+    shown as they are, anything else as a short apology (the traceback goes to the server log only)."""
+
+    def wrap(handler):
+        @functools.wraps(handler)
+        def run(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except ValueError as error:
+                return (*empty, f"⚠️ {error}")
+            except Exception as error:  # never show a stack trace in the page
+                logger.exception("demo handler %s failed", handler.__name__)
+                return (*empty, f"⚠️ Something went wrong ({type(error).__name__}); please try another input.")
+
+        return run
+
+    return wrap
+
+
+@friendly([])
+def text_to_image(query, index: GalleryIndex, model, processor, language="en", k=8, rerank=0):
+    """Query (any language) -> (gallery ``[(image path, label)]`` best first, status message).
+
+    Labels read "rank. caption (in ``language``) or id · score"; with ``rerank`` N > 0 the top N are
+    re-scored by the fusion encoder and their score is the ITM "matches" logit.
+    """
+    rows = text_to_image_rows(query, index, model, processor, language=language, k=k, rerank=rerank)
+    gallery = [(row["path"], f"{rank}. {row['caption'] or row['id']} · {row['score']:.3f}")
+               for rank, row in enumerate(rows, start=1)]
+    how = f", top {min(rerank, len(rows))} re-ranked by the fusion encoder (ITM logit)" if rerank else " (cosine)"
+    return gallery, f"{len(rows)} of {len(index)} images for “{query.strip()}”{how}."
+
+
+def pick_choices(index: GalleryIndex, language: str | None = None, limit: int = 500) -> list[str]:
+    """Dropdown entries "id · caption" of the first ``limit`` gallery items."""
+    language = language or (index.languages[0] if index.languages else None)
+    return [PICK_SEPARATOR.join(filter(None, [item["id"], index.caption(i, language) if language else None]))
+            for i, item in enumerate(index.items[:limit])]
+
+
+def _picked_item(pick: str, index: GalleryIndex) -> int:
+    item_id = pick.split(PICK_SEPARATOR)[0].strip()
+    for i, item in enumerate(index.items):
+        if item["id"] == item_id:
+            return i
+    raise ValueError(f"{item_id!r} is not an image of this gallery: pick one from the list.")
+
+
+def open_upload(path: str | Path) -> Image.Image:
+    """An uploaded file as an RGB image (transparency on white, as the processor does), refusing non-images and images over ``MAX_IMAGE_PIXELS``."""
+    path = Path(path)
+    if path.stat().st_size > MAX_UPLOAD_BYTES:
+        raise ValueError(f"The file is over {MAX_UPLOAD_BYTES // 2**20} MB: upload a smaller image.")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f"The image is {width:,} x {height:,} pixels; the demo takes up to "
+                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels: downscale it (the model sees it at a few "
+                    "hundred pixels anyway) and upload again."
+                )
+            image.load()
+            return to_rgb_image(image.copy())
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
+        raise ValueError(
+            f"{path.name} is not an image the demo can read: upload a PNG, JPEG, WebP, GIF or BMP file."
+        ) from None
+
+
+def rank_chart(ranks: dict[str, int], rank_std: float | None, title: str) -> Figure:
+    """A small bar chart of the gold caption's 0-based rank per language, with its rank std."""
+    figure = Figure(figsize=(5.5, 2.6), dpi=100)
+    axes = figure.subplots()
+    languages = list(ranks)
+    axes.bar(languages, [ranks[code] for code in languages], color="#4c72b0")
+    axes.set_ylabel("gold caption rank (0 = first)")
+    std = f", rank std {rank_std:.2f} (its share of MRV)" if rank_std is not None else ""
+    axes.set_title(f"{title}{std}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+@friendly(None, pd.DataFrame(), None)
+def image_to_text(upload, pick, index: GalleryIndex, model, processor):
+    """An uploaded image (file path) or a picked gallery item ("id · caption") -> (the image, a table of the
+    top captions per language (row r = rank r + 1, one column per language), gold-rank chart or None, message).
+
+    For a picked item of a benchmark gallery the chart shows its own caption's rank in each language.
+    """
+    if index.caption_embeds is None:
+        raise ValueError("This gallery has no captions: start the demo on a benchmark gallery to rank captions.")
+    if upload:
+        image, item, shown = open_upload(upload), None, str(upload)
+    elif pick:
+        item = _picked_item(pick, index)
+        shown = str(index.image_path(item))
+        image = to_rgb_image(shown)
+    else:
+        raise ValueError("Upload an image or pick one of the gallery's images first.")
+    ranking = rank_captions(index, encode_images(model, processor, [image])[0], top=TOP_CAPTIONS, item=item)
+    table = pd.DataFrame({"rank": range(1, len(ranking.top[index.languages[0]]) + 1)} | {
+        code: [f"{index.caption(i, code)} ({score:.3f})" for i, score in ranking.top[code]] for code in index.languages
+    })
+    if item is None:
+        return shown, table, None, f"Top {TOP_CAPTIONS} of {len(index)} captions in each language."
+    chart = rank_chart(ranking.gold_ranks, ranking.rank_std, f"{index.items[item]['id']}")
+    worst = max(ranking.gold_ranks, key=ranking.gold_ranks.get)
+    message = ("Gold caption ranks: " + ", ".join(f"{code} {rank}" for code, rank in ranking.gold_ranks.items())
+               + f"; hardest language: {worst}.")
+    return shown, table, chart, message
+
+
+def parse_concept(text: str, index: GalleryIndex) -> list[tuple[str, str]]:
+    """Lines "code: query" -> [(language, query)]; unknown codes, empty or overlong queries raise."""
+    pairs = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        code, colon, query = line.partition(":")
+        if not colon:
+            raise ValueError(f"Line {number} has no 'code:' in front: write e.g. 'de: Katze'.")
+        pairs.append((check_language(code, index), check_query(query)))
+    if not pairs:
+        raise ValueError("Type the concept in a few languages, one per line, e.g. 'en: cat' and 'de: Katze'.")
+    if len(pairs) > MAX_CONSISTENCY_LANGUAGES:
+        raise ValueError(f"Compare at most {MAX_CONSISTENCY_LANGUAGES} languages at once.")
+    return pairs
+
+
+@friendly(pd.DataFrame())
+def consistency(text, index: GalleryIndex, model, processor, k=5):
+    """One concept in several languages ("code: query" lines) -> (a table with one column per line and row r
+    the r-th result of each, side by side, a message saying how much the languages agree)."""
+    pairs = parse_concept(text, index)
+    display = index.languages[0] if index.languages else None
+    columns, top_sets = [], []
+    for _, query in pairs:
+        rows = text_to_image_rows(query, index, model, processor, language=display, k=k)
+        columns.append([f"{row['caption'] or row['id']} ({row['score']:.3f})" for row in rows])
+        top_sets.append({row["index"] for row in rows})
+    table = pd.DataFrame({"rank": range(1, len(columns[0]) + 1)} | {
+        f"{language}: {query}": column for (language, query), column in zip(pairs, columns, strict=True)
+    })
+    shared = set.intersection(*top_sets)
+    union = set.union(*top_sets)
+    message = (f"{len(shared)} of {len(union)} images are in every language's top {k}; "
+               f"languages: {', '.join(known_languages(index))}.")
+    return table, message

@@ -1,0 +1,68 @@
+"""``ccr index MODEL_DIR IMAGES --output INDEX``: embed an image folder or a benchmark split into a gallery index.
+
+IMAGES is a folder of image files (searched recursively), or a benchmark name / parquet folder (with
+``--split``, default test). Rerunning the same command resumes an interrupted build, does nothing when the
+index is current and rebuilds it when the model's files or the images changed. Under ``torchrun`` or
+``accelerate launch`` the images are split among the processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cli import model_folder, positive_int
+from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder")
+    parser.add_argument("images", metavar="IMAGES", help="a folder of images, or a benchmark name / parquet folder")
+    parser.add_argument("--output", required=True, help="the index folder to write")
+    parser.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
+                        help="flat: exact inner product (default); ivf or hnsw: approximate, for large galleries")
+    parser.add_argument("--nlist", type=positive_int, default=None, help="IVF clusters (default about sqrt(images))")
+    parser.add_argument("--split", default="test", help="benchmark split (default test)")
+    parser.add_argument("--languages", default=None, type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+                        help="benchmark caption languages, comma-separated (default: all)")
+    parser.add_argument("--data-dir", default=None, help="local copy of a published benchmark")
+    parser.add_argument("--image-dir", action="append", default=None, help="benchmark image folder (repeatable)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
+    parser.add_argument("--chunk-images", type=positive_int, default=DEFAULT_CHUNK_IMAGES,
+                        help=f"images per resumable chunk (default {DEFAULT_CHUNK_IMAGES})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an index of another model or folder (its other files are kept)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda:LOCAL_RANK or cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import AutoModel, AutoProcessor
+
+    from ...evaluation.distributed import setup_distributed
+    from .gallery import build_index, output_state
+    from .sources import source_from_argument
+
+    context = setup_distributed(args.device)
+    try:
+        source = source_from_argument(args.images, split=args.split, languages=args.languages,
+                                      data_dir=args.data_dir, image_dir=args.image_dir)
+        if output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite) == "current":
+            if context.is_main:
+                print(f"index {args.output} is up to date: {len(source)} images ({args.index_type})")
+            return 0
+        model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
+        processor = AutoProcessor.from_pretrained(args.model_dir)
+        result = build_index(model, processor, source, args.output, model_dir=args.model_dir,
+                             index_type=args.index_type, nlist=args.nlist, batch_size=args.batch_size,
+                             chunk_images=args.chunk_images, overwrite=args.overwrite, context=context,
+                             progress=context.is_main and not args.no_progress)
+    except (ValueError, OSError) as error:
+        print(f"ccr index: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        context.close()
+    if context.is_main:
+        words = {"current": "is up to date", "built": "built", "rebuilt": "rebuilt"}[result.status]
+        resumed = f", {result.resumed} resumed from an interrupted build" if result.resumed else ""
+        print(f"index {result.folder} {words}: {result.count} images ({args.index_type}){resumed}")
+    return 0

@@ -1,0 +1,338 @@
+"""A gallery index: a CCR model's image embeddings in a FAISS index, with metadata, built resumably.
+
+Folder layout of an index (``ccr index ... --output INDEX``):
+    gallery.json          format, the model's fingerprint, the source, the index type, ids, paths, captions
+    images.faiss          the FAISS index over the n L2-normalised image embeddings ``[n, D]`` (inner product)
+    image_embeds.npy      the same embeddings, float32 ``[n, D]`` (exact reference, rebuilding other types)
+    caption_embeds.npy    benchmarks only: caption embeddings ``[n*K, D]``, image-major (row j*K + l)
+    images/               benchmarks only: the images that the benchmark carries as bytes
+
+The folder is published atomically (written beside it, then swapped in; files in it that are not the
+index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
+Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
+so an interrupted build resumes from the last complete chunk. Under ``torchrun`` / ``accelerate launch``
+each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
+gathered in rank order and process 0 writes the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ...atomic_io import OutputKind, atomic_write, check_output, holds_anything, write_output
+from ...evaluation.distributed import DistributedContext
+from ...evaluation.encode import encode_benchmark
+from .sources import GallerySource, write_benchmark_images
+
+FORMAT = "ccr-gallery-index"
+FORMAT_VERSION = 1
+MANIFEST = "gallery.json"
+FAISS_FILE = "images.faiss"
+EMBEDS_FILE = "image_embeds.npy"
+CAPTIONS_FILE = "caption_embeds.npy"
+PROGRESS_FILE = "progress.json"
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+DEFAULT_CHUNK_IMAGES = 256
+
+
+def model_fingerprint(model_dir: str | os.PathLike) -> str:
+    """SHA-256 over the name and bytes of every file at the top of a saved model folder (weights, configs,
+    tokenizer): any retraining or re-export changes it."""
+    folder = Path(model_dir)
+    digest = hashlib.sha256()
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    if not files:
+        raise ValueError(f"{model_dir} holds no files: pass a saved CCR model folder")
+    for path in files:
+        digest.update(path.name.encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_index` did: ``status`` is "built", "rebuilt" or "current" (already up to date);
+    ``embedded`` images were encoded by this process in this call, ``resumed`` came from saved chunks."""
+
+    folder: Path
+    status: str
+    count: int
+    embedded: int
+    resumed: int
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _identity(model_dir, source: GallerySource, index_type: str, nlist: int | None) -> tuple[str, dict, dict]:
+    """(model folder as stored, fingerprints, settings) of a build."""
+    fingerprints = {"model": model_fingerprint(model_dir), "source": source.fingerprint}
+    settings = {"source": source.description, "index": {"type": index_type, "nlist": nlist}}
+    return str(Path(model_dir).resolve()), fingerprints, settings
+
+
+def _is_gallery_index(folder: Path) -> bool:
+    manifest = _read_json(folder / MANIFEST)
+    return manifest is not None and manifest.get("format") == FORMAT
+
+
+GALLERY_INDEX = OutputKind("a gallery index", _is_gallery_index,
+                           (MANIFEST, FAISS_FILE, EMBEDS_FILE, CAPTIONS_FILE, "images/*"))
+
+
+def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source: GallerySource,
+                 index_type: str = "flat", nlist: int | None = None, overwrite: bool = False) -> str:
+    """What a build would do at ``output``: "new", "current" (up to date) or "rebuild".
+
+    Raises ValueError when ``output`` holds anything but a gallery index, or (without ``overwrite``) an
+    index of another model folder or image source.
+    """
+    output = Path(output)
+    model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
+    if not holds_anything(output):
+        return "new"
+    if not output.is_dir() or not _is_gallery_index(output):
+        check_output(output, GALLERY_INDEX, overwrite)  # raises: not an index
+    manifest = _read_json(output / MANIFEST)
+    same_identity = manifest.get("model_dir") == model_id and manifest.get("source") == settings["source"]
+    if same_identity and manifest.get("fingerprints") == fingerprints and manifest.get("index") == settings["index"]:
+        return "current"
+    if same_identity or overwrite:
+        return "rebuild"
+    raise ValueError(
+        f"{output} is an index of another model or image folder ({manifest.get('model_dir')}, "
+        f"{manifest.get('source')}): pass --overwrite to replace it, or choose another --output"
+    )
+
+
+def _prepare_work(work: Path, progress: dict, context: DistributedContext) -> None:
+    """Create (or reset, when it belongs to another build) the resumable work folder."""
+    if context.is_main:
+        previous = _read_json(work / PROGRESS_FILE)
+        if work.exists() and previous is None and any(work.iterdir()):
+            raise ValueError(f"{work} exists and is not a gallery build folder: move it away and rerun")
+        if previous is not None and previous != progress:
+            for chunk in work.glob("chunk-*.npz"):  # chunks of another model or folder: ours, stale
+                chunk.unlink()
+        work.mkdir(parents=True, exist_ok=True)
+        (work / PROGRESS_FILE).write_text(json.dumps(progress, indent=1), encoding="utf-8")
+    context.barrier()
+
+
+@torch.inference_mode()
+def _embed_chunk(model, processor, source: GallerySource, rows: range, batch_size: int, bar: tqdm) -> dict:
+    """Embeddings of ``rows``: ``image_embeds [len(rows), D]`` (+ ``caption_embeds [len(rows)*K, D]``)."""
+    parts: dict[str, list[np.ndarray]] = {"image_embeds": [], "caption_embeds": []}
+    for start in range(rows.start, rows.stop, batch_size):
+        batch = range(start, min(start + batch_size, rows.stop))
+        if source.dataset is not None:
+            encoded = encode_benchmark(model, processor, source.dataset, source.languages, rows=batch,
+                                       batch_size=batch_size)
+            parts["image_embeds"].append(encoded.image_embeds.numpy())
+            parts["caption_embeds"].append(encoded.text_embeds.numpy())
+        else:
+            pixels = processor(images=source.images(batch), return_tensors="pt")["pixel_values"]
+            parts["image_embeds"].append(
+                model.get_image_features(pixels.to(model.device, model.dtype)).float().cpu().numpy())
+        bar.update(len(batch))
+    return {name: np.concatenate(arrays) for name, arrays in parts.items() if arrays}
+
+
+def _save_chunk(path: Path, arrays: dict) -> None:
+    def write(temporary: Path) -> None:
+        with temporary.open("wb") as handle:  # a file object: np.savez would append ".npz" to a name
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
+
+
+def make_faiss_index(embeds: np.ndarray, index_type: str = "flat", nlist: int | None = None, hnsw_m: int = 32):
+    """A FAISS inner-product index over ``embeds [n, D]`` (float32, L2-normalised: inner product = cosine).
+
+    ``flat``: exact search (IndexFlatIP). ``ivf``: IndexIVFFlat with ``nlist`` clusters (default about
+    sqrt(n)), trained on the embeddings, probing ``max(1, nlist // 8)`` of them. ``hnsw``: IndexHNSWFlat
+    with ``hnsw_m`` links per node.
+    """
+    import faiss
+
+    n, dim = embeds.shape
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif index_type == "ivf":
+        nlist = nlist or max(1, int(math.sqrt(n)))
+        if not 1 <= nlist <= n:
+            raise ValueError(f"--nlist must be in [1, {n}] (the number of images), got {nlist}")
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(embeds)
+        index.nprobe = max(1, nlist // 8)
+    elif index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+    index.add(embeds)
+    return index
+
+
+def build_index(
+    model,
+    processor,
+    source: GallerySource,
+    output: str | os.PathLike,
+    *,
+    model_dir: str | os.PathLike,
+    index_type: str = "flat",
+    nlist: int | None = None,
+    batch_size: int = 32,
+    chunk_images: int = DEFAULT_CHUNK_IMAGES,
+    overwrite: bool = False,
+    context: DistributedContext | None = None,
+    progress: bool = True,
+) -> BuildResult:
+    """Embed ``source``'s images with ``model`` into a gallery index at ``output`` (layout: module docstring).
+
+    ``model_dir`` is the saved folder ``model`` was loaded from: its fingerprint is stored and compared.
+    An index at ``output`` built from the same model folder and source is kept when nothing changed
+    ("current") and rebuilt when the model's files or the images changed; one of another model or
+    source is replaced only with ``overwrite``; anything else at ``output`` is refused (ValueError).
+    Every process of a distributed job calls this; all return the same result.
+    """
+    if index_type not in INDEX_TYPES:
+        raise ValueError(f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+    if batch_size < 1 or chunk_images < 1:
+        raise ValueError(f"batch_size and chunk_images must be >= 1, got {batch_size} and {chunk_images}")
+    context = context or DistributedContext(device=model.device)
+    output = Path(output)
+    state = output_state(output, model_dir, source, index_type, nlist, overwrite)
+    model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
+    if state == "current":
+        return BuildResult(output, "current", len(source), 0, 0)
+    work = output.with_name(f".{output.name}.partial")
+    num_chunks = math.ceil(len(source) / chunk_images)
+    if num_chunks < context.world_size:
+        raise ValueError(
+            f"{len(source)} images make {num_chunks} chunks of {chunk_images} for {context.world_size} "
+            "processes: launch fewer processes or lower --chunk-images"
+        )
+    _prepare_work(work, {"fingerprints": fingerprints, "chunk_images": chunk_images, "count": len(source)}, context)
+    chunks = context.shard(num_chunks)
+    my_rows = range(chunks.start * chunk_images, min(chunks.stop * chunk_images, len(source)))
+    done = [c for c in chunks if (work / f"chunk-{c:06d}.npz").is_file()]
+    resumed = sum(len(range(c * chunk_images, min((c + 1) * chunk_images, len(source)))) for c in done)
+    parts: list[dict] = []
+    embedded = 0
+    with tqdm(total=len(my_rows), initial=resumed, desc="indexing", unit="image", disable=not progress) as bar:
+        for chunk in chunks:
+            path = work / f"chunk-{chunk:06d}.npz"
+            rows = range(chunk * chunk_images, min((chunk + 1) * chunk_images, len(source)))
+            if path.is_file():
+                with np.load(path) as saved:
+                    parts.append(dict(saved))
+                continue
+            arrays = _embed_chunk(model, processor, source, rows, batch_size, bar)
+            _save_chunk(path, arrays)
+            parts.append(arrays)
+            embedded += len(rows)
+    gathered = {
+        name: context.gather_rows(torch.from_numpy(np.concatenate([part[name] for part in parts]))).numpy()
+        for name in parts[0]
+    }
+    if context.is_main:
+        _publish(output, source, gathered, model_id, fingerprints, settings, nlist)
+        shutil.rmtree(work)
+    context.barrier()
+    return BuildResult(output, "built" if state == "new" else "rebuilt", len(source), embedded, resumed)
+
+
+def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) -> None:
+    import faiss
+
+    embeds = np.ascontiguousarray(arrays["image_embeds"], dtype=np.float32)
+
+    def write(staging: Path) -> None:
+        faiss.write_index(make_faiss_index(embeds, settings["index"]["type"], nlist), str(staging / FAISS_FILE))
+        np.save(staging / EMBEDS_FILE, embeds)
+        paths = source.paths
+        if source.dataset is not None:
+            np.save(staging / CAPTIONS_FILE, np.ascontiguousarray(arrays["caption_embeds"], dtype=np.float32))
+            paths = write_benchmark_images(source, staging / "images")
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "model_dir": model_id,
+            "fingerprints": fingerprints,
+            **settings,
+            "count": len(source),
+            "dim": int(embeds.shape[1]),
+            "image_root": str(source.folder) if source.folder is not None else None,
+            "languages": source.languages,
+            "items": [
+                {"id": item_id, "path": path, **({"captions": source.captions[i]} if source.captions else {})}
+                for i, (item_id, path) in enumerate(zip(source.ids, paths, strict=True))
+            ],
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    write_output(output, write, GALLERY_INDEX, overwrite=True)  # output_state allowed it
+
+
+class GalleryIndex:
+    """A built gallery index, loaded: ``search`` over the images, captions and paths of its n items.
+
+    ``image_embeds [n, D]`` (float32, CPU tensor); ``caption_embeds [n*K, D]`` image-major or None;
+    ``languages`` the K caption languages (empty for a folder gallery).
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        import faiss
+
+        self.folder = Path(folder).resolve()
+        manifest = _read_json(self.folder / MANIFEST)
+        if manifest is None or manifest.get("format") != FORMAT:
+            raise ValueError(f"{folder} is not a gallery index: build one with 'ccr index MODEL_DIR IMAGES --output {folder}'")
+        self.manifest = manifest
+        self.faiss_index = faiss.read_index(str(self.folder / FAISS_FILE))
+        self.image_embeds = torch.from_numpy(np.load(self.folder / EMBEDS_FILE))
+        captions = self.folder / CAPTIONS_FILE
+        self.caption_embeds = torch.from_numpy(np.load(captions)) if captions.is_file() else None
+        self.items = manifest["items"]
+        self.languages = list(manifest["languages"])
+        root = manifest.get("image_root")
+        self.image_root = Path(root) if root else self.folder
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.manifest["fingerprints"]["model"]
+
+    def image_path(self, i: int) -> Path:
+        """Absolute path of item i's image file."""
+        return self.image_root / self.items[i]["path"]
+
+    def caption(self, i: int, language: str) -> str | None:
+        return self.items[i].get("captions", {}).get(language)
+
+    def search(self, query_embeds: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """query embeddings ``[Q, D]`` (L2-normalised) -> (scores ``[Q, k']``, item indices ``[Q, k']``),
+        best first, ``k' = min(k, n)``; exact for a flat index."""
+        k = min(k, len(self))
+        queries = np.ascontiguousarray(query_embeds.detach().float().cpu().numpy())
+        scores, indices = self.faiss_index.search(queries, k)
+        return torch.from_numpy(scores), torch.from_numpy(indices).long()

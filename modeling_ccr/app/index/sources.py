@@ -1,0 +1,147 @@
+"""What a gallery index is built from: a folder of image files, or a benchmark split in the common schema.
+
+A source lists its n images in a fixed order (item i = row i of the index), with an id, a path (relative to
+the folder for a folder; None where a benchmark carries the image bytes) and, for a benchmark, one caption
+per language. Its ``fingerprint`` changes when the images change, so an index built from it is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass
+class GallerySource:
+    """n images to index, in index order.
+
+    ``description`` says where they come from (stored in the index, compared on rebuild); ``ids`` and
+    ``paths`` are ``[n]`` lists; ``captions`` is ``[n]`` dicts language -> caption (benchmarks) or None
+    (folders); ``languages`` the caption languages in layout order (empty for folders).
+    """
+
+    description: dict
+    ids: list[str]
+    paths: list[str | None]
+    captions: list[dict[str, str]] | None
+    languages: list[str]
+    fingerprint: str
+    folder: Path | None = None
+    dataset: datasets.Dataset | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def images(self, rows: range) -> list[Image.Image | str]:
+        """Images of ``rows`` (PIL images, or file paths the processor opens)."""
+        if self.dataset is not None:
+            return list(self.dataset[rows.start : rows.stop]["image"])
+        return [str(self.folder / self.paths[i]) for i in rows]
+
+
+def _digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def folder_source(folder: str | os.PathLike) -> GallerySource:
+    """Every image file under ``folder`` (recursively, by suffix: png, jpg, webp, ...), sorted by path.
+
+    The fingerprint hashes each file's relative path, size and modification time, so adding, removing or
+    rewriting an image changes it. Raises ValueError if the folder has no image file.
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise ValueError(f"{folder} is not a folder: pass a folder of images or a benchmark name")
+    files = sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
+    if not files:
+        raise ValueError(
+            f"{folder} holds no image file ({', '.join(IMAGE_SUFFIXES)}): pass a folder of images"
+        )
+    relative = [path.relative_to(root).as_posix() for path in files]
+    stats = [(name, path.stat().st_size, path.stat().st_mtime_ns) for name, path in zip(relative, files, strict=True)]
+    return GallerySource(
+        description={"kind": "folder", "folder": str(root)},
+        ids=relative,
+        paths=relative,
+        captions=None,
+        languages=[],
+        fingerprint=_digest(stats),
+        folder=root,
+    )
+
+
+def benchmark_source(
+    name_or_path: str,
+    split: str = "test",
+    languages: Sequence[str] | None = None,
+    data_dir: str | None = None,
+    image_dir: list[str] | None = None,
+) -> GallerySource:
+    """One split of a benchmark (``load_benchmark``): its images, ids and captions.
+
+    The fingerprint hashes the benchmark, split, ids and captions and the image bytes (or paths).
+    """
+    from ...data import load_benchmark
+
+    dataset = load_benchmark(name_or_path, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
+    if len(dataset) == 0:
+        raise ValueError(f"split {split!r} of {name_or_path} has no images: choose another split")
+    chosen = list(dataset.features["captions"])
+    raw = dataset.cast_column("image", datasets.Image(decode=False))["image"]
+    image_hash = hashlib.sha256()
+    for image in raw:
+        image_hash.update(image["bytes"] if image.get("bytes") else str(image.get("path")).encode("utf-8"))
+    paths = [None if image.get("bytes") else image.get("path") for image in raw]
+    description = {"kind": "benchmark", "benchmark": str(name_or_path), "split": split, "languages": chosen}
+    captions = [dict(row) for row in dataset["captions"]]
+    return GallerySource(
+        description=description,
+        ids=list(dataset["id"]),
+        paths=paths,
+        captions=captions,
+        languages=chosen,
+        fingerprint=_digest([description, list(dataset["id"]), captions, image_hash.hexdigest()]),
+        dataset=dataset,
+    )
+
+
+def write_benchmark_images(source: GallerySource, folder: Path) -> list[str]:
+    """Write a benchmark's embedded image bytes into ``folder`` as ``<row>.<format>``; relative paths ``[n]``.
+
+    Images that the benchmark keeps as files are not copied: their absolute path is returned instead.
+    """
+    raw = source.dataset.cast_column("image", datasets.Image(decode=False))["image"]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row, image in enumerate(raw):
+        if not image.get("bytes"):
+            paths.append(str(Path(image["path"]).resolve()))
+            continue
+        with Image.open(io.BytesIO(image["bytes"])) as opened:
+            suffix = (opened.format or "png").lower()
+        name = f"{row:06d}.{suffix}"
+        (folder / name).write_bytes(image["bytes"])
+        paths.append(f"{folder.name}/{name}")
+    return paths
+
+
+def source_from_argument(images: str, **benchmark_options) -> GallerySource:
+    """``IMAGES`` of ``ccr index``: a folder of image files, else a benchmark name or parquet folder
+    (``benchmark_options``: the keyword arguments of :func:`benchmark_source`)."""
+    path = Path(images)
+    if path.is_dir() and not any(path.glob("*.parquet")) and not any(path.glob("data/*.parquet")):
+        return folder_source(path)
+    return benchmark_source(images, **benchmark_options)

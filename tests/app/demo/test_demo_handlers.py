@@ -1,0 +1,159 @@
+"""The demo's handlers called as plain functions on a tiny random model and a tiny gallery, against
+independent references (brute-force similarity, the ITM head, the evaluation's gold ranks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import GALLERY_LANGUAGES, GALLERY_SIZE
+from PIL import Image
+
+from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default
+from modeling_ccr.app.index.search import encode_images, encode_queries
+from modeling_ccr.data import load_benchmark
+from modeling_ccr.evaluation import retrieval_ranks
+from modeling_ccr.testing import save_tiny_model
+
+
+def test_text_to_image_ranks_by_brute_force_similarity(gallery, loaded):
+    model, processor = loaded
+    items, message = handlers.text_to_image("rotes Herz", gallery, model, processor, language="de", k=6)
+    expected = (encode_queries(model, processor, ["rotes Herz"]) @ gallery.image_embeds.T)[0].topk(6)
+    assert [path for path, _ in items] == [str(gallery.image_path(int(i))) for i in expected.indices]
+    for rank, ((path, label), score, i) in enumerate(zip(items, expected.values, expected.indices, strict=True), 1):
+        assert Path(path).is_file()
+        assert label == f"{rank}. {gallery.caption(int(i), 'de')} · {float(score):.3f}"
+    assert message == f"6 of {GALLERY_SIZE} images for “rotes Herz” (cosine)."
+
+
+def test_text_to_image_rerank_orders_the_top_n_by_the_itm_logit(gallery, loaded):
+    model, processor = loaded
+    query = "猫の顔"
+    first_stage = (encode_queries(model, processor, [query]) @ gallery.image_embeds.T)[0].topk(8).indices
+    pixels = processor(images=[str(gallery.image_path(int(i))) for i in first_stage[:5]])["pixel_values"]
+    text = processor(text=[query] * 5)
+    with torch.no_grad():
+        logits = model.itm_logits(model.get_image_tokens(pixels), text["input_ids"], text["attention_mask"])[:, 1]
+    order = [int(first_stage[int(j)]) for j in logits.argsort(descending=True)] + [int(i) for i in first_stage[5:]]
+    items, message = handlers.text_to_image(query, gallery, model, processor, language="ja", k=8, rerank=5)
+    assert [path for path, _ in items] == [str(gallery.image_path(i)) for i in order]
+    assert "top 5 re-ranked" in message
+
+
+@pytest.mark.parametrize("query, language, expected", [
+    ("", "en", "The query is empty"),
+    ("   ", "en", "The query is empty"),
+    ("x" * 5000, "en", "The query has 5,000 characters"),
+    ("Katze", "xx", "Unknown language code 'xx': use one of en, de, ja, ru, zh."),
+])
+def test_text_to_image_bad_input_gets_a_message(gallery, loaded, query, language, expected):
+    items, message = handlers.text_to_image(query, gallery, *loaded, language=language)
+    assert items == [] and message.startswith("⚠️ ") and expected in message
+
+
+def test_image_to_text_for_a_gallery_item_gives_the_evaluation_gold_ranks(gallery, loaded):
+    model, processor = loaded
+    item = 7
+    shown, table, chart, message = handlers.image_to_text(None, handlers.pick_choices(gallery)[item], gallery,
+                                                           model, processor)
+    assert shown == str(gallery.image_path(item))
+    embeds = encode_images(model, processor, [Image.open(shown)])  # the image as the visitor sees it
+    reference = retrieval_ranks(torch.cat([gallery.image_embeds[:item], embeds, gallery.image_embeds[item + 1:]]),
+                                gallery.caption_embeds, len(GALLERY_LANGUAGES)).tr[item]
+    expected = dict(zip(GALLERY_LANGUAGES, reference.tolist(), strict=True))
+    assert message.startswith("Gold caption ranks: " + ", ".join(f"{c} {r}" for c, r in expected.items()))
+    assert f"rank std {np.std(reference.numpy()):.2f}" in chart.axes[0].get_title()
+    assert [bar.get_height() for bar in chart.axes[0].patches] == reference.tolist()
+    assert list(table.columns) == ["rank", *GALLERY_LANGUAGES] and len(table) == handlers.TOP_CAPTIONS
+    scores = (gallery.caption_embeds.view(GALLERY_SIZE, len(GALLERY_LANGUAGES), -1)[:, 2] @ embeds[0])
+    best = int(scores.argmax())
+    assert table["ja"][0] == f"{gallery.caption(best, 'ja')} ({float(scores[best]):.3f})"
+
+
+def test_image_to_text_for_an_upload(gallery, loaded, tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(path)
+    shown, table, chart, message = handlers.image_to_text(str(path), None, gallery, *loaded)
+    assert shown == str(path) and chart is None and len(table) == handlers.TOP_CAPTIONS
+    assert message == f"Top {handlers.TOP_CAPTIONS} of {GALLERY_SIZE} captions in each language."
+
+
+def test_image_to_text_bad_input_gets_a_message(gallery, loaded, tmp_path, huge_image):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not an image")
+    cases = [
+        ((str(huge_image), None), "The image is 10,000 x 10,000 pixels"),
+        ((str(text_file), None), "notes.txt is not an image the demo can read"),
+        ((None, None), "Upload an image or pick one"),
+        ((None, "no-such-id · ?"), "'no-such-id' is not an image of this gallery"),
+    ]
+    for arguments, expected in cases:
+        shown, table, chart, message = handlers.image_to_text(*arguments, gallery, *loaded)
+        assert shown is None and table.empty and chart is None
+        assert message.startswith("⚠️ ") and expected in message, message
+
+
+def test_consistency_aligns_rows_across_languages(gallery, loaded):
+    model, processor = loaded
+    queries = {"en": "cat face", "ja": "猫の顔", "ru": "морда кошки"}
+    table, message = handlers.consistency("\n".join(f"{c}: {q}" for c, q in queries.items()), gallery, model,
+                                          processor, k=4)
+    assert list(table.columns) == ["rank", "en: cat face", "ja: 猫の顔", "ru: морда кошки"]
+    top_sets = []
+    for code, query in queries.items():
+        top = (encode_queries(model, processor, [query]) @ gallery.image_embeds.T)[0].topk(4)
+        expected = [f"{gallery.caption(int(i), 'en')} ({float(s):.3f})" for s, i in zip(*top, strict=True)]
+        assert list(table[f"{code}: {query}"]) == expected
+        top_sets.append(set(top.indices.tolist()))
+    shared, union = set.intersection(*top_sets), set.union(*top_sets)
+    assert message.startswith(f"{len(shared)} of {len(union)} images are in every language's top 4")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "Type the concept in a few languages"),
+    ("Katze", "Line 1 has no 'code:' in front"),
+    ("de: Katze\nxx: cat", "Unknown language code 'xx'"),
+    ("de: ", "The query is empty"),
+    ("de: " + "x" * 5000, "The query has 5,000 characters"),
+])
+def test_consistency_bad_input_gets_a_message(gallery, loaded, text, expected):
+    table, message = handlers.consistency(text, gallery, *loaded)
+    assert table.empty and message.startswith("⚠️ ") and expected in message
+
+
+def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    load_benchmark("cldr-emoji", split="train", languages=["en", "de"]).select(range(6)).to_parquet(
+        str(data / "train.parquet"))
+    from modeling_ccr.data.arguments import DataArguments
+    from modeling_ccr.training import ModelArguments
+
+    options = {"model_args": ModelArguments(model=str(tiny_model_dir)),
+               "data_args": DataArguments(dataset=str(data), languages=["en", "de"]),
+               "max_steps": 2, "per_device_train_batch_size": 3, "save_steps": 1, "disable_tqdm": True,
+               "train_vision_layers": 1, "train_text_layers": 1}
+    first = ensure_trained_default(tmp_path / "cache", **options)
+    assert first == tmp_path / "cache" / "trained-default" / "model"
+    assert (first / "training_run.json").is_file()
+    stamp = (first / "config.json").stat().st_mtime_ns
+    assert ensure_trained_default(tmp_path / "cache", **options) == first
+    assert (first / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_ensure_gallery_indexes_a_folder_once_and_checks_an_index_model(tiny_model_dir, loaded, gallery, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        Image.new("RGB", (40, 30), colour).save(photos / f"{i}.jpg")
+    index = ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache", progress=False)
+    assert len(index) == 3 and index.caption_embeds is None and index.image_path(0) == photos / "0.jpg"
+    assert ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache").folder == index.folder
+    _, _, _, message = handlers.image_to_text(str(photos / "0.jpg"), None, index, *loaded)
+    assert message == "⚠️ This gallery has no captions: start the demo on a benchmark gallery to rank captions."
+    other = save_tiny_model(tmp_path / "other", seed=3)
+    with pytest.raises(ValueError, match="was built with another model"):
+        ensure_gallery(*loaded, other, str(gallery.folder))

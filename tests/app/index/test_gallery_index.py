@@ -1,0 +1,172 @@
+"""Gallery indexes on a tiny random model: exact search against brute force, resuming an interrupted
+build, detecting a changed model or folder, refusing to replace what is not ours, the CLI, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from modeling_ccr.app.cli import main as ccr
+from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
+from modeling_ccr.app.index.search import encode_images, encode_queries
+from modeling_ccr.app.index.session import load_model, open_index
+from modeling_ccr.testing import save_tiny_model
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(sub / f"img{i:02d}.png")
+    return folder
+
+
+@pytest.fixture()
+def model_dir(tmp_path):
+    return save_tiny_model(tmp_path / "model")
+
+
+@pytest.fixture()
+def images(tmp_path):
+    return write_images(tmp_path / "photos", 12)
+
+
+def build(model_dir, images, output, **options):
+    model, processor = load_model(model_dir)
+    return build_index(model, processor, folder_source(images), output, model_dir=model_dir, progress=False, **options)
+
+
+def test_exact_search_equals_brute_force_matmul(model_dir, images, tmp_path):
+    result = build(model_dir, images, tmp_path / "index", batch_size=5)
+    assert result.status == "built" and result.count == 12
+    index = GalleryIndex(tmp_path / "index")
+    model, processor = load_model(model_dir)
+    files = sorted(str(path) for path in images.rglob("*.png"))
+    assert [str(index.image_path(i)) for i in range(len(index))] == files
+    reference = encode_images(model, processor, files)  # embedded independently, one batch
+    torch.testing.assert_close(index.image_embeds, reference, atol=1e-5, rtol=1e-4)
+    queries = encode_queries(model, processor, ["red square", "a dog", "zebra crossing"])
+    scores, indices = index.search(queries, 5)
+    brute = queries @ reference.T
+    expected_scores, expected_indices = brute.topk(5, dim=1)
+    assert torch.equal(indices, expected_indices)
+    torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_approximate_index_types_search_the_same_embeddings(model_dir, images, tmp_path, index_type):
+    build(model_dir, images, tmp_path / index_type, index_type=index_type)
+    index = GalleryIndex(tmp_path / index_type)
+    assert index.manifest["index"]["type"] == index_type
+    scores, indices = index.search(index.image_embeds, 1)  # each image finds itself first
+    assert torch.equal(indices[:, 0], torch.arange(len(index)))
+    torch.testing.assert_close(scores[:, 0], torch.ones(len(index)), atol=1e-4, rtol=0)
+
+
+def test_interrupted_build_resumes_from_the_saved_chunks(model_dir, images, tmp_path):
+    model, processor = load_model(model_dir)
+    calls = []
+    real = model.get_image_features
+
+    def interrupted_on_third_batch(pixel_values):
+        calls.append(pixel_values.shape[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(pixel_values)
+
+    model.get_image_features = interrupted_on_third_batch
+    output = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(model, processor, folder_source(images), output, model_dir=model_dir, batch_size=4,
+                    chunk_images=4, progress=False)
+    work = tmp_path / ".index.partial"
+    assert not output.exists()
+    assert sorted(path.name for path in work.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    calls.clear()
+    model.get_image_features = lambda pixel_values: (calls.append(pixel_values.shape[0]), real(pixel_values))[1]
+    result = build_index(model, processor, folder_source(images), output, model_dir=model_dir, batch_size=4,
+                         chunk_images=4, progress=False)
+    assert (result.status, result.resumed, result.embedded, calls) == ("built", 8, 4, [4])
+    assert not work.exists()
+    fresh = build(model_dir, images, tmp_path / "fresh")
+    assert fresh.embedded == 12
+    torch.testing.assert_close(GalleryIndex(output).image_embeds, GalleryIndex(tmp_path / "fresh").image_embeds)
+
+
+def test_changed_model_or_folder_is_detected_and_rebuilt(model_dir, images, tmp_path):
+    output = tmp_path / "index"
+    build(model_dir, images, output)
+    before = GalleryIndex(output)
+    assert build(model_dir, images, output).status == "current"
+    save_tiny_model(model_dir, seed=1)  # retrained in place: same folder, other weights
+    with pytest.raises(ValueError, match="changed since index"):
+        open_index(output)
+    again = build(model_dir, images, output)
+    assert (again.status, again.embedded) == ("rebuilt", 12)
+    after = GalleryIndex(output)
+    assert after.model_fingerprint != before.model_fingerprint
+    assert not torch.allclose(after.image_embeds, before.image_embeds)
+    open_index(output)  # current again
+    write_images(tmp_path / "extra", 1, seed=5)
+    os.replace(tmp_path / "extra" / "b" / "img00.png", images / "new.png")
+    assert build(model_dir, images, output).status == "rebuilt"
+    assert len(GalleryIndex(output)) == 13
+
+
+def test_index_of_another_model_needs_overwrite_and_foreign_folders_are_refused(model_dir, images, tmp_path):
+    output = tmp_path / "index"
+    build(model_dir, images, output)
+    other = save_tiny_model(tmp_path / "other", seed=2)
+    with pytest.raises(ValueError, match="pass --overwrite"):
+        build(other, images, output)
+    assert build(other, images, output, overwrite=True).status == "rebuilt"
+    assert GalleryIndex(output).manifest["model_dir"] == str(other.resolve())
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a gallery index"):
+        build(model_dir, images, user, overwrite=True)
+    assert (user / "notes.txt").read_text() == "keep me" and sorted(os.listdir(user)) == ["notes.txt"]
+
+
+def test_cli_index_and_search(model_dir, tmp_path, capsys):
+    output = tmp_path / "emoji-index"
+    assert ccr(["index", str(model_dir), "cldr-emoji", "--languages", "en,de,ja", "--output", str(output),
+                "--no-progress", "--chunk-images", "100"]) == 0
+    assert "built: 300 images (flat)" in capsys.readouterr().out
+    manifest = json.loads((output / "gallery.json").read_text())
+    assert manifest["languages"] == ["en", "de", "ja"] and manifest["items"][0]["captions"]["de"]
+    assert ccr(["search", str(output), "rotes Herz", "--lang", "de", "--k", "3", "--rerank", "4"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(Path(line.split()[3]).is_file() for line in lines)
+    assert ccr(["search", str(output), "x", "--lang", "xx"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "ccr search: error: Unknown language code 'xx': use one of en, de, ja."
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "a.txt").write_text("mine")
+    assert ccr(["index", str(model_dir), "cldr-emoji", "--output", str(tmp_path / "taken"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_torchrun_build_equals_single_process(model_dir, images, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "modeling_ccr.app.cli", "index", str(model_dir), str(images), "--output", str(tmp_path / "ddp"),
+               "--chunk-images", "3", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    build(model_dir, images, tmp_path / "single")
+    distributed, single = GalleryIndex(tmp_path / "ddp"), GalleryIndex(tmp_path / "single")
+    assert [item["id"] for item in distributed.items] == [item["id"] for item in single.items]
+    torch.testing.assert_close(distributed.image_embeds, single.image_embeds, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,142 @@
+"""The ``ccr`` command line on bad input: one ``ccr COMMAND: error: ...`` line on stderr and exit 2, the
+traceback only with ``--debug`` or ``CCR_DEBUG=1``; arguments refused before any model or data loads."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import BertConfig
+
+from modeling_ccr.app.cli import SUBCOMMANDS, CommandParser, main
+from modeling_ccr.testing import save_tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+COMMAND_NAMES = [" ".join(words) for words, _, _ in SUBCOMMANDS]
+
+
+def ccr(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "CCR_DEBUG"}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if debug_env:
+        env["CCR_DEBUG"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "modeling_ccr.app.cli", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess, prefix: str) -> str:
+    """The single stderr line of a refused command, checked for exit 2 and no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(prefix), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture(scope="module")
+def broken_weights_model_dir(tmp_path_factory):
+    """A CCR folder whose weights would fail to load: a command that stops before loading never sees it."""
+    folder = save_tiny_model(tmp_path_factory.mktemp("cli") / "broken")
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    return folder
+
+
+def test_unknown_command_names_it_and_lists_the_commands(tmp_path):
+    result = ccr("foo", cwd=tmp_path)
+    line = one_error_line(result, "ccr: error: unknown command 'foo'; the commands are ")
+    assert line.endswith(f"the commands are {', '.join(COMMAND_NAMES)} (run 'ccr --help' for what each does)")
+    assert result.stdout == ""
+
+
+def test_unknown_subcommand_of_a_group(tmp_path):
+    one_error_line(ccr("data", "biuld", cwd=tmp_path), "ccr: error: unknown command 'data biuld';")
+
+
+def test_evaluate_on_a_missing_folder_says_so(tmp_path):
+    missing = tmp_path / "no-such-model"
+    line = one_error_line(ccr("evaluate", missing, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
+    assert f"{missing} does not exist: pass the folder of a saved CCR model" in line
+    assert "Repo id" not in line
+
+
+def test_evaluate_on_another_model_type_names_the_folder_and_type(tmp_path):
+    bert = tmp_path / "bert"
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(bert)
+    line = one_error_line(ccr("evaluate", bert, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
+    assert f"{bert} holds a 'bert' model (model_type in its config.json), not a CCR model" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["evaluate", "{model}"], "--k-test"),
+        (["evaluate", "{model}"], "--batch-size"),
+        (["index", "{model}", "{missing}", "--output", "{out}"], "--chunk-images"),
+        (["main-job"], "--k-test"),
+    ],
+)
+def test_out_of_range_numbers_fail_before_anything_loads(broken_weights_model_dir, tmp_path, command, flag):
+    """The model's weights are unreadable and the dataset does not exist: loading either would fail with
+    another message, so the flag's own message shows nothing was loaded first."""
+    names = {"model": broken_weights_model_dir, "missing": tmp_path / "no-data", "out": tmp_path / "index"}
+    args = [part.format(**names) for part in command]
+    result = ccr(*args, "--dataset", tmp_path / "no-data", flag, "0", cwd=tmp_path)
+    assert one_error_line(result, f"ccr {command[0]}: error: ") == (
+        f"ccr {command[0]}: error: argument {flag}: must be at least 1, got 0 (see 'ccr {command[0]} --help')"
+    )
+    assert not (tmp_path / "index").exists() and not (tmp_path / "report.json").exists()
+
+
+def test_value_error_at_run_time_is_one_line(model_dir, tmp_path):
+    missing = tmp_path / "no-data"
+    result = ccr("evaluate", model_dir, "--dataset", missing, cwd=tmp_path)
+    line = one_error_line(result, "ccr evaluate: error: ")
+    assert line == (
+        f"ccr evaluate: error: '{missing}' is neither a benchmark name (cldr-emoji, xflickrco, multi30k, "
+        "coco-multilingual, wit, cclm) nor an existing folder (images with a metadata.jsonl or metadata.csv, or "
+        "parquet files in the common schema)."
+    )
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_shows_the_traceback_then_the_line(model_dir, tmp_path, how):
+    missing = tmp_path / "no-data"
+    args = ["--debug", "evaluate", model_dir, "--dataset", missing] if how == "flag" else [
+        "evaluate", model_dir, "--dataset", missing]
+    result = ccr(*args, cwd=tmp_path, debug_env=how == "environment")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert "in load_benchmark" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"ccr evaluate: error: '{missing}' is neither a benchmark")
+
+
+@pytest.mark.parametrize("words", [words for words, _, _ in SUBCOMMANDS], ids=COMMAND_NAMES)
+def test_help_shows_every_option_default(words):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
+        main([*words, "--help"])
+    assert exited.value.code == 0
+    text = out.getvalue()
+    module = importlib.import_module(dict((w, m) for w, m, _ in SUBCOMMANDS)[words])
+    if hasattr(module, "run_argv"):  # ccr train: HfArgumentParser over the argument dataclasses
+        parser = module.build_parser("ccr train", "")
+    else:
+        parser = CommandParser()
+        module.add_arguments(parser)
+    options = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+    assert options and text.lower().count("default") >= len(options), text
