@@ -49,7 +49,6 @@ from modeling_ccr.evaluation.ranks import retrieval_ranks
 from modeling_ccr.evaluation.rerank import TwoStageReranker
 from modeling_ccr.losses import cross_modal_contrastive_loss, one_to_k_contrastive_loss
 from modeling_ccr.processing_ccr import CCRProcessor
-
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))  # the test oracle
