@@ -29,7 +29,7 @@ METRIC_NAME = "mrv"
 # evaluate's folder for the canonical name "mrv" (Hub namespace evaluate-metric, "/" -> "--").
 CACHE_FOLDER = "evaluate-metric--mrv"
 # The metric script first, then the relative imports evaluate would copy beside it.
-MODULE_FILES = ("mrv.py", "rank_variance.py")
+MODULE_FILES = ("mrv.py", "rank_variance.py", "citation.py")
 
 
 def module_hash(sources: dict[str, bytes]) -> str:

@@ -12,20 +12,10 @@ import datasets
 import evaluate
 import numpy as np
 
+from .citation import PAPER_CITATION
 from .rank_variance import check_kind, mean_rank_per_language, mean_rank_variance, validate_ranks
 
-# A copy of modeling_ccr.losses.base.CITATION_ONE_TO_K, the canonical entry (this folder may not import
-# the package); tests/losses/test_paper_citation.py keeps the two byte-identical.
-_CITATION = """\
-@article{nie2024improving,
-  title = {Improving the Consistency in Cross-Lingual Cross-Modal Retrieval with 1-to-K Contrastive Learning},
-  author = {Nie, Zhijie and Zhang, Richong and Feng, Zhangchi and Huang, Hailang and Liu, Xudong},
-  journal = {CoRR},
-  volume = {abs/2406.18254},
-  year = {2024},
-  url = {https://arxiv.org/abs/2406.18254}
-}
-"""
+_CITATION = PAPER_CITATION + "\n"
 
 _DESCRIPTION = """\
 MRV (mean rank variance) measures how consistently a cross-lingual cross-modal retrieval model ranks the

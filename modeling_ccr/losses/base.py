@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluate_mrv.citation import PAPER_CITATION
+
 from ._validation import check_temperature, infer_num_languages
 from .distributed import check_equal_batch_sizes, distributed_rank_and_world_size, gather_rows
 
@@ -48,17 +50,8 @@ def _gather_gradient(gather_with_grad: bool | str) -> str:
     )
 
 
-# The paper's canonical BibTeX entry: the authors' preferred citation (CITATION.cff of
-# github.com/BUAADreamer/CCRK); published at KDD 2024. evaluate_mrv/ (which may not import this package)
-# holds copies; tests/losses/test_paper_citation.py keeps every entry of the paper byte-identical to this.
-CITATION_ONE_TO_K = """@article{nie2024improving,
-  title = {Improving the Consistency in Cross-Lingual Cross-Modal Retrieval with 1-to-K Contrastive Learning},
-  author = {Nie, Zhijie and Zhang, Richong and Feng, Zhangchi and Huang, Hailang and Liu, Xudong},
-  journal = {CoRR},
-  volume = {abs/2406.18254},
-  year = {2024},
-  url = {https://arxiv.org/abs/2406.18254}
-}"""
+# The paper's BibTeX entry lives once, in evaluate_mrv/citation.py (the metric folder cannot import this package).
+CITATION_ONE_TO_K = PAPER_CITATION
 
 
 class GatheredContrastiveLoss(nn.Module):

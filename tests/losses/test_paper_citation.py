@@ -1,8 +1,6 @@
-"""One BibTeX entry for the paper: every copy in the repository is byte-identical to the canonical one,
-``modeling_ccr.losses.base.CITATION_ONE_TO_K`` (the authors' preferred citation, their CITATION.cff).
-
-Copies must stay where a file cannot import the package: the metric (``evaluate_mrv/mrv.py``, loaded by
-``evaluate.load`` from its own folder and copied into a Space) and its card (``evaluate_mrv/README.md``).
+"""One BibTeX entry for the paper: code holds it once (``evaluate_mrv/citation.py``, re-exported as
+``modeling_ccr.losses.base.CITATION_ONE_TO_K``), and every copy in the repository's text (the metric card
+``evaluate_mrv/README.md``) is byte-identical to it.
 """
 
 from __future__ import annotations
@@ -63,8 +61,10 @@ def test_the_scan_finds_and_cuts_entries(tmp_path):
 
 def test_every_entry_of_the_paper_is_the_canonical_one():
     found = paper_entries(REPO)
-    # The canonical entry and both copies that must exist are seen, so the scan cannot pass by finding nothing.
-    assert {"modeling_ccr/losses/base.py", "evaluate_mrv/mrv.py", "evaluate_mrv/README.md"} <= set(found)
+    # The one entry in code and the metric card's copy are seen, so the scan cannot pass by finding nothing;
+    # no other code file writes the entry out again.
+    assert {"evaluate_mrv/citation.py", "evaluate_mrv/README.md"} <= set(found)
+    assert not [path for path in found if path.endswith(".py") and path != "evaluate_mrv/citation.py"]
     differing = {path: entries for path, entries in found.items() if any(e != CITATION_ONE_TO_K for e in entries)}
     assert differing == {}, f"make these BibTeX entries identical to CITATION_ONE_TO_K: {differing}"
 

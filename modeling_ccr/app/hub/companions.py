@@ -39,7 +39,7 @@ from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, m
 from ...atomic_io import OutputKind, write_output
 from .export import DEFAULT_ORG
 
-SPACE_FILES = ("mrv.py", "rank_variance.py", "app.py", "requirements.txt")
+SPACE_FILES = ("mrv.py", "rank_variance.py", "citation.py", "app.py", "requirements.txt")
 BENCHMARK_PATTERNS = ("*.parquet", "LICENSE*", "SHA256SUMS.txt")
 DEMO_FILES = ("app.py", "requirements.txt")
 DEMO_PACKAGES = ("modeling_ccr", "evaluate_mrv")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from modeling_ccr.data.npm_fetch import NpmPackage, fetch_tarball
+from modeling_ccr.app.dataset.npm_fetch import NpmPackage, fetch_tarball
 
 PINNED = b"the pinned tarball bytes"
 STAND_IN = """#!{python}
