@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from demo_gallery import GALLERY_LANGUAGES, GALLERY_SIZE
 from PIL import Image
 
 from modeling_ccr.app.index import GalleryIndex, benchmark_source, build_index
 from modeling_ccr.app.index.session import load_model
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.testing import save_tiny_model
-
-GALLERY_LANGUAGES = ["en", "de", "ja", "ru", "zh"]
-GALLERY_SIZE = 24
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import GALLERY_LANGUAGES, GALLERY_SIZE
+from demo_gallery import GALLERY_LANGUAGES, GALLERY_SIZE
 from PIL import Image
 
 from modeling_ccr.app.demo import handlers

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ccrk_fixtures import HIDDEN, TEXT_HEADS, TEXT_LAYERS, WINDOW, save_checkpoint, synthetic_ccrk_state_dict
-from conftest import cli_env
+from hub_helpers import cli_env
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import HIDE_PACKAGES, REPO_ROOT, cli_env, run_hidden
+from hub_helpers import HIDE_PACKAGES, REPO_ROOT, cli_env, run_hidden
 from hub_standin import HubStandIn
 from huggingface_hub import SpaceCard
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import HIDE_PACKAGES, cli_env, run_hidden
+from hub_helpers import HIDE_PACKAGES, cli_env, run_hidden
 from PIL import Image
 
 from modeling_ccr.app.hub.export import export_model

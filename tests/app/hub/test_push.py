@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cli_env
+from hub_helpers import cli_env
 from hub_standin import HubStandIn
 
 

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import datasets
-from conftest import HIDE_PACKAGES, cli_env, run_hidden
+from hub_helpers import HIDE_PACKAGES, cli_env, run_hidden
 from hub_standin import HubStandIn
 from huggingface_hub import DatasetCard, SpaceCard
 
