@@ -211,6 +211,25 @@ def validate_captions(captions: Sequence) -> tuple[list[str], int, list[str] | N
 
 
 # The keyword arguments the processor passes on to its tokenizer; any other keyword is a TypeError.
+class TruncationWarning(UserWarning):
+    """Some texts were longer than ``max_length`` tokens and were cut to it: ``num_truncated`` of the call's
+    ``num_texts`` texts, the longest ``longest`` tokens.
+
+    The message depends on ``max_length`` only, so Python's default filter shows it once per place it comes
+    from, not once per batch of a training or evaluation loop; the counts of each call are attributes.
+    """
+
+    def __init__(self, num_truncated: int, num_texts: int, longest: int, max_length: int):
+        self.num_truncated, self.num_texts, self.longest, self.max_length = num_truncated, num_texts, longest, max_length
+        super().__init__(
+            f"texts longer than {max_length} tokens were truncated to {max_length} tokens; shorten them, or use a "
+            "processor with a larger max_length (at most the text tower's position limit)"
+        )
+
+    def __reduce__(self):  # pickles with its counts
+        return type(self), (self.num_truncated, self.num_texts, self.longest, self.max_length)
+
+
 TOKENIZER_OPTIONS = frozenset({"padding", "truncation", "max_length", "pad_to_multiple_of"})
 
 _PASS_A_LIST = "pass a list of K captions per image (one per language) or a dict language -> caption per image"
@@ -354,13 +373,7 @@ class CCRProcessor(ProcessorMixin):
         lengths = [len(ids) for ids in self.tokenizer([texts[i] for i in full], truncation=False, verbose=False)["input_ids"]]
         cut = sum(length > max_length for length in lengths)
         if cut:
-            warnings.warn(
-                f"{cut} of {len(texts)} texts are longer than {max_length} tokens (the longest has {max(lengths)}) "
-                f"and were truncated to {max_length} tokens; shorten them, or use a processor with a larger "
-                "max_length (at most the text tower's position limit)",
-                UserWarning,
-                stacklevel=4,  # the caller of processor(...)
-            )
+            warnings.warn(TruncationWarning(cut, len(texts), max(lengths), max_length), stacklevel=4)  # the caller
 
     @property
     def model_input_names(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import struct
 import warnings
 import zlib
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 
 from modeling_ccr.captions import check_captions, image_major_captions
-from modeling_ccr.processing_ccr import MAX_IMAGE_PIXELS, is_blank, to_rgb_image
+from modeling_ccr.processing_ccr import MAX_IMAGE_PIXELS, TruncationWarning, is_blank, to_rgb_image
 from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor
 
 # ----- high-depth images ------------------------------------------------------------------------
@@ -193,11 +194,23 @@ def test_overlong_texts_are_truncated_with_one_warning():
     assert [length > 10 for length in lengths] == [True, True, False, lengths[3] > 10]
     with pytest.warns(UserWarning) as caught:
         batch = processor(text=texts)
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].category is TruncationWarning
+    warning = caught[0].message
     cut = sum(length > 10 for length in lengths)
-    assert str(caught[0].message).startswith(f"{cut} of 4 texts are longer than 10 tokens (the longest has {max(lengths)})")
-    assert "truncated to 10 tokens" in str(caught[0].message)
+    assert (warning.num_truncated, warning.num_texts, warning.longest, warning.max_length) == (cut, 4, max(lengths), 10)
+    assert str(warning).startswith("texts longer than 10 tokens were truncated to 10 tokens; shorten them")
+    assert pickle.loads(pickle.dumps(warning)).__dict__ == warning.__dict__  # the counts survive a data loader
     assert batch["input_ids"].shape == (4, 10)
+
+
+def test_a_loop_of_calls_shows_the_truncation_warning_once():
+    processor = tiny_ccr_processor(max_length=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's default: once per place, as a user's loop sees it
+        for batch in (["a" * 30, "c"], ["b" * 20], ["d" * 40, "e" * 25]):
+            processor(text=batch)
+    assert [w.category for w in caught] == [TruncationWarning]
+    assert caught[0].message.num_truncated == 1 and caught[0].message.num_texts == 2  # the first batch's
 
 
 def test_texts_that_fit_give_no_warning():

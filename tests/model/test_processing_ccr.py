@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from modeling_ccr import CCRProcessor
-from modeling_ccr.processing_ccr import to_rgb_image
+from modeling_ccr.processing_ccr import TruncationWarning, to_rgb_image
 from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_processor
 
 
@@ -109,9 +109,10 @@ def test_save_load_round_trip(tmp_path):
     processor.save_pretrained(tmp_path)
     again = CCRProcessor.from_pretrained(tmp_path)
     assert again.caption_prefix == "query: " and again.max_length == 11
-    with pytest.warns(UserWarning, match="1 of 2 texts are longer than 11 tokens"):
+    with pytest.warns(TruncationWarning, match="longer than 11 tokens were truncated to 11 tokens") as caught:
         batch_a = processor(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
-    with pytest.warns(UserWarning, match="truncated to 11 tokens"):
+    assert (caught[0].message.num_truncated, caught[0].message.num_texts) == (1, 2)
+    with pytest.warns(TruncationWarning, match="truncated to 11 tokens"):
         batch_b = again(images=_images(2), captions=[["x y z"], ["a very long caption indeed"]])
     for key in batch_a:
         assert torch.equal(batch_a[key], batch_b[key])
