@@ -7,7 +7,8 @@
    validation split and then applied to test once.
 
 Everything lands under ``--output``: ``train/model`` (the trained model), ``train/checkpoints``,
-``eval/<split>_<ranking>.json`` (+ ``.md`` and plots) and ``summary.json``. A folder that holds an earlier
+``eval/<split>_<ranking>.json`` (+ ``.md`` and plots) and ``summary.json``, whose ``"stages"`` hold each stage's
+wall time and peak memory (:mod:`.stages`; also printed as a table at the end). A folder that holds an earlier
 run's outputs is refused (before any work) unless ``--overwrite`` (a new run in its place) or ``--resume`` (the
 same run going on); either way files in it that the job does not write are kept.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -30,6 +32,7 @@ from ..evaluation.report import build_report, check_report_output, write_report
 from ..modeling_ccr import CCRModel
 from ..training import CCRTrainingArguments, ModelArguments, train
 from .cli import positive_int
+from .stages import StageRecorder
 
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 RANKINGS = ("similarity", "replace", "combine")
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: bool = True,
-                          overwrite: bool = False) -> dict:
+                          overwrite: bool = False, recorder: StageRecorder | None = None) -> dict:
     """Evaluate a model folder on the embedded benchmark's validation and test splits, three ways.
 
     Each split is encoded once and each (query, candidate) pair scored by the fusion encoder once; the
@@ -58,32 +61,49 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
     ranking under ``output`` and returns ``{"validation": {ranking: report}, "test": {...},
     "itm_weight": w, "itm_weight_validation_recall": {w: recall}, "timings": {...}}``. Earlier reports there
     are replaced only with ``overwrite``.
+
+    With a ``recorder``, its stages are "load the trained model", then per split "<split>: encode + prepare
+    re-ranking" (loading the split, encoding its images and captions, the pair scorer's text states and image
+    keys / values), on validation "validation: choose ITM weight (scores every pair once)" and "<split>: rank
+    3 ways + reports".
     """
+    stage = recorder.stage if recorder is not None else _no_stage
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = CCRModel.from_pretrained(model_dir).to(device).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
+    with stage("load the trained model"):
+        model = CCRModel.from_pretrained(model_dir).to(device).eval()
+        processor = AutoProcessor.from_pretrained(model_dir)
     result: dict = {"timings": {}}
     itm_weight = None
     for split in SPLITS:
         start = time.perf_counter()
-        dataset = load_benchmark("cldr-emoji", split=split)
         with torch.inference_mode():
-            prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
+            with stage(f"{split}: encode + prepare re-ranking"):
+                dataset = load_benchmark("cldr-emoji", split=split)
+                prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
             if itm_weight is None:  # chosen on validation, applied to test as is
-                itm_weight, tried = choose_itm_weight(prepared)
+                with stage(f"{split}: choose ITM weight (scores every pair once)"):
+                    itm_weight, tried = choose_itm_weight(prepared)
                 result["itm_weight"], result["itm_weight_validation_recall"] = itm_weight, tried
-            reports = {}
-            for ranking in RANKINGS:
-                evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
-                report = build_report(evaluation.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
-                                      languages=evaluation.languages, num_images=len(dataset),
-                                      k_test=evaluation.k_test, rerank_mode=ranking, itm_weight=itm_weight)
-                ranks = {"tr": evaluation.ranks.tr.numpy(), "ir": evaluation.ranks.ir.numpy()}
-                write_report(report, ranks, output / f"{split}_{ranking}.json", overwrite)
-                reports[ranking] = report
+            with stage(f"{split}: rank 3 ways + reports"):
+                reports = _rank_and_report(prepared, model_dir, split, len(dataset), itm_weight, output, overwrite)
         result[split] = reports
         result["timings"][f"eval_{split}_s"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def _rank_and_report(prepared: PreparedEvaluation, model_dir: str, split: str, num_images: int, itm_weight: float,
+                     output: Path, overwrite: bool) -> dict:
+    """Ranks a prepared split the three ways and writes a report of each; returns ``{ranking: report}``."""
+    reports = {}
+    for ranking in RANKINGS:
+        evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
+        report = build_report(evaluation.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
+                              languages=evaluation.languages, num_images=num_images,
+                              k_test=evaluation.k_test, rerank_mode=ranking, itm_weight=itm_weight)
+        ranks = {"tr": evaluation.ranks.tr.numpy(), "ir": evaluation.ranks.ir.numpy()}
+        write_report(report, ranks, output / f"{split}_{ranking}.json", overwrite)
+        reports[ranking] = report
+    return reports
 
 
 def summary_line(name: str, report: dict) -> str:
@@ -102,25 +122,30 @@ def check_outputs(output: Path, overwrite: bool) -> None:
     check_output_files([output / "summary.json"], SUMMARY, overwrite)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
+    """The main job with the options of :func:`add_arguments`; its stages go to ``recorder`` (a new one by
+    default, created before the output checks, so its clock covers the whole run)."""
+    recorder = StageRecorder() if recorder is None else recorder
     output = Path(args.output)
     replace = args.overwrite or args.resume
     check_outputs(output, replace)
     timings = {}
     start = time.perf_counter()
-    base_dir = ensure_default_model()
+    with recorder.stage("build or load the default model"):
+        base_dir = ensure_default_model()
     timings["build_default_s"] = round(time.perf_counter() - start, 1)
     print(f"embedded default model: {base_dir} ({timings['build_default_s']} s)")
 
     start = time.perf_counter()
     training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
                                          resume=args.resume, overwrite=args.overwrite, disable_tqdm=args.no_progress)
-    result = train(training_args, ModelArguments(model=str(base_dir)))
+    with recorder.stage("train"):
+        result = train(training_args, ModelArguments(model=str(base_dir)))
     timings["train_s"] = round(time.perf_counter() - start, 1)
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
 
     evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress,
-                                       overwrite=replace)
+                                       overwrite=replace, recorder=recorder)
     timings.update(evaluation["timings"])
     summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"],
                "k_test": args.k_test, "itm_weight": evaluation["itm_weight"]}
@@ -130,10 +155,17 @@ def run(args: argparse.Namespace) -> int:
             print(summary_line(f"{split} {ranking}", report))
     print(f"combine re-ranking: ITM weight {evaluation['itm_weight']} (chosen on validation)")
     summary["timings"] = timings
+    summary["stages"] = recorder.as_json()
     text = json.dumps(summary, indent=2)
     atomic_write(output / "summary.json", lambda target: target.write_text(text, encoding="utf-8"))
     print(f"summary: {output / 'summary.json'}")
+    print(f"stages (wall time, peak memory):\n{recorder.table()}")
     return 0
+
+
+def _no_stage(name: str) -> AbstractContextManager:
+    """What ``recorder.stage`` is without a recorder: nothing."""
+    return nullcontext()
 
 
 def _fmt(value: float | None) -> str:

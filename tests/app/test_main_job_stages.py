@@ -1,0 +1,164 @@
+"""Stage wall times and peak memory: the recorder against known allocations and sleeps, and ``ccr main-job``'s
+stages end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_ccr.app import stages
+from modeling_ccr.app.stages import StageRecorder
+from modeling_ccr.default_model import ensure_default_model
+
+BIG_BYTES = 300_000_000
+BIG_GIB = BIG_BYTES / 2**30
+SLEEP_S = 0.3
+
+MAIN_JOB_STAGES = [
+    "build or load the default model",
+    "train",
+    "load the trained model",
+    "validation: encode + prepare re-ranking",
+    "validation: choose ITM weight (scores every pair once)",
+    "validation: rank 3 ways + reports",
+    "test: encode + prepare re-ranking",
+    "test: rank 3 ways + reports",
+]
+
+needs_clear_refs = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(),
+                                      reason="resetting the peak needs Linux's /proc/self/clear_refs")
+
+
+def rss_gib() -> float:
+    """The current resident memory, from /proc/self/status (VmRSS), in GiB."""
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)[1]) / 2**20
+
+
+def touch_big_array() -> None:
+    """Allocates BIG_BYTES and writes every page, then frees them."""
+    array = np.ones(BIG_BYTES // 8)
+    assert array.sum() == BIG_BYTES // 8
+
+
+@needs_clear_refs
+def test_each_stage_reports_its_own_peak_and_wall_time():
+    recorder = StageRecorder()
+    baseline = rss_gib()
+    with recorder.stage("allocate"):
+        touch_big_array()
+    after_allocation = rss_gib()
+    with recorder.stage("sleep"):
+        time.sleep(SLEEP_S)
+    allocate, sleep = recorder.records
+    assert allocate.peak_rss_gib >= baseline + BIG_GIB - 0.01  # 10 MiB for what the process gives back meanwhile
+    assert after_allocation < baseline + 0.1  # the array is gone ...
+    assert sleep.peak_rss_gib < allocate.peak_rss_gib - 0.8 * BIG_GIB  # ... so the reset peak is far below
+    assert sleep.peak_rss_gib >= after_allocation - 0.05
+    assert (allocate.peak_rss_scope, sleep.peak_rss_scope) == ("stage", "stage")
+    assert allocate.wall_s > 0
+    assert SLEEP_S <= sleep.wall_s < SLEEP_S + 2.0
+    assert recorder.overall_peak_rss_gib() >= allocate.peak_rss_gib
+
+
+@needs_clear_refs
+def test_the_process_peak_survives_the_resets():
+    recorder = StageRecorder()
+    with recorder.stage("allocate"):
+        touch_big_array()
+    peak = recorder.records[0].peak_rss_gib
+    with recorder.stage("little"):
+        pass
+    assert recorder.overall_peak_rss_gib() >= peak
+    assert recorder.table().splitlines()[-1].startswith("| total |")
+    assert f"| {recorder.overall_peak_rss_gib():.2f} (process peak) |" in recorder.table()
+
+
+def test_without_clear_refs_the_peak_is_marked_since_start(monkeypatch, tmp_path):
+    recorder = StageRecorder()
+    with recorder.stage("allocate"):
+        touch_big_array()
+    monkeypatch.setattr(stages, "CLEAR_REFS", tmp_path / "no-proc" / "clear_refs")  # as on a system without it
+    with recorder.stage("little"):
+        pass
+    allocate, little = recorder.records
+    assert little.peak_rss_scope == "since start"
+    assert little.peak_rss_gib >= allocate.peak_rss_gib  # the lifetime peak, the earlier stage's included
+    table = recorder.table()
+    assert f"| little | {little.wall_s:.1f} |" in table and f"{little.peak_rss_gib:.2f} * |" in table
+    assert "peak RSS since the process started" in table
+    assert little.as_json()["peak_rss_scope"] == "since start"
+
+
+def test_table_rows_shares_and_json():
+    recorder = StageRecorder()
+    with recorder.stage("sleep"):
+        time.sleep(SLEEP_S)
+    time.sleep(SLEEP_S)  # outside any stage
+    table = recorder.table()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+    assert list(rows) == ["sleep", "outside the stages", "total"]
+    total_s = float(rows["total"][1])
+    assert total_s >= 2 * SLEEP_S
+    assert float(rows["sleep"][1]) + float(rows["outside the stages"][1]) == pytest.approx(total_s, abs=0.11)
+    assert int(rows["sleep"][2].rstrip("%")) == pytest.approx(100 * float(rows["sleep"][1]) / total_s, abs=2)
+    record = recorder.as_json()[0]
+    expected_keys = {"stage", "wall_s", "peak_rss_gib", "peak_rss_scope"} | ({"peak_cuda_gib"} if recorder.cuda else set())
+    assert set(record) == expected_keys
+    assert record["wall_s"] == round(recorder.records[0].wall_s, 2)
+
+
+def test_stages_do_not_nest():
+    recorder = StageRecorder()
+    with recorder.stage("outer"):
+        with pytest.raises(ValueError, match="stages do not nest"):
+            with recorder.stage("inner"):
+                pass
+    assert [record.stage for record in recorder.records] == ["outer"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA peak needs a GPU")
+def test_cuda_peak_per_stage():
+    recorder = StageRecorder()
+    with recorder.stage("gpu"):
+        block = torch.ones(2**28, device="cuda")  # 1 GiB of float32
+        del block
+    with recorder.stage("little"):
+        torch.ones(16, device="cuda")
+    gpu, little = recorder.records
+    assert gpu.peak_cuda_gib >= 1.0
+    assert little.peak_cuda_gib < 0.1
+    assert "peak CUDA GiB" in recorder.table()
+
+
+@pytest.mark.slow
+def test_main_job_records_its_stages(tmp_path):
+    model_bytes = sum(path.stat().st_size for path in ensure_default_model().glob("*.safetensors"))
+    output = tmp_path / "main"
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "main-job", "--output", str(output),
+                             "--max-steps", "2", "--k-test", "2", "--no-progress"],
+                            capture_output=True, text=True, timeout=1200)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((output / "summary.json").read_text())
+    recorded = summary["stages"]
+    assert [stage["stage"] for stage in recorded] == MAIN_JOB_STAGES
+    assert sum(stage["wall_s"] for stage in recorded) <= elapsed
+    assert all(stage["wall_s"] >= 0 and stage["peak_rss_scope"] == "stage" for stage in recorded)
+    by_name = {stage["stage"]: stage for stage in recorded}
+    for name in ("train", "load the trained model"):  # both hold the model's weights in memory
+        assert by_name[name]["peak_rss_gib"] >= model_bytes / 2**30
+    assert set(summary["timings"]) == {"build_default_s", "train_s", "eval_validation_s", "eval_test_s"}
+    table = result.stdout[result.stdout.index("stages (wall time, peak memory):"):]
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    for stage in recorded:
+        assert float(rows[stage["stage"]][1]) == pytest.approx(stage["wall_s"], abs=0.06)
+    assert "| total |" in table
