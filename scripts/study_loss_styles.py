@@ -327,6 +327,29 @@ def plot(groups: dict[str, list[dict]], path: Path) -> None:
     plt.close(figure)
 
 
+def study_settings(groups: dict[str, list[dict]], output: Path) -> dict[str, list]:
+    """The settings the finished models ran with, read from their files: ``{"max_steps": [...], "k_test":
+    [...], "threads": [...]}`` (distinct values, sorted; steps from each trained model's training_run.json)."""
+    steps, k_test, threads = set(), set(), set()
+    for results in groups.values():
+        for result in results:
+            k_test.add(result["reports"]["test_replace"]["k_test"])
+            threads.add(result["threads"])
+            record = output / "runs" / result["name"] / "train" / "model" / "training_run.json"
+            if record.is_file():
+                steps.add(json.loads(record.read_text(encoding="utf-8"))["settings"]["training"]["max_steps"])
+    return {"max_steps": sorted(steps), "k_test": sorted(k_test), "threads": sorted(threads)}
+
+
+def check_one_budget(models: list[Model], args: argparse.Namespace) -> None:
+    """Refuse to add models to a study folder whose finished models ran with other steps or k_test."""
+    settings = study_settings(collect(models, Path(args.output)), Path(args.output))
+    for name, value in (("max_steps", args.max_steps), ("k_test", args.k_test)):
+        if settings[name] and settings[name] != [value]:
+            raise SystemExit(f"{args.output} holds models of --{name.replace('_', '-')} {settings[name][0]}, not "
+                             f"{value}: rerun with that value, or choose another --output for another budget")
+
+
 def report(models: list[Model], args: argparse.Namespace) -> str:
     """The study's Markdown report from the finished models' results (also written to the output folder)."""
     from bench_common import describe_machine
@@ -335,13 +358,20 @@ def report(models: list[Model], args: argparse.Namespace) -> str:
     groups = collect(models, output)
     if not groups:
         raise SystemExit(f"no finished model under {output / 'runs'}: run the study first")
+    settings = study_settings(groups, output)
+    if len(settings["max_steps"]) > 1 or len(settings["k_test"]) > 1:
+        raise SystemExit(f"{output} mixes budgets (steps {settings['max_steps']}, k_test {settings['k_test']}): "
+                         "report each budget from its own --output")
+    steps = settings["max_steps"][0] if settings["max_steps"] else args.max_steps
+    k_test = settings["k_test"][0]
     seeds = sorted({r["seed"] for results in groups.values() for r in results if r["seed"] is not None})
     lines = [describe_machine(), "",
-             f"command: python scripts/study_loss_styles.py --output {args.output} --seeds {' '.join(map(str, args.seeds))} "
-             f"--max-steps {args.max_steps} --k-test {args.k_test} --jobs {args.jobs}"
+             f"command: python scripts/study_loss_styles.py --output {args.output} --seeds {' '.join(map(str, seeds))} "
+             f"--max-steps {steps} --k-test {k_test}"
              + ("" if set(args.groups) == set(study_groups()) else " --groups " + " ".join(map(repr, args.groups))),
-             f"budget per trained model: {args.max_steps} steps x 64 images x 10 captions (the default recipe's batch), "
-             f"seeds {seeds}; re-ranking: top {args.k_test}; combine weight chosen on validation per model", ""]
+             f"budget per trained model: {steps} steps x 64 images x 10 captions (the default recipe's batch); "
+             f"seeds {seeds}; re-ranking: top {k_test}; models ran side by side with "
+             f"{'/'.join(map(str, settings['threads']))} torch thread(s) each", ""]
     lines += summary_tables(groups) + difference_table(groups) + per_language_tables(groups) + cost_lines(groups)
     text = "\n".join(lines)
     (output / "loss_styles.md").write_text(text + "\n", encoding="utf-8")
@@ -370,6 +400,7 @@ def main() -> None:
         run_one(next(m for m in models if m.name == args.run), args)
         return
     if not args.report_only:
+        check_one_budget(models, args)
         run_all(models, args)
     print(report(models, args))
 

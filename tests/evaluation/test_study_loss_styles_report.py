@@ -23,16 +23,19 @@ def fake_report(languages: list[str], level: float) -> dict:
     per_language = {lang: {"r1": level, "r5": level + 1, "r10": level + 2, "mean_rank": 100 - level}
                     for lang in languages}
     return {"tr": per_language, "ir": per_language, "mean_recall": level + 1,
-            "mrv": {"tr": level / 10, "ir": level / 20}}
+            "mrv": {"tr": level / 10, "ir": level / 20}, "k_test": 16}
 
 
 def write_result(root: Path, name: str, group: str, seed: int | None, level: float) -> None:
     reports = {f"{subset}_{ranking}": fake_report(langs, level + (0 if ranking == "similarity" else -5))
                for subset, langs in (("test", TRAINED), ("unseen", UNSEEN)) for ranking in ("similarity", "replace")}
-    result = {"name": name, "group": group, "seed": seed, "eval_s": 10.0, "reports": reports}
+    result = {"name": name, "group": group, "seed": seed, "threads": 1, "eval_s": 10.0, "reports": reports}
+    (root / "runs" / name).mkdir(parents=True)
     if seed is not None:
         result.update(train_s=100.0, final_losses={"loss_contrastive": 2.0, "loss_itm": 0.6, "loss_mlm": 7.0})
-    (root / "runs" / name).mkdir(parents=True)
+        (root / "runs" / name / "train" / "model").mkdir(parents=True)
+        record = {"settings": {"training": {"max_steps": 100}}}
+        (root / "runs" / name / "train" / "model" / "training_run.json").write_text(json.dumps(record), encoding="utf-8")
     (root / "runs" / name / "result.json").write_text(json.dumps(result), encoding="utf-8")
 
 
@@ -56,6 +59,7 @@ def test_report_only_aggregates_seeds_and_tests_differences(tmp_path):
     printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     written = (tmp_path / "loss_styles.md").read_text(encoding="utf-8")
     assert printed.strip() == written.strip()
+    assert "--seeds 0 1 2 --max-steps 100 --k-test 16 --groups" in written  # the settings the models ran with
 
     # Summary row: mean recall = level + 1, R@1 = level, MRV TR = level / 10, mean rank = 100 - level.
     levels = list(cross_modal.values())
@@ -88,3 +92,15 @@ def test_report_only_without_results_is_one_clear_line(tmp_path):
                               capture_output=True, text=True)
     assert finished.returncode != 0
     assert finished.stderr.strip().splitlines() == [f"no finished model under {tmp_path / 'runs'}: run the study first"]
+
+
+def test_a_study_folder_refuses_models_of_another_budget(tmp_path):
+    write_result(tmp_path, "cross-modal-seed0", "cross-modal", 0, 30.0)
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    finished = subprocess.run([sys.executable, str(SCRIPT), "--output", str(tmp_path), "--max-steps", "50"],
+                              capture_output=True, text=True)
+    assert finished.returncode != 0
+    assert finished.stderr.strip().splitlines() == [
+        f"{tmp_path} holds models of --max-steps 100, not 50: rerun with that value, or choose another --output "
+        "for another budget"]
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before  # nothing started
