@@ -42,11 +42,13 @@ def main() -> None:
         job_argv = main_job_argv(args, Path(scratch) / "run")
         if args.fresh_default:  # for this process only; the cache goes with the scratch folder
             os.environ[CACHE_ENV] = str(Path(scratch) / "cache")
-        recorder = StageRecorder()
-        try:
-            main_job.run(main_job_arguments(job_argv), recorder)
+        job_args = main_job_arguments(job_argv)
+        try:  # an earlier run in --output: one line; errors of the job itself keep their traceback
+            main_job.check_outputs(Path(job_args.output), overwrite=False)
         except ValueError as error:
             parser.error(str(error))
+        recorder = StageRecorder()
+        main_job.run(job_args, recorder)
     print()
     print(describe_machine())
     print(f"command: python scripts/bench_main_job.py {shlex.join(sys.argv[1:])}".rstrip())

@@ -3,24 +3,27 @@
     python scripts/study_loss_styles.py [--output runs/loss-styles] [--seeds 0 1 2] [--max-steps 200]
         [--k-test 16] [--jobs 2] [--groups NAME ...] [--report-only]
 
-Trains, from the embedded default model, with the default recipe of ``ccr train`` (same data, images per
-step, steps, learning rates, ITM and MLM) and only the contrastive style changed, for every seed:
+Trains, from the embedded default model, with the default recipe of ``ccr train`` (its data, images per
+step, learning rates, ITM and MLM) at the study's step count (``--max-steps``, the same for every model) and
+only the contrastive style changed, for every seed:
 
 - one-to-k (released weighting), one-to-k (symmetric weighting), cross-modal, cross-lingual;
 - the linear probe as a reference (frozen towers; projections and temperature only, 1-to-K loss, no ITM or
   MLM: ``scripts/quality_vs_probe.py``'s probe, at the study's steps),
 
 and evaluates each model, and the untrained embedded default, on the embedded benchmark's test split in
-its ten trained languages and zero-shot in five CLDR languages no model trains on (ko it pt pl vi, built
-from the pinned CLDR package: ``modeling_ccr.app.dataset.unseen_languages``), by similarity and with the
-paper's ITM re-ranking of the top ``k_test`` ("replace"). Nothing is chosen on the test split, so no
+its ten trained languages and zero-shot in five CLDR languages outside the image-text training (ko it pt pl
+vi, built from the pinned CLDR package: ``modeling_ccr.app.dataset.unseen_languages``; the frozen multilingual
+text tower was pretrained on text in them), by similarity and with the paper's ITM re-ranking of the top
+``k_test`` ("replace"; the probe and the untrained model have untrained ITM heads, so their "replace" rows
+re-rank by an untrained head). Nothing is chosen on the test split, so no
 validation pass is needed. It prints, and writes to the output folder (``loss_styles.md``,
 ``loss_styles.json``, ``loss_styles.png``):
 
 - per model and ranking, the mean and standard deviation over seeds of mean recall, R@1, MRV TR / IR and
   mean rank;
-- each style's difference from one-to-k (released) with Welch's t-test over the seeds, and whether it
-  exceeds the seed-to-seed spread (p < 0.05);
+- each style's difference from one-to-k (released) with Welch's t-test over the seeds (p < 0.05: the difference
+  of the means is larger than the seed-to-seed spread explains; no correction for the number of comparisons);
 - per-language R@1 / R@5 / R@10 for TR and IR (mean over seeds);
 - training and evaluation wall times and the last logged losses.
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from quality_vs_probe import PROBE, headline
 
 FIGURES = ("mean_recall", "r1", "mrv_tr", "mrv_ir", "mean_rank")
 RANKINGS = ("similarity", "replace")
@@ -63,8 +68,6 @@ class Model:
 
 def study_groups() -> dict[str, dict | None]:
     """Group name -> training options beyond the default recipe (None: not trained)."""
-    from quality_vs_probe import PROBE
-
     probe = {key: value for key, value in PROBE.items() if key != "max_steps"}
     return {
         "untrained": None,
@@ -94,33 +97,39 @@ def run_one(model: Model, args: argparse.Namespace) -> None:
     from modeling_ccr.atomic_io import atomic_write
     from modeling_ccr.default_model import ensure_default_model
     from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
+    from modeling_ccr.training.run import find_resume_checkpoint, set_aside_incomplete_checkpoints
 
     folder = Path(args.output) / "runs" / model.name
     base = str(ensure_default_model())
     result: dict = {"name": model.name, "group": model.group, "seed": model.seed, "threads": torch.get_num_threads()}
     model_dir, start = base, time.perf_counter()
     if model.options is not None:
-        train_dir = folder / "train"
+        train_dir, checkpoints = folder / "train", folder / "train" / "checkpoints"
         if not (train_dir / "model" / "config.json").is_file():  # the model folder is published whole, last
-            resume = any((train_dir / "checkpoints").glob("checkpoint-*"))
-            trained = train(CCRTrainingArguments(output_dir=str(train_dir), seed=model.seed, max_steps=args.max_steps,
-                                                 disable_tqdm=True, resume=resume, **model.options),
-                            ModelArguments(model=base))
-            result["final_losses"] = last_losses(trained["log_history"])
+            set_aside_incomplete_checkpoints(checkpoints)
+            resume = find_resume_checkpoint(checkpoints) is not None  # else a fresh start, earlier files set aside
+            train(CCRTrainingArguments(output_dir=str(train_dir), seed=model.seed, max_steps=args.max_steps,
+                                       disable_tqdm=True, resume=resume, overwrite=not resume, **model.options),
+                  ModelArguments(model=base))
+            result["train_s"] = round(time.perf_counter() - start, 1)  # absent: trained by an earlier job
         model_dir = str(train_dir / "model")
-        result["train_s"] = round(time.perf_counter() - start, 1)
+        record = json.loads((train_dir / "model" / "training_run.json").read_text(encoding="utf-8"))
+        result.update(final_losses=last_losses(record["log_history"]), resumed=record["resumed_from"] is not None)
     start = time.perf_counter()
     network = CCRModel.from_pretrained(model_dir).eval()
-    result["reports"] = evaluate_test_split(network, AutoProcessor.from_pretrained(model_dir), model_dir,
-                                            args.k_test, folder / "eval")
+    result["reports"], result["left_out"] = evaluate_test_split(network, AutoProcessor.from_pretrained(model_dir),
+                                                                model_dir, args.k_test, folder / "eval")
     result["eval_s"] = round(time.perf_counter() - start, 1)
     text = json.dumps(result, indent=2)
     atomic_write(folder / "result.json", lambda target: target.write_text(text, encoding="utf-8"))
 
 
-def evaluate_test_split(network, processor, model_dir: str, k_test: int, output: Path) -> dict[str, dict]:
+def evaluate_test_split(network, processor, model_dir: str, k_test: int,
+                        output: Path) -> tuple[dict[str, dict], list[str]]:
     """Reports ``{"<test|unseen>_<ranking>": report}`` of the test split in the ten trained languages and in
-    the unseen ones, by similarity and with "replace" re-ranking of the top ``k_test``.
+    the unseen ones, by similarity and with "replace" re-ranking of the top ``k_test``, and the ids of test
+    images left out of both because CLDR has no name for them in an unseen language (none with the pinned
+    package; the report prints them).
 
     Both language sets are ranked in one pass over the test images with all fifteen languages' captions:
     a query's candidates are always of its own language, so each set's ranks are columns of the joint ranks.
@@ -136,7 +145,8 @@ def evaluate_test_split(network, processor, model_dir: str, k_test: int, output:
 
     unseen = unseen_language_split("test")
     test = load_benchmark("cldr-emoji", split="test")
-    test = test.select([i for i, emoji in enumerate(test["id"]) if emoji not in set(unseen.left_out)])
+    left_out = set(unseen.left_out)
+    test = test.select([i for i, emoji in enumerate(test["id"]) if emoji not in left_out])
     if test["id"] != unseen.dataset["id"]:
         raise ValueError("the unseen-language split does not follow the test split's image order")
     captions = [{**trained, **other} for trained, other in zip(test["captions"], unseen.dataset["captions"], strict=True)]
@@ -157,7 +167,7 @@ def evaluate_test_split(network, processor, model_dir: str, k_test: int, output:
                 write_report(report, {"tr": ranks.tr.numpy(), "ir": ranks.ir.numpy()},
                              output / f"{name}_{ranking}.json", overwrite=True)
                 reports[f"{name}_{ranking}"] = report
-    return reports
+    return reports, unseen.left_out
 
 
 def last_losses(log_history: list[dict]) -> dict[str, float]:
@@ -171,7 +181,7 @@ def last_losses(log_history: list[dict]) -> dict[str, float]:
 def run_all(models: list[Model], args: argparse.Namespace) -> None:
     """Run the unfinished models as subprocesses of this script, ``args.jobs`` at a time."""
     todo = [m for m in models if not (Path(args.output) / "runs" / m.name / "result.json").is_file()]
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = max(1, len(os.sched_getaffinity(0)) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running: list[tuple[Model, subprocess.Popen, float]] = []
     failed = []
@@ -201,21 +211,18 @@ def run_all(models: list[Model], args: argparse.Namespace) -> None:
         raise SystemExit(f"{len(failed)} job(s) failed: {', '.join(failed)}; rerun to retry them")
 
 
-def headline(report: dict) -> dict[str, float]:
-    """Mean recall, R@1 and mean rank averaged over both directions and every language, and MRV TR / IR."""
-    per_language = [values for direction in ("tr", "ir") for values in report[direction].values()]
-    return {"mean_recall": report["mean_recall"], "r1": float(np.mean([v["r1"] for v in per_language])),
-            "mrv_tr": report["mrv"]["tr"], "mrv_ir": report["mrv"]["ir"],
-            "mean_rank": float(np.mean([v["mean_rank"] for v in per_language]))}
-
-
 def collect(models: list[Model], output: Path) -> dict[str, list[dict]]:
-    """Group name -> the result.json of each finished model of that group."""
+    """Group name -> the result.json of each finished model of that group; finished models of other seeds or
+    groups in the folder are named on stderr (they are not reported)."""
     groups: dict[str, list[dict]] = {}
     for model in models:
         path = output / "runs" / model.name / "result.json"
         if path.is_file():
             groups.setdefault(model.group, []).append(json.loads(path.read_text(encoding="utf-8")))
+    wanted = {model.name for model in models}
+    others = sorted(path.parent.name for path in (output / "runs").glob("*/result.json") if path.parent.name not in wanted)
+    if others:
+        print(f"not reported (outside --seeds / --groups): {', '.join(others)}", file=sys.stderr)
     return groups
 
 
@@ -230,7 +237,8 @@ def summary_tables(groups: dict[str, list[dict]]) -> list[str]:
     """One table per (language set, ranking): mean ± std over seeds of the headline figures."""
     lines = []
     for evaluated, title in (("test", "test split, the 10 trained languages"),
-                             ("unseen", "test split, 5 unseen languages (ko it pt pl vi), zero-shot")):
+                             ("unseen", "test split, 5 languages outside the image-text training (ko it pt pl vi), "
+                                        "zero-shot")):
         for ranking in RANKINGS:
             lines += [f"### {title}: {ranking}", "",
                       "| model | seeds | mean recall | R@1 | MRV TR | MRV IR | mean rank |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -238,6 +246,10 @@ def summary_tables(groups: dict[str, list[dict]]) -> list[str]:
                 figures = [headline(r["reports"][f"{evaluated}_{ranking}"]) for r in results]
                 cells = " | ".join(mean_std([f[name] for f in figures]) for name in FIGURES)
                 lines.append(f"| {group} | {len(results)} | {cells} |")
+            if ranking == "replace":
+                lines += ["", "The linear probe and the untrained model have untrained ITM heads: their rows re-rank "
+                          "by an untrained head. An ITM loss at chance is 0.637 (one positive in three); the last "
+                          "logged ITM losses are in the wall-time table below."]
             lines.append("")
     return lines
 
@@ -248,19 +260,28 @@ def difference_table(groups: dict[str, list[dict]]) -> list[str]:
     from scipy.stats import ttest_ind
 
     reference = groups.get(REFERENCE_STYLE, [])
-    lines = [f"### Differences from {REFERENCE_STYLE}, similarity ranking (Welch's t-test over seeds; "
-             "'yes' where p < 0.05, i.e. the difference exceeds the seed-to-seed spread)", "",
-             "| style | languages | figure | style - reference | p | exceeds spread |", "|---|---|---|---:|---:|---|"]
+    lines = [f"### Differences from {REFERENCE_STYLE}, similarity ranking", "",
+             "Welch's t-test over seeds; 'yes' where p < 0.05: the difference of the means is larger than the "
+             "seed-to-seed spread explains. No correction for the number of comparisons. Mean recall: higher is "
+             "better; MRV: lower is better.", "",
+             "| style | seeds (style / reference) | languages | figure | style - reference | p | exceeds spread |",
+             "|---|---|---|---|---:|---:|---|"]
+    skipped = []
     for group, results in groups.items():
-        if group in ("untrained", REFERENCE_STYLE) or len(results) < 2 or len(reference) < 2:
+        if group in ("untrained", REFERENCE_STYLE):
+            continue
+        if len(results) < 2 or len(reference) < 2:
+            skipped.append(f"{group} ({len(results)} seed(s), reference {len(reference)})")
             continue
         for evaluated, label in (("test", "trained 10"), ("unseen", "unseen 5")):
             for name in ("mean_recall", "mrv_tr", "mrv_ir"):
                 ours = [headline(r["reports"][f"{evaluated}_similarity"])[name] for r in results]
                 theirs = [headline(r["reports"][f"{evaluated}_similarity"])[name] for r in reference]
                 p_value = float(ttest_ind(ours, theirs, equal_var=False).pvalue)
-                lines.append(f"| {group} | {label} | {name} | {np.mean(ours) - np.mean(theirs):+.2f} | {p_value:.3f} | "
-                             f"{'yes' if p_value < 0.05 else 'no'} |")
+                lines.append(f"| {group} | {len(ours)} / {len(theirs)} | {label} | {name} | "
+                             f"{np.mean(ours) - np.mean(theirs):+.2f} | {p_value:.3f} | {'yes' if p_value < 0.05 else 'no'} |")
+    if skipped:
+        lines += ["", "Not tested (a t-test needs at least 2 seeds on each side): " + "; ".join(skipped)]
     return lines + [""]
 
 
@@ -287,10 +308,11 @@ def per_language_tables(groups: dict[str, list[dict]]) -> list[str]:
 
 def cost_lines(groups: dict[str, list[dict]]) -> list[str]:
     """Mean training and evaluation wall time per group, and the last logged losses (mean over seeds)."""
-    lines = ["### Wall times (mean over seeds; jobs ran side by side) and the last logged losses", "",
+    lines = ["### Wall times (mean over seeds; runs resumed or trained by an earlier job are left out of train s) "
+             "and the last logged losses (each of its own objective)", "",
              "| model | train s | eval s | last contrastive / ITM / MLM loss |", "|---|---:|---:|---|"]
     for group, results in groups.items():
-        train_s = [r["train_s"] for r in results if "train_s" in r]
+        train_s = [r["train_s"] for r in results if "train_s" in r and not r.get("resumed")]
         losses = [r.get("final_losses", {}) for r in results]
         parts = [[loss[key] for loss in losses if key in loss] for key in ("loss_contrastive", "loss_itm", "loss_mlm")]
         lines.append(f"| {group} | {f'{np.mean(train_s):.0f}' if train_s else '-'} | "
@@ -328,17 +350,22 @@ def plot(groups: dict[str, list[dict]], path: Path) -> None:
 
 
 def study_settings(groups: dict[str, list[dict]], output: Path) -> dict[str, list]:
-    """The settings the finished models ran with, read from their files: ``{"max_steps": [...], "k_test":
-    [...], "threads": [...]}`` (distinct values, sorted; steps from each trained model's training_run.json)."""
-    steps, k_test, threads = set(), set(), set()
+    """The settings the finished models ran with, read from their files: ``{"max_steps", "k_test", "threads",
+    "batch", "languages"}``, each a sorted list of the distinct values (steps, images per step and the number
+    of training languages from each trained model's training_run.json)."""
+    steps, k_test, threads, batch, languages = set(), set(), set(), set(), set()
     for results in groups.values():
         for result in results:
             k_test.add(result["reports"]["test_replace"]["k_test"])
             threads.add(result["threads"])
             record = output / "runs" / result["name"] / "train" / "model" / "training_run.json"
             if record.is_file():
-                steps.add(json.loads(record.read_text(encoding="utf-8"))["settings"]["training"]["max_steps"])
-    return {"max_steps": sorted(steps), "k_test": sorted(k_test), "threads": sorted(threads)}
+                run = json.loads(record.read_text(encoding="utf-8"))
+                steps.add(run["settings"]["training"]["max_steps"])
+                batch.add(run["settings"]["training"]["per_device_train_batch_size"])
+                languages.add(len(run["languages"]))
+    return {"max_steps": sorted(steps), "k_test": sorted(k_test), "threads": sorted(threads), "batch": sorted(batch),
+            "languages": sorted(languages)}
 
 
 def check_one_budget(models: list[Model], args: argparse.Namespace) -> None:
@@ -365,13 +392,17 @@ def report(models: list[Model], args: argparse.Namespace) -> str:
     steps = settings["max_steps"][0] if settings["max_steps"] else args.max_steps
     k_test = settings["k_test"][0]
     seeds = sorted({r["seed"] for results in groups.values() for r in results if r["seed"] is not None})
+    left_out = sorted({emoji for results in groups.values() for r in results for emoji in r.get("left_out", [])})
+    num_images = sorted({r["reports"]["test_similarity"]["num_images"] for results in groups.values() for r in results})
     lines = [describe_machine(), "",
              f"command: python scripts/study_loss_styles.py --output {args.output} --seeds {' '.join(map(str, seeds))} "
              f"--max-steps {steps} --k-test {k_test}"
-             + ("" if set(args.groups) == set(study_groups()) else " --groups " + " ".join(map(repr, args.groups))),
-             f"budget per trained model: {steps} steps x 64 images x 10 captions (the default recipe's batch); "
-             f"seeds {seeds}; re-ranking: top {k_test}; models ran side by side with "
-             f"{'/'.join(map(str, settings['threads']))} torch thread(s) each", ""]
+             + ("" if set(args.groups) == set(study_groups()) else " --groups " + shlex.join(args.groups)),
+             f"budget per trained model: {steps} steps x {'/'.join(map(str, settings['batch']))} images x "
+             f"{'/'.join(map(str, settings['languages']))} captions; seeds {seeds}; re-ranking: top {k_test}; "
+             f"{'/'.join(map(str, settings['threads']))} torch thread(s) per model",
+             f"test images: {'/'.join(map(str, num_images))}" + (f" (left out, no CLDR name in an unseen language: {', '.join(left_out)})"
+                                             if left_out else ""), ""]
     lines += summary_tables(groups) + difference_table(groups) + per_language_tables(groups) + cost_lines(groups)
     text = "\n".join(lines)
     (output / "loss_styles.md").write_text(text + "\n", encoding="utf-8")

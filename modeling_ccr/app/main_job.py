@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -67,7 +67,7 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
     keys / values), on validation "validation: choose ITM weight (scores every pair once)" and "<split>: rank
     3 ways + reports".
     """
-    stage = recorder.stage if recorder is not None else _no_stage
+    stage = recorder.stage if recorder is not None else (lambda name: nullcontext())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with stage("load the trained model"):
         model = CCRModel.from_pretrained(model_dir).to(device).eval()
@@ -161,11 +161,6 @@ def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
     print(f"summary: {output / 'summary.json'}")
     print(f"stages (wall time, peak memory):\n{recorder.table()}")
     return 0
-
-
-def _no_stage(name: str) -> AbstractContextManager:
-    """What ``recorder.stage`` is without a recorder: nothing."""
-    return nullcontext()
 
 
 def _fmt(value: float | None) -> str:

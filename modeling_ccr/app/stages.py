@@ -86,11 +86,11 @@ class StageRecorder:
         if self._open is not None:
             raise ValueError(f"stage {name!r} started inside stage {self._open!r}: stages do not nest, "
                              "end the first before starting the next")
-        self._open = name
         scope = self._reset_peak()
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+        self._open = name
         start = time.perf_counter()
         try:
             yield

@@ -63,21 +63,21 @@ def test_each_stage_reports_its_own_peak_and_wall_time():
     assert sleep.peak_rss_gib < allocate.peak_rss_gib - 0.8 * BIG_GIB  # ... so the reset peak is far below
     assert sleep.peak_rss_gib >= after_allocation - 0.05
     assert (allocate.peak_rss_scope, sleep.peak_rss_scope) == ("stage", "stage")
-    assert allocate.wall_s > 0
     assert SLEEP_S <= sleep.wall_s < SLEEP_S + 2.0
-    assert recorder.overall_peak_rss_gib() >= allocate.peak_rss_gib
 
 
 @needs_clear_refs
 def test_the_process_peak_survives_the_resets():
     recorder = StageRecorder()
+    before = rss_gib()
     with recorder.stage("allocate"):
         touch_big_array()
-    peak = recorder.records[0].peak_rss_gib
     with recorder.stage("little"):
         pass
-    assert recorder.overall_peak_rss_gib() >= peak
-    assert recorder.table().splitlines()[-1].startswith("| total |")
+    assert rss_gib() < before + 0.1  # the array is gone, and the last reset lowered the process's VmHWM ...
+    overall = recorder.overall_peak_rss_gib()
+    assert overall >= before + BIG_GIB - 0.01  # ... yet the overall peak still holds the allocation
+    assert recorder.table().splitlines()[-1].startswith("| total |") and f"{overall:.2f} (process peak)" in recorder.table()
     assert f"| {recorder.overall_peak_rss_gib():.2f} (process peak) |" in recorder.table()
 
 

@@ -112,6 +112,19 @@ def cldr_key(unified: str) -> str:
     return "".join(chr(int(code, 16)) for code in unified.split("-")).replace(VARIATION_SELECTOR, "")
 
 
+def cldr_names(
+    cldr: CldrAnnotations, unified: str, languages: Sequence[str]
+) -> tuple[dict[str, str], dict[str, list[str]]] | None:
+    """An emoji's caption (its first ``tts`` name) and keywords (``default``) per language, from its unified
+    code points (any case, e.g. ``"263A-FE0F"``); None when it has no name in one of ``languages``."""
+    key = cldr_key(unified)
+    names = [cldr.annotations[lang].get(key) for lang in languages]
+    if not all(name and name.get("tts") for name in names):
+        return None
+    pairs = list(zip(languages, names, strict=True))
+    return {lang: name["tts"][0] for lang, name in pairs}, {lang: list(name.get("default", [])) for lang, name in pairs}
+
+
 def join_emoji_names(
     package: EmojiPackage, cldr: CldrAnnotations, languages: Sequence[str]
 ) -> list[EmojiRecord]:
@@ -121,18 +134,15 @@ def join_emoji_names(
         image = package.images.get(entry.get("image", ""))
         if not entry.get("has_img_google") or image is None:
             continue
-        key = cldr_key(entry["unified"])
-        names = [cldr.annotations[lang].get(key) for lang in languages]
-        if not all(name and name.get("tts") for name in names):
+        named = cldr_names(cldr, entry["unified"], languages)
+        if named is None:
             continue
         record = EmojiRecord(
             id=entry["unified"].lower(),
             image=image,
             image_name=entry["image"],
-            captions={lang: name["tts"][0] for lang, name in zip(languages, names, strict=True)},
-            keywords={
-                lang: list(name.get("default", [])) for lang, name in zip(languages, names, strict=True)
-            },
+            captions=named[0],
+            keywords=named[1],
             category=entry["category"],
         )
         if record.id in records:

@@ -1,5 +1,5 @@
-"""A split of the embedded benchmark captioned in languages the default model never trains on, for zero-shot
-evaluation.
+"""A split of the embedded benchmark captioned in languages outside its image-text training, for zero-shot
+evaluation (the multilingual text tower was pretrained on text in them; no image was ever paired with them).
 
 The images and ids are those of a ``cldr-emoji`` split; the captions and keywords are the CLDR short names
 (``tts``) and keywords (``default``) of other languages, read from the same pinned ``cldr-annotations-full``
@@ -19,13 +19,13 @@ import datasets
 
 from ...data import DEFAULT_LANGUAGES, load_benchmark
 from ...data.schema import common_features
-from .emoji_source import CLDR_PACKAGE, cldr_key, read_cldr_annotations
+from .emoji_source import CLDR_PACKAGE, cldr_names, read_cldr_annotations
 from .npm_fetch import fetch_tarball
 
 logger = logging.getLogger(__name__)
 
-# Five CLDR languages outside the ten the benchmark trains on, in five scripts' and families' mix: Korean
-# (Hangul), Italian, Portuguese, Polish (Latin with diacritics) and Vietnamese (Latin with stacked tones).
+# Five CLDR languages outside the ten the benchmark trains on: Korean (Hangul), Italian and Portuguese
+# (Romance), Polish (Slavic, Latin script with diacritics) and Vietnamese (Latin script with stacked tones).
 UNSEEN_LANGUAGES: tuple[str, ...] = ("ko", "it", "pt", "pl", "vi")
 
 
@@ -62,17 +62,12 @@ def unseen_language_split(
     columns: dict[str, list] = {"id": [], "image": [], "captions": [], "keywords": [], "category": []}
     left_out = []
     for row in base:
-        key = cldr_key(row["id"])
-        names = [cldr.annotations[lang].get(key) for lang in languages]
-        if not all(name and name.get("tts") for name in names):
+        named = cldr_names(cldr, row["id"], languages)
+        if named is None:
             left_out.append(row["id"])
             continue
-        columns["id"].append(row["id"])
-        columns["image"].append(row["image"])
-        columns["captions"].append({lang: name["tts"][0] for lang, name in zip(languages, names, strict=True)})
-        columns["keywords"].append({lang: list(name.get("default", [])) for lang, name in zip(languages, names,
-                                                                                               strict=True)})
-        columns["category"].append(row["category"])
+        for column, value in zip(columns, (row["id"], row["image"], *named, row["category"]), strict=True):
+            columns[column].append(value)
     if left_out:
         logger.warning("cldr-emoji %s: %d of %d images have no CLDR name in one of %s and are left out: %s", split,
                        len(left_out), len(base), ", ".join(languages), ", ".join(left_out))
