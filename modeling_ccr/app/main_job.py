@@ -142,7 +142,8 @@ def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
     with recorder.stage("train"):
         result = train(training_args, ModelArguments(model=str(base_dir)))
     timings["train_s"] = round(time.perf_counter() - start, 1)
-    print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {result['final_loss']:.4f}")
+    loss = "n/a (no step logged)" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
+    print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {loss}")
 
     evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress,
                                        overwrite=replace, recorder=recorder)

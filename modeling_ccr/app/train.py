@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +79,6 @@ def run_argv(argv: list[str], prog: str, description: str) -> int:
     if PartialState().is_main_process:
         loss = result["final_loss"]
         print(f"training wall time {wall:.1f} s, {result['steps']} steps, final loss "
-              f"{loss:.4f}" if math.isfinite(loss) else f"training wall time {wall:.1f} s")
+              + ("n/a (no step logged)" if loss is None else f"{loss:.4f}"))
         print(f"model saved to {result['model_dir']}")
     return 0

@@ -270,7 +270,8 @@ def _resume_checkpoint(args: CCRTrainingArguments, checkpoint_dir: Path) -> Path
 def train(
     args: CCRTrainingArguments, model_args: ModelArguments | None = None, data_args: DataArguments | None = None
 ) -> dict[str, Any]:
-    """Run one training; returns ``{"model_dir", "steps", "final_loss", "log_history"}``."""
+    """Run one training; returns ``{"model_dir", "steps", "final_loss", "log_history"}``, where ``final_loss`` is
+    the last logged loss, or None when no step was logged (``max_steps`` below ``logging_steps``)."""
     model_args = model_args or ModelArguments()
     data_args = data_args or DataArguments()
     output = Path(args.output_dir)
@@ -327,7 +328,7 @@ def train(
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     wall = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    final_loss = float(losses[-1]) if losses else float("nan")
+    final_loss = float(losses[-1]) if losses else None  # None, not NaN: training_run.json stays strict JSON
     if trainer.is_world_process_zero():
         record = {
             "settings": {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args),

@@ -154,3 +154,17 @@ def test_resume_sets_incomplete_checkpoints_aside_before_looking(tiny_run):
     with pytest.raises(ValueError, match="no complete checkpoint"):
         train(args, ModelArguments(model=str(model_dir)), DataArguments(dataset=str(data_dir)))
     assert not half.exists() and len(list((output / "checkpoints").glob("incomplete-checkpoint-2-*"))) == 1
+
+
+def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_json(tiny_run):
+    model_dir, data_dir, output = tiny_run
+    finished = subprocess.run(train_command(model_dir, data_dir, output, "--max-steps", "1", "--logging-steps", "5"),
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert "1 steps, final loss n/a (no step logged)" in finished.stdout
+
+    def refuse(constant):
+        raise AssertionError(f"training_run.json holds {constant}, which strict JSON has not")
+
+    record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"), parse_constant=refuse)
+    assert record["steps"] == 1 and record["final_loss"] is None
