@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 from quality_vs_probe import PROBE, headline
 
+from modeling_ccr.atomic_io import atomic_write
+
 FIGURES = ("mean_recall", "r1", "mrv_tr", "mrv_ir", "mean_rank")
 RANKINGS = ("similarity", "replace")
 REFERENCE_STYLE = "one-to-k (released)"
@@ -94,7 +96,6 @@ def run_one(model: Model, args: argparse.Namespace) -> None:
     from transformers import AutoProcessor
 
     from modeling_ccr import CCRModel
-    from modeling_ccr.atomic_io import atomic_write
     from modeling_ccr.default_model import ensure_default_model
     from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
     from modeling_ccr.training.run import find_resume_checkpoint, set_aside_incomplete_checkpoints
@@ -226,6 +227,11 @@ def collect(models: list[Model], output: Path) -> dict[str, list[dict]]:
     return groups
 
 
+def seed_figures(results: list[dict], report: str, name: str) -> list[float]:
+    """One headline figure (:data:`FIGURES`) of one report (``"<test|unseen>_<ranking>"``), per seed."""
+    return [headline(result["reports"][report])[name] for result in results]
+
+
 def mean_std(values: list[float]) -> str:
     """``mean ± std`` over seeds (sample std, ddof 1), or the single value."""
     if len(values) == 1:
@@ -243,8 +249,7 @@ def summary_tables(groups: dict[str, list[dict]]) -> list[str]:
             lines += [f"### {title}: {ranking}", "",
                       "| model | seeds | mean recall | R@1 | MRV TR | MRV IR | mean rank |", "|---|---:|---:|---:|---:|---:|---:|"]
             for group, results in groups.items():
-                figures = [headline(r["reports"][f"{evaluated}_{ranking}"]) for r in results]
-                cells = " | ".join(mean_std([f[name] for f in figures]) for name in FIGURES)
+                cells = " | ".join(mean_std(seed_figures(results, f"{evaluated}_{ranking}", name)) for name in FIGURES)
                 lines.append(f"| {group} | {len(results)} | {cells} |")
             if ranking == "replace":
                 lines += ["", "The linear probe and the untrained model have untrained ITM heads: their rows re-rank "
@@ -275,8 +280,8 @@ def difference_table(groups: dict[str, list[dict]]) -> list[str]:
             continue
         for evaluated, label in (("test", "trained 10"), ("unseen", "unseen 5")):
             for name in ("mean_recall", "mrv_tr", "mrv_ir"):
-                ours = [headline(r["reports"][f"{evaluated}_similarity"])[name] for r in results]
-                theirs = [headline(r["reports"][f"{evaluated}_similarity"])[name] for r in reference]
+                ours = seed_figures(results, f"{evaluated}_similarity", name)
+                theirs = seed_figures(reference, f"{evaluated}_similarity", name)
                 p_value = float(ttest_ind(ours, theirs, equal_var=False).pvalue)
                 lines.append(f"| {group} | {len(ours)} / {len(theirs)} | {label} | {name} | "
                              f"{np.mean(ours) - np.mean(theirs):+.2f} | {p_value:.3f} | {'yes' if p_value < 0.05 else 'no'} |")
@@ -336,7 +341,7 @@ def plot(groups: dict[str, list[dict]], path: Path) -> None:
     for axis, (title, series) in zip(axes, panels, strict=True):
         width = 0.8 / len(series)
         for number, (evaluated, figure_name, label) in enumerate(series):
-            values = [[headline(r["reports"][f"{evaluated}_similarity"])[figure_name] for r in groups[g]] for g in names]
+            values = [seed_figures(groups[g], f"{evaluated}_similarity", figure_name) for g in names]
             positions = np.arange(len(names)) + (number - (len(series) - 1) / 2) * width
             axis.bar(positions, [np.mean(v) for v in values], width,
                      yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], capsize=3, label=label)
@@ -345,7 +350,7 @@ def plot(groups: dict[str, list[dict]], path: Path) -> None:
         axis.legend()
     figure.suptitle("Loss styles on cldr-emoji test (similarity ranking), mean ± std over seeds")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    atomic_write(path, lambda target: figure.savefig(target, dpi=110, format="png"))
     plt.close(figure)
 
 
@@ -401,12 +406,13 @@ def report(models: list[Model], args: argparse.Namespace) -> str:
              f"budget per trained model: {steps} steps x {'/'.join(map(str, settings['batch']))} images x "
              f"{'/'.join(map(str, settings['languages']))} captions; seeds {seeds}; re-ranking: top {k_test}; "
              f"{'/'.join(map(str, settings['threads']))} torch thread(s) per model",
-             f"test images: {'/'.join(map(str, num_images))}" + (f" (left out, no CLDR name in an unseen language: {', '.join(left_out)})"
-                                             if left_out else ""), ""]
+             f"test images: {'/'.join(map(str, num_images))}"
+             + (f" (left out, no CLDR name in an unseen language: {', '.join(left_out)})" if left_out else ""), ""]
     lines += summary_tables(groups) + difference_table(groups) + per_language_tables(groups) + cost_lines(groups)
     text = "\n".join(lines)
-    (output / "loss_styles.md").write_text(text + "\n", encoding="utf-8")
-    (output / "loss_styles.json").write_text(json.dumps(groups, indent=2), encoding="utf-8")
+    atomic_write(output / "loss_styles.md", lambda target: target.write_text(text + "\n", encoding="utf-8"))
+    atomic_write(output / "loss_styles.json", lambda target: target.write_text(json.dumps(groups, indent=2),
+                                                                               encoding="utf-8"))
     plot(groups, output / "loss_styles.png")
     return text
 
