@@ -650,9 +650,14 @@ class CCRModel(CCRPreTrainedModel):
         ``image_index`` (long ``[M]``) image_tokens holds each distinct image once (``[U, P, Cv]``) and text
         row m is paired with image ``image_index[m]``; the cross-attention keys and values are then
         computed once per image, which is what makes scoring many pairs of few images cheap. Inputs that do
-        not pair up (see :func:`check_fusion_inputs`) raise a ValueError.
+        not pair up (see :func:`check_fusion_inputs`) raise a ValueError. Images that no row pairs with are
+        left out before the keys and values are computed (a training step pairs a few of its batch's images).
         """
         check_fusion_inputs(text_states, attention_mask, image_tokens, image_index)
+        if image_index is not None:
+            used, image_index = torch.unique(image_index, return_inverse=True)
+            if len(used) < image_tokens.shape[0]:
+                image_tokens = image_tokens[used]
         return self.fusion(text_states, attention_mask, image_tokens, image_index)
 
     def itm_logits(

@@ -7,11 +7,13 @@ import datetime
 import os
 import platform
 import resource
+from dataclasses import dataclass
 
 import torch
 import transformers
 
 from modeling_ccr import CCRConfig, CCRModel
+from modeling_ccr.allocator import allocator_state
 
 VOCAB = 250_037  # XLM-R's vocabulary as used by multilingual-e5-small
 
@@ -53,6 +55,42 @@ def describe_machine() -> str:
         f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
         f"torch threads {torch.get_num_threads()}"
     )
+
+
+@dataclass(frozen=True)
+class CpuCounters:
+    """This process's CPU accounting (all threads): user and kernel seconds, minor page faults; subtract two
+    snapshots for what happened between them."""
+
+    user: float
+    kernel: float
+    minor_faults: int
+
+    @classmethod
+    def now(cls) -> CpuCounters:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(usage.ru_utime, usage.ru_stime, usage.ru_minflt)
+
+    def __sub__(self, earlier: CpuCounters) -> CpuCounters:
+        return CpuCounters(self.user - earlier.user, self.kernel - earlier.kernel,
+                           self.minor_faults - earlier.minor_faults)
+
+    def __add__(self, other: CpuCounters) -> CpuCounters:
+        return CpuCounters(self.user + other.user, self.kernel + other.kernel,
+                           self.minor_faults + other.minor_faults)
+
+    def describe(self, units: int, unit: str) -> str:
+        """``"CPU 12.3 s (kernel 4.5%), 1,234 minor page faults per step"`` for ``units`` steps (images, ...)."""
+        total = self.user + self.kernel
+        share = 100 * self.kernel / total if total else 0.0
+        return (f"CPU {total:.1f} s (user {self.user:.1f} s, kernel {self.kernel:.1f} s = {share:.1f}%), "
+                f"{self.minor_faults / max(units, 1):,.0f} minor page faults per {unit}")
+
+
+def allocator_line() -> str:
+    """The allocator setting this process runs with (:func:`modeling_ccr.allocator.allocator_state`)."""
+    state = allocator_state()
+    return f"allocator: {state['allocator']}, {'tuned' if state['tuned'] else 'not tuned'} ({state['reason']})"
 
 
 def peak_memory(device: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from gradio_client import Client, handle_file
 
+from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.demo import handlers
 from modeling_ccr.app.demo.app import build_demo, launch_demo
 from modeling_ccr.app.index import GalleryIndex, build_index
@@ -45,6 +46,7 @@ def timed(call, repeats: int) -> list[float]:
 
 
 def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a CCR model folder (default: the embedded default)")
     parser.add_argument("--images", default="cldr-emoji", help="image folder or benchmark (default cldr-emoji test)")

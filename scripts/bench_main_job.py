@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench_common import describe_machine
 
+from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app import main_job
 from modeling_ccr.app.cli import positive_int
 from modeling_ccr.app.stages import StageRecorder
@@ -31,6 +32,7 @@ from modeling_ccr.cache import CACHE_ENV
 
 
 def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=positive_int, help="training steps (default: the main job's)")
     parser.add_argument("--k-test", type=positive_int, help="candidates re-ranked per query (default: the main job's)")

@@ -40,6 +40,7 @@ import torch
 from bench_common import default_shaped_model, describe_machine, peak_memory
 
 from modeling_ccr import CCRModel
+from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.captions import image_major_captions
 from modeling_ccr.data.load import load_benchmark
 from modeling_ccr.default_model import ensure_default_model
@@ -264,6 +265,7 @@ def section_faiss(args) -> None:
 
 
 def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--random-weights", action="store_true", help="default-shaped random model, no data")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.main_job import RANKINGS, evaluate_on_benchmark
 from modeling_ccr.default_model import ensure_default_model
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
@@ -42,6 +43,7 @@ def headline(report: dict) -> dict:
 
 
 def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="runs/quality", help="folder for both runs (must not hold them yet)")
     parser.add_argument("--seed", type=int, default=0)

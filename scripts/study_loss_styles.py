@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from quality_vs_probe import PROBE, headline
 
+from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.atomic_io import atomic_write
 
 FIGURES = ("mean_recall", "r1", "mrv_tr", "mrv_ir", "mean_rank")
@@ -418,6 +419,7 @@ def report(models: list[Model], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="runs/loss-styles", help="study folder (finished models are reused)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

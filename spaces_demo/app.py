@@ -15,9 +15,13 @@ try:
 except ImportError:  # run from a clone of the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modeling_ccr.app.demo.app import build_demo, launch_demo
-from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default
-from modeling_ccr.app.index.session import load_model
+from modeling_ccr.allocator import tune_allocator
+
+tune_allocator()  # before the model and the gallery load (modeling_ccr.allocator says why)
+
+from modeling_ccr.app.demo.app import build_demo, launch_demo  # noqa: E402
+from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default  # noqa: E402
+from modeling_ccr.app.index.session import load_model  # noqa: E402
 
 
 def model_folder(setting):

@@ -1,14 +1,12 @@
 """Overwrite safety of every writer: an existing output is refused without --overwrite (every byte kept),
 replaced with it (the user's other files kept byte for byte, stale artifacts gone), and a write that fails
-midway leaves the old output complete. CLI cases run the real ``ccr`` in a subprocess."""
+midway leaves the old output complete. CLI cases run the real ``ccr`` main (in this process)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from modeling_ccr import atomic_io
+from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.atomic_io import OutputKind, atomic_write, write_output
 from modeling_ccr.default_model import save_model_folder
 from modeling_ccr.evaluation.report import write_report
@@ -54,11 +53,10 @@ def siblings(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith("."))
 
 
-def ccr(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+def ccr(*args: str) -> subprocess.CompletedProcess:
+    """``ccr ARGS`` run in this process: its exit code and what it printed (the process boundary is not what
+    these tests check, and a fresh interpreter per call cost seconds of imports each)."""
+    return run_ccr_in_process(*args)
 
 
 def assert_refused(result: subprocess.CompletedProcess, output: Path) -> None:
@@ -287,7 +285,7 @@ def test_main_job_refuses_an_earlier_run_before_any_work(tmp_path):
     (run / "summary.json").write_text(json.dumps({"model_dir": "x", "steps": 1, "timings": {}}))
     add_user_files(run)
     before = tree(run)
-    result = ccr("main-job", "--output", str(run), "--max-steps", "1", timeout=120)
+    result = ccr("main-job", "--output", str(run), "--max-steps", "1")
     assert_refused(result, run / "summary.json")
     assert "embedded default model" not in result.stdout  # refused before building or training anything
     assert tree(run) == before

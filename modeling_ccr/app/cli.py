@@ -21,6 +21,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..allocator import tune_allocator
+
 DEBUG_FLAG = "--debug"
 # What a user's input can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
@@ -157,6 +159,7 @@ def _run_command(entry: tuple[tuple[str, ...], str, str], argv: list[str]) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocator()  # every command, before the first large allocation (modeling_ccr.allocator says why)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("CCR_DEBUG") == "1"
     argv = [word for word in argv if word != DEBUG_FLAG]

@@ -139,8 +139,7 @@ def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
     start = time.perf_counter()
     training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
                                          resume=args.resume, overwrite=args.overwrite, disable_tqdm=args.no_progress)
-    with recorder.stage("train"):
-        result = train(training_args, ModelArguments(model=str(base_dir)))
+    result = train(training_args, ModelArguments(model=str(base_dir)), stage=recorder.stage)  # its stages: train: ...
     timings["train_s"] = round(time.perf_counter() - start, 1)
     loss = "n/a (no step logged)" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {loss}")

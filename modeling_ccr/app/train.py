@@ -22,6 +22,7 @@ from accelerate import PartialState
 from transformers import HfArgumentParser
 
 from ..data.arguments import DataArguments
+from ..process_group import end_process_group
 from ..training.run import CCRTrainingArguments, ModelArguments, train
 from .cli import DefaultsHelpFormatter, OneLineErrors
 
@@ -81,4 +82,5 @@ def run_argv(argv: list[str], prog: str, description: str) -> int:
         print(f"training wall time {wall:.1f} s, {result['steps']} steps, final loss "
               + ("n/a (no step logged)" if loss is None else f"{loss:.4f}"))
         print(f"model saved to {result['model_dir']}")
+    end_process_group()  # under a launcher: every process, once the trainer and its DDP model are gone
     return 0

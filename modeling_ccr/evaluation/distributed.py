@@ -17,6 +17,8 @@ import torch.distributed as dist
 from accelerate import PartialState
 from accelerate.utils import gather, gather_object, pad_across_processes
 
+from ..process_group import end_process_group
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -66,9 +68,11 @@ class DistributedContext:
 
     def close(self) -> None:
         """Leave the process group if :func:`setup_distributed` created it (the end of this process's
-        collective work: the process-wide ``PartialState`` is not made again)."""
+        collective work: the process-wide ``PartialState`` is not made again). Every process must call it:
+        it waits for the others, then destroys the group once nothing uses it
+        (:func:`~modeling_ccr.process_group.end_process_group`)."""
         if self.owns_process_group:
-            PartialState().destroy_process_group()
+            end_process_group()
 
 
 def setup_distributed(device: str | None = None) -> DistributedContext:

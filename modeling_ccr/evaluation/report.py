@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from evaluate_mrv.rank_variance import rank_spread_per_instance
 
+from ..allocator import allocator_state
 from ..atomic_io import OutputKind, atomic_write, check_output_files, is_json_object_with
 from .metrics import RECALL_KS
 from .ranks import DIRECTIONS
@@ -46,6 +47,7 @@ def build_report(
     """The JSON report: run description plus :func:`~modeling_ccr.evaluation.metrics.retrieval_metrics`.
 
     ``rerank_mode`` / ``itm_weight`` say how the top ``k_test`` were re-ranked (ignored without ``k_test``).
+    ``allocator`` records the memory allocator setting of the process (:mod:`modeling_ccr.allocator`).
     """
     reranking = None if k_test is None else {"mode": rerank_mode, "itm_weight": itm_weight if rerank_mode == "combine" else None}
     return {
@@ -65,6 +67,7 @@ def build_report(
         "recall_unit": "percent",
         "rank_base": "mean_rank and median_rank are 1-based; MRV does not depend on the base",
         "tie_rule": TIE_RULE,
+        "allocator": allocator_state(),
     }
 
 

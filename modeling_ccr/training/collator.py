@@ -8,7 +8,7 @@ refuses a missing or blank caption, naming the image and the language.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..processing_ccr import CCRProcessor
@@ -26,9 +26,15 @@ class CCRDataCollator:
         keyword_probability: with this probability a caption is replaced by one of its language's keywords
             (CLDR ``default`` lists), a light augmentation; 0 disables it.
         seed: seeds the augmentation.
+        images_cached: optional test ``image_ids -> bool``, e.g. the training objective's
+            :meth:`~modeling_ccr.training.feature_cache.FrozenFeatureCache.holds_images`: when it is true for
+            a batch's ids, the batch carries ``pixel_values=None`` and its images are not decoded or resized
+            (the objective reads their features from its cache), which saves a training step on a CPU
+            about a tenth of its time.
     """
 
-    def __init__(self, processor: CCRProcessor, languages: Sequence[str], keyword_probability: float = 0.0, seed: int = 0):
+    def __init__(self, processor: CCRProcessor, languages: Sequence[str], keyword_probability: float = 0.0, seed: int = 0,
+                 images_cached: Callable[[list[str]], bool] | None = None):
         if not languages:
             raise ValueError("languages is empty: give the K language codes to train on")
         if not 0.0 <= keyword_probability <= 1.0:
@@ -37,6 +43,7 @@ class CCRDataCollator:
         self.languages = list(languages)
         self.keyword_probability = keyword_probability
         self.random = random.Random(seed)
+        self.images_cached = images_cached
 
     def _caption(self, row: dict[str, Any], language: str) -> str | None:
         caption = row["captions"].get(language)
@@ -48,7 +55,11 @@ class CCRDataCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         captions = [{language: self._caption(row, language) for language in self.languages} for row in rows]
-        batch = dict(self.processor(images=[row["image"] for row in rows], captions=captions))
-        if all("id" in row for row in rows):
-            batch["image_ids"] = [str(row["id"]) for row in rows]  # keys the objective's image-token cache
+        image_ids = [str(row["id"]) for row in rows] if all("id" in row for row in rows) else None
+        if image_ids is not None and self.images_cached is not None and self.images_cached(image_ids):
+            batch = {"pixel_values": None, **self.processor(captions=captions)}
+        else:
+            batch = dict(self.processor(images=[row["image"] for row in rows], captions=captions))
+        if image_ids is not None:
+            batch["image_ids"] = image_ids  # keys the objective's image-token cache
         return batch

@@ -12,6 +12,7 @@ baselines do, so the comparison of styles is not blurred by multilingual fusion 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -136,20 +137,19 @@ class CCRObjective:
     def __call__(
         self,
         model,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         image_ids: list[str] | None = None,
     ) -> dict[str, torch.Tensor]:
         """pixel_values ``[N, 3, H, W]``, image-major input_ids / attention_mask ``[N*K, L]`` -> losses.
 
-        ``image_ids`` (N strings, from the collator) key the image-token cache when it is on.
+        ``image_ids`` (N strings, from the collator) key the image-token cache when it is on; with every
+        image in the cache, ``pixel_values`` may be None.
         """
         image_tokens = self._image_tokens(model, pixel_values, image_ids)
         image_embeds = model.project_image_tokens(image_tokens)
-        n_frozen = leading_frozen_layers(model) if self.feature_cache is not None else 0
-        if model.text_model.config._attn_implementation not in (None, "eager", "sdpa"):
-            n_frozen = 0  # the cached path builds an additive mask, which only eager and SDPA attention take
+        n_frozen = self._cached_text_layers(model)
         if n_frozen:
             text_states = self.feature_cache.texts(model, input_ids, attention_mask, n_frozen)
         else:
@@ -169,16 +169,58 @@ class CCRObjective:
             triplets = ItmTriplets(*(indices[: self.fusion_batch_size] for indices in triplets))
         if self.weights["itm"]:
             image_index, text_index, labels = build_itm_pairs(triplets)
-            fused = model.fuse(text_states[text_index], attention_mask[text_index], image_tokens, image_index)
+            mask, states = trim_padding(attention_mask[text_index], text_states[text_index])
+            fused = model.fuse(states, mask, image_tokens, image_index)
             parts["itm"] = itm_loss(model.itm_head(fused[:, 0]), labels)
         if self.weights["mlm"]:
             parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text, k)
         loss = sum(self.weights[name] * value for name, value in parts.items())
         return {"loss": loss, **parts, "temperature": temperature.detach()}
 
-    def _image_tokens(self, model, pixel_values: torch.Tensor, image_ids: list[str] | None) -> torch.Tensor:
+    def prefill_feature_cache(self, model, batches: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """Fill the frozen-feature cache in one pass before training, so that no training step computes
+        frozen features: ``batches`` are collator outputs (``pixel_values``, ``image_ids``, ``input_ids``,
+        ``attention_mask``) over the training data, as large as memory allows (no gradients are kept).
+
+        Fills exactly what the steps would look up (the same features, computed the same way): the image
+        tokens of a frozen tower or the maps of its frozen lower blocks, and the states after the frozen
+        text layers. Texts the steps meet later (keyword captions drawn by the collator's augmentation) are
+        still cached when first met. Returns ``{"images": n, "texts": m}``, the cache's sizes; a no-op
+        without a cache.
+        """
+        cache = self.feature_cache
+        if cache is None:
+            return {"images": 0, "texts": 0}
+        n_text_layers = self._cached_text_layers(model)
+        tower = model.vision_model
+        tower_frozen = not any(p.requires_grad for p in tower.parameters())
+        n_blocks = 0 if tower_frozen else leading_frozen_vision_blocks(tower)
+        device = next(model.parameters()).device
+        for batch in batches:
+            image_ids = batch.get("image_ids")
+            if image_ids is not None and tower_frozen:
+                tower.eval()  # as the steps run a frozen tower
+                cache.fill_image_tokens(model, batch["pixel_values"].to(device), image_ids)
+            elif image_ids is not None and n_blocks:
+                cache.fill_image_maps(model, batch["pixel_values"].to(device), image_ids, n_blocks)
+            if n_text_layers:
+                cache.fill_texts(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                 n_text_layers)
+        return {"images": len(cache.image_tokens) + len(cache.image_maps), "texts": len(cache.text_states)}
+
+    def _cached_text_layers(self, model) -> int:
+        """How many bottom text layers the cache serves: the frozen ones, when the cache is on (0 otherwise)."""
+        if self.feature_cache is None:
+            return 0
+        if model.text_model.config._attn_implementation not in (None, "eager", "sdpa"):
+            return 0  # the cached path builds an additive mask, which only eager and SDPA attention take
+        return leading_frozen_layers(model)
+
+    def _image_tokens(self, model, pixel_values: torch.Tensor | None, image_ids: list[str] | None) -> torch.Tensor:
         """Image tokens ``[N, P, Cv]``: a frozen tower's (or its frozen lower blocks') output comes from the
         cache when it is on; frozen parts run in eval mode, so their batch-norm statistics stay as loaded."""
+        if pixel_values is None and (self.feature_cache is None or image_ids is None):
+            raise ValueError("pixel_values is None, but the images are not in a frozen-feature cache: pass the pixels")
         tower = model.vision_model
         if not any(p.requires_grad for p in tower.parameters()):
             tower.eval()
@@ -223,8 +265,19 @@ class CCRObjective:
             mask_probability=self.mlm_probability, max_masks=self.mlm_max_masks, generator=self.generator,
             masking=self.mlm_masking,
         )
+        mask, masked, labels = trim_padding(mask, masked, labels)  # after masking: the same draws as untrimmed
         fused = model.fuse(model.encode_text(masked, mask), mask, image_tokens, chosen // k)
         targets = labels != IGNORE_INDEX
         # Vocabulary logits only at the targets: [n_targets, V] instead of [N, L, V].
         logits = model.mlm_logits(fused[targets].unsqueeze(0))
         return mlm_loss(logits, labels[targets].unsqueeze(0))
+
+
+def trim_padding(attention_mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``attention_mask`` ``[M, L]`` and ``tensors`` ``[M, L, ...]`` without their trailing columns that are
+    padding in every row: the rows chosen for ITM and MLM are padded to the whole batch's longest caption,
+    and every layer they pass would otherwise compute on that padding. Masked positions never affect real
+    ones, so the result for the real tokens is the same."""
+    columns = attention_mask.any(dim=0).nonzero()
+    width = int(columns.max()) + 1 if len(columns) else attention_mask.shape[1]
+    return tuple(tensor[:, :width] for tensor in (attention_mask, *tensors))

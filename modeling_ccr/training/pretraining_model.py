@@ -81,7 +81,7 @@ class CCRForPreTraining(CCRPreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         image_ids: list[str] | None = None,
@@ -92,8 +92,9 @@ class CCRForPreTraining(CCRPreTrainedModel):
         (row ``j*K + k`` is caption k of image j) -> the objective's components.
 
         ``image_ids`` (N strings, from :class:`~modeling_ccr.training.CCRDataCollator`) key the objective's
-        frozen-feature cache when it is on. ``text_image_index`` / ``text_language_index`` (``[N*K]``, from
-        the processor) only describe the layout and are accepted so ``model(**batch)`` works.
+        frozen-feature cache when it is on; ``pixel_values`` is None when the cache holds every image.
+        ``text_image_index`` / ``text_language_index`` (``[N*K]``, from the processor) only describe the layout
+        and are accepted so ``model(**batch)`` works.
         """
         if self.objective is None:
             raise ValueError(

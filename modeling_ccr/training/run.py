@@ -20,16 +20,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoProcessor, TrainingArguments
+from transformers import AutoProcessor, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from ..allocator import allocator_state
 from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
 from ..data.arguments import DataArguments, load_dataset_from_args
@@ -48,6 +52,7 @@ CHECKPOINT_PREFIX = f"{PREFIX_CHECKPOINT_DIR}-"
 COMPLETE_MARKER = TRAINER_STATE_NAME  # the Trainer's _save_checkpoint writes it last
 MAX_IMAGES_TO_CACHE = 20_000  # frozen features are kept in memory by default up to this many images
 DEFAULT_OUTPUT = "runs/ccr-default"
+PREFILL_BATCH_IMAGES = 64  # images (and their K captions) per forward when the frozen-feature cache is filled
 
 
 @dataclass
@@ -129,6 +134,10 @@ class CCRTrainingArguments(TrainingArguments):
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
         if self.train_text_layers < -1 or self.train_vision_layers < -1:
             raise ValueError("train_text_layers and train_vision_layers must be >= -1 (-1: all)")
+        if not self.use_cpu and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Several processes and no GPU (torchrun / accelerate launch on CPUs): without use_cpu, accelerate
+            # sees no distributed set-up and every process would train the whole data set alone.
+            self.use_cpu = True
         super().__post_init__()
 
     def objective_weights(self) -> dict[str, float]:
@@ -268,11 +277,80 @@ def _resume_checkpoint(args: CCRTrainingArguments, checkpoint_dir: Path) -> Path
 
 
 def train(
-    args: CCRTrainingArguments, model_args: ModelArguments | None = None, data_args: DataArguments | None = None
+    args: CCRTrainingArguments,
+    model_args: ModelArguments | None = None,
+    data_args: DataArguments | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    stage: Callable[[str], AbstractContextManager] | None = None,
 ) -> dict[str, Any]:
     """Run one training; returns ``{"model_dir", "steps", "final_loss", "log_history"}``, where ``final_loss`` is
-    the last logged loss, or None when no step was logged (``max_steps`` below ``logging_steps``)."""
-    model_args = model_args or ModelArguments()
+    the last logged loss, or None when no step was logged (``max_steps`` below ``logging_steps``).
+
+    ``callbacks`` are added to the Trainer's. ``stage(name)``, a context manager factory such as
+    ``StageRecorder.stage`` of ``ccr main-job``, wraps the run's parts: "train: load model + data", "train:
+    fill frozen-feature cache" (with the cache on) and "train: steps + save".
+    """
+    stage = stage or (lambda name: nullcontext())
+    with stage("train: load model + data"):
+        run = _set_up(args, model_args or ModelArguments(), data_args or DataArguments(), callbacks)
+    if run.objective.feature_cache is not None:
+        with stage("train: fill frozen-feature cache"):
+            start = time.perf_counter()
+            sizes = prefill_frozen_features(run.trainer, run.objective, run.dataset, run.processor, run.languages,
+                                            args)
+            run.cache_fill = {**sizes, "seconds": round(time.perf_counter() - start, 1)}
+        logger.info("frozen-feature cache: %d images, %d texts", sizes["images"], sizes["texts"])
+    with stage("train: steps + save"):
+        return _train_and_save(run, args)
+
+
+def prefill_frozen_features(trainer: CCRTrainer, objective: CCRObjective, dataset, processor, languages: list[str],
+                            args: CCRTrainingArguments) -> dict[str, int]:
+    """Fill the objective's frozen-feature cache from the whole training set before the first step, in
+    batches of ``PREFILL_BATCH_IMAGES`` images without gradients (:meth:`CCRObjective.prefill_feature_cache`),
+    with a progress bar of its own. The captions are the data set's own (no keyword augmentation, whose
+    draws stay the training collator's). Returns the cache's sizes."""
+    from tqdm.auto import tqdm
+
+    collator = CCRDataCollator(processor, languages)
+    model = trainer.model.ccr  # the Trainer's unwrapped CCRForPreTraining
+    bar = tqdm(total=len(dataset), desc="filling the frozen-feature cache", unit="image",
+               disable=args.disable_tqdm or not trainer.is_world_process_zero())
+
+    def batches():
+        for start in range(0, len(dataset), PREFILL_BATCH_IMAGES):
+            rows = [dataset[i] for i in range(start, min(start + PREFILL_BATCH_IMAGES, len(dataset)))]
+            yield collator(rows)
+            bar.update(len(rows))
+
+    try:
+        return objective.prefill_feature_cache(model, batches())
+    finally:
+        bar.close()
+
+
+@dataclass
+class _Run:
+    """A training run set up by :func:`_set_up`, before its first step."""
+
+    trainer: CCRTrainer
+    objective: CCRObjective
+    dataset: Any
+    processor: Any
+    languages: list[str]
+    model_dir: str
+    model_args: ModelArguments
+    data_args: DataArguments
+    counts: dict[str, int]
+    resume_from: Path | None
+    final_dir: Path
+    replace_model: bool
+    cache_fill: dict[str, float] | None = None  # what prefill_frozen_features cached, and its seconds
+
+
+def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: DataArguments,
+            callbacks: list[TrainerCallback] | None) -> _Run:
+    """Checks the outputs, loads the data and the model, chooses what trains and builds the Trainer."""
     data_args = data_args or DataArguments()
     output = Path(args.output_dir)
     checkpoint_dir = output / "checkpoints"
@@ -322,8 +400,17 @@ def train(
         model=model,
         args=dataclasses.replace(args, output_dir=str(checkpoint_dir), bf16=bf16),
         train_dataset=dataset,
-        data_collator=CCRDataCollator(processor, languages, data_args.keyword_probability, args.seed),
+        data_collator=CCRDataCollator(processor, languages, data_args.keyword_probability, args.seed,
+                                      images_cached=objective.feature_cache and objective.feature_cache.holds_images),
+        callbacks=callbacks,
     )
+    return _Run(trainer, objective, dataset, processor, languages, model_dir, model_args, data_args, counts,
+                resume_from, final_dir, replace_model)
+
+
+def _train_and_save(run: _Run, args: CCRTrainingArguments) -> dict[str, Any]:
+    """Runs the Trainer (from the checkpoint to resume, if any) and saves the model folder with its record."""
+    trainer, resume_from = run.trainer, run.resume_from
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     wall = time.perf_counter() - start
@@ -331,24 +418,26 @@ def train(
     final_loss = float(losses[-1]) if losses else None  # None, not NaN: training_run.json stays strict JSON
     if trainer.is_world_process_zero():
         record = {
-            "settings": {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args),
+            "settings": {"model": dataclasses.asdict(run.model_args), "data": dataclasses.asdict(run.data_args),
                          "training": args.to_dict()},
-            "model_init": model_dir,
-            "languages": languages,
-            "objective": objective.get_config_dict(),
-            "parameters": counts,
+            "model_init": run.model_dir,
+            "languages": run.languages,
+            "objective": run.objective.get_config_dict(),
+            "parameters": run.counts,
+            "allocator": allocator_state(),
+            "frozen_feature_cache_fill": run.cache_fill,
             "steps": trainer.state.global_step,
             "final_loss": final_loss,
             "train_seconds_this_run": round(wall, 1),
             "resumed_from": str(resume_from) if resume_from else None,
             "log_history": trainer.state.log_history,
         }
-        licence = Path(model_dir) / "LICENSES.md"
+        licence = Path(run.model_dir) / "LICENSES.md"
         note = licence.read_text(encoding="utf-8") if licence.is_file() else ""
-        save_model_folder(model.ccr, processor, final_dir, note,
+        save_model_folder(trainer.model.ccr, run.processor, run.final_dir, note,
                           extra_files={"training_run.json": json.dumps(record, indent=2, default=str)},
-                          overwrite=replace_model)
-    return {"model_dir": str(final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,
+                          overwrite=run.replace_model)
+    return {"model_dir": str(run.final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,
             "log_history": trainer.state.log_history}
 
 

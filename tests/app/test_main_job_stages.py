@@ -24,7 +24,9 @@ SLEEP_S = 0.3
 
 MAIN_JOB_STAGES = [
     "build or load the default model",
-    "train",
+    "train: load model + data",
+    "train: fill frozen-feature cache",
+    "train: steps + save",
     "load the trained model",
     "validation: encode + prepare re-ranking",
     "validation: choose ITM weight (scores every pair once)",
@@ -144,7 +146,7 @@ def test_main_job_records_its_stages(tmp_path):
     assert sum(stage["wall_s"] for stage in recorded) <= elapsed
     assert all(stage["wall_s"] >= 0 and stage["peak_rss_scope"] == "stage" for stage in recorded)
     by_name = {stage["stage"]: stage for stage in recorded}
-    for name in ("train", "load the trained model"):  # both hold the model's weights in memory
+    for name in ("train: load model + data", "load the trained model"):  # both hold the model's weights
         assert by_name[name]["peak_rss_gib"] >= model_bytes / 2**30
     assert set(summary["timings"]) == {"build_default_s", "train_s", "eval_validation_s", "eval_test_s"}
     table = result.stdout[result.stdout.index("stages (wall time, peak memory):"):]

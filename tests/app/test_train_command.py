@@ -18,6 +18,7 @@ from transformers import AutoModel
 from modeling_ccr.app.train import parse_arguments
 from modeling_ccr.data.arguments import DataArguments
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
+from modeling_ccr.testing_processes import launcher_command, run_command
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 
 COLOURS = [(220, 20, 20), (20, 200, 20), (20, 20, 220), (0, 0, 0), (255, 255, 255), (255, 150, 200)]
@@ -168,3 +169,20 @@ def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_js
 
     record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"), parse_constant=refuse)
     assert record["steps"] == 1 and record["final_loss"] is None
+    assert record["allocator"]["reason"]  # the ccr process's allocator setting, recorded with the run
+
+
+@pytest.mark.parametrize("launcher", ["accelerate", "torchrun"])
+def test_two_process_training_ends_cleanly(tiny_run, launcher):
+    """Two gloo processes train 2 steps, save one model, end their process group and exit 0 (a teardown
+    that deadlocks fails here by the launcher's deadline, with the workers' stacks)."""
+    model_dir, data_dir, output = tiny_run
+    arguments = train_command(model_dir, data_dir, output, "--max-steps", "2", "--save-steps", "100")[1:]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    finished = run_command(launcher_command(launcher, arguments), timeout_s=240, env=env)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("model saved to") == 1  # process 0 saves and reports
+    record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"))
+    assert record["steps"] == 2
+    # 6 images in steps of 2 processes x 3 images: one epoch per step (one process would need two).
+    assert record["log_history"][-1]["epoch"] == pytest.approx(2.0)

@@ -8,7 +8,6 @@ import os
 import random
 import string
 import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -16,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from modeling_ccr.data.schema import common_features
+from modeling_ccr.testing_processes import launcher_command, run_command
 
 LANGUAGES = ("en", "de", "fr")
 
@@ -51,18 +51,9 @@ def write_parquet_benchmark(folder: Path, split: str = "test", **options) -> dat
     return dataset
 
 
-LAUNCHERS = {
-    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"],
-    # accelerate's multi-process launcher (torchrun underneath, with accelerate's environment); no GPU here,
-    # so PartialState joins over gloo.
-    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
-}
-
-
 def torchrun(args: list[str], cwd: Path, timeout: int = 240, launcher: str = "torchrun") -> subprocess.CompletedProcess:
     """Launch ``args`` on 2 CPU processes with torchrun (standalone rendezvous on localhost, gloo), or with
-    ``accelerate launch`` (``launcher="accelerate"``)."""
+    ``accelerate launch`` (``launcher="accelerate"``). At ``timeout`` seconds the launcher and its workers print
+    their stacks and are killed (:func:`~modeling_ccr.testing_processes.run_command`)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, *LAUNCHERS[launcher], *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return run_command(launcher_command(launcher, args), timeout_s=timeout, cwd=cwd, env=env)

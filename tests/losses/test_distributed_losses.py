@@ -24,8 +24,11 @@ from modeling_ccr.losses import (
     distributed_rank_and_world_size,
     gather_rows,
 )
+from modeling_ccr.process_group import end_process_group
+from modeling_ccr.testing_processes import run_workers
 
 WORLD_SIZE = 2
+WORKER_TIMEOUT_S = 180  # both workers together; they take 5-30 s
 N_IMAGES, K, FEATURE_DIM, EMBED_DIM = 8, 3, 12, 6
 
 # name -> (loss factory, needs the per-image languages)
@@ -89,26 +92,25 @@ def worker(rank: int, port: int, results: dict) -> None:
         world_size=WORLD_SIZE,
         timeout=datetime.timedelta(seconds=60),
     )
+    assert distributed_rank_and_world_size() == (rank, WORLD_SIZE)
+    share = N_IMAGES // WORLD_SIZE
+    rows = slice(rank * share, (rank + 1) * share)
+    for name, (make_loss, needs_languages) in CONFIGS.items():
+        model = DistributedDataParallel(Projections())
+        results[(name, rank)] = loss_and_gradients(model, make_loss(), needs_languages, rows)
+    del model  # the last DDP model must go before its process group (end_process_group says why)
+
+    # Rank-major gathering keeps rows in rank order.
+    gathered = gather_rows(torch.full((2, 1), float(rank)))
+    results[("gathered", rank)] = gathered.flatten().tolist()
+
+    # Unequal per-process batches are refused on every process with a clear message.
+    uneven = torch.zeros(share - rank, EMBED_DIM, dtype=torch.float64)
     try:
-        assert distributed_rank_and_world_size() == (rank, WORLD_SIZE)
-        share = N_IMAGES // WORLD_SIZE
-        rows = slice(rank * share, (rank + 1) * share)
-        for name, (make_loss, needs_languages) in CONFIGS.items():
-            model = DistributedDataParallel(Projections())
-            results[(name, rank)] = loss_and_gradients(model, make_loss(), needs_languages, rows)
-
-        # Rank-major gathering keeps rows in rank order.
-        gathered = gather_rows(torch.full((2, 1), float(rank)))
-        results[("gathered", rank)] = gathered.flatten().tolist()
-
-        # Unequal per-process batches are refused on every process with a clear message.
-        uneven = torch.zeros(share - rank, EMBED_DIM, dtype=torch.float64)
-        try:
-            OneToKContrastiveLoss()(uneven, torch.zeros(len(uneven) * K, EMBED_DIM, dtype=torch.float64), 0.1)
-        except ValueError as error:
-            results[("uneven", rank)] = str(error)
-    finally:
-        dist.destroy_process_group()
+        OneToKContrastiveLoss()(uneven, torch.zeros(len(uneven) * K, EMBED_DIM, dtype=torch.float64), 0.1)
+    except ValueError as error:
+        results[("uneven", rank)] = str(error)
+    end_process_group(barrier_timeout_s=60)
 
 
 def free_port() -> int:
@@ -122,9 +124,7 @@ def two_process_results():
     context = mp.get_context("spawn")
     with context.Manager() as manager:
         results = manager.dict()
-        mp.start_processes(
-            worker, args=(free_port(), results), nprocs=WORLD_SIZE, join=True, start_method="spawn"
-        )
+        run_workers(worker, args=(free_port(), results), nprocs=WORLD_SIZE, timeout_s=WORKER_TIMEOUT_S)
         return dict(results)
 
 

@@ -181,6 +181,74 @@ def test_cached_frozen_text_layers_give_the_text_encoder_states():
     assert torch.allclose(again[:, :length][real[:4, :length]], expected[:4, :length][real[:4, :length]], atol=1e-5)
 
 
+@pytest.mark.parametrize("train_vision_layers", [0, 1])  # image tokens of a frozen tower / maps of frozen blocks
+def test_a_cache_filled_before_training_holds_what_the_steps_would_compute(train_vision_layers):
+    processor = tiny_ccr_processor()
+    model = tiny_ccr_model("efficientnet_lite")
+    set_trainable(model, train_text_layers=1, train_vision_layers=train_vision_layers)
+    model.train()  # as the Trainer runs it: frozen parts must still give their eval-mode features
+    rows = tiny_dataset()
+    weights = {"itm": 0.0, "mlm": 0.0}
+    stepped = objective_for(processor, weights=weights, cache_frozen_features=True)
+    for start in range(0, len(rows), 3):  # steps of 3, 3 and 2 images
+        stepped(model, **{key: value for key, value in batch_of(rows.select(range(start, min(start + 3, len(rows)))),
+                                                                    processor).items() if key in STEP_INPUTS})
+    prefilled = objective_for(processor, weights=weights, cache_frozen_features=True)
+    sizes = prefilled.prefill_feature_cache(model, [batch_of(rows, processor)])  # all 8 images in one batch
+
+    step_cache, fill_cache = stepped.feature_cache, prefilled.feature_cache
+    images = fill_cache.image_tokens if train_vision_layers == 0 else fill_cache.image_maps
+    assert sizes == {"images": 8, "texts": len(fill_cache.text_states)} and len(images) == 8
+    assert len(fill_cache.text_states) == 8 * len(LANGUAGES)  # every caption differs
+    for kind in ("image_tokens", "image_maps", "text_states"):
+        expected, got = getattr(step_cache, kind), getattr(fill_cache, kind)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6)
+
+    # Training on the filled cache computes no frozen feature.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a frozen feature was computed during a step")
+
+    fill_cache._fill = refuse
+    model.vision_model.lower_features = refuse
+    model.get_image_tokens = refuse
+    collator = CCRDataCollator(processor, LANGUAGES, images_cached=fill_cache.holds_images)
+    batch = collator([rows[i] for i in range(4)])
+    assert batch["pixel_values"] is None  # cached images are not decoded or resized
+    loss = prefilled(model, **{key: value for key, value in batch.items() if key in STEP_INPUTS})["loss"]
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="pass the pixels"):
+        objective_for(processor, weights=weights)(model, **{key: value for key, value in batch.items()
+                                                             if key in STEP_INPUTS})
+    fill_cache.image_tokens.clear()
+    fill_cache.image_maps.clear()
+    assert collator([rows[i] for i in range(4)])["pixel_values"].shape[0] == 4  # not cached: pixels again
+
+
+STEP_INPUTS = ("pixel_values", "input_ids", "attention_mask", "image_ids")
+
+
+def test_cutting_padding_columns_and_unused_images_leaves_the_fusion_output_unchanged():
+    from modeling_ccr.training.objective import trim_padding
+
+    processor = tiny_ccr_processor()
+    model = tiny_ccr_model("vit")
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+    rows = torch.tensor([0, 5, 7])
+    pad = processor.tokenizer.pad_token_id
+    ids = torch.nn.functional.pad(batch["input_ids"][rows], (0, 6), value=pad)  # 6 more padding columns
+    mask = torch.nn.functional.pad(batch["attention_mask"][rows], (0, 6))
+    cut_mask, cut_ids = trim_padding(mask, ids)
+    assert cut_mask.shape[1] == int(mask.sum(dim=1).max()) and torch.equal(cut_ids, ids[:, : cut_mask.shape[1]])
+    with torch.no_grad():
+        tokens = model.get_image_tokens(batch["pixel_values"])  # 4 images, 2 of them used below
+        full = model.fuse(model.encode_text(ids, mask), mask, tokens, torch.tensor([3, 3, 1]))
+        cut = model.fuse(model.encode_text(cut_ids, cut_mask), cut_mask, tokens[[1, 3]], torch.tensor([1, 1, 0]))
+    real = cut_mask.bool()
+    torch.testing.assert_close(cut[real], full[:, : cut_mask.shape[1]][real], rtol=0, atol=1e-5)
+
+
 def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 

@@ -102,7 +102,9 @@ def _fused_text_rows(model, objective, batch) -> set[int]:
     itm_states = seen[0]  # ITM: the text encoder states of the chosen rows (MLM's are of masked copies)
     rows = set()
     for row in itm_states:
-        matches = [i for i in range(states.shape[0]) if torch.allclose(states[i], row, atol=1e-5)]
+        # the fused rows are cut to their longest caption (trailing padding columns dropped)
+        matches = [i for i in range(states.shape[0]) if torch.allclose(states[i, : len(row)], row, atol=1e-5)
+                   and not batch["attention_mask"][i, len(row):].any()]
         assert matches, "a fused text is not a row of the batch"
         rows.update(matches)
     return rows

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
 from modeling_ccr.app.index.search import encode_images, encode_queries
 from modeling_ccr.app.index.session import load_model, open_index
 from modeling_ccr.testing import save_tiny_model
+from modeling_ccr.testing_processes import launcher_command, run_command
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -160,11 +159,10 @@ def test_cli_index_and_search(model_dir, tmp_path, capsys):
 
 
 def test_torchrun_build_equals_single_process(model_dir, images, tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "modeling_ccr.app.cli", "index", str(model_dir), str(images), "--output", str(tmp_path / "ddp"),
-               "--chunk-images", "3", "--no-progress"]
+    command = launcher_command("torchrun", ["-m", "modeling_ccr.app.cli", "index", str(model_dir), str(images),
+                                            "--output", str(tmp_path / "ddp"), "--chunk-images", "3", "--no-progress"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    done = run_command(command, timeout_s=240, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     build(model_dir, images, tmp_path / "single")
     distributed, single = GalleryIndex(tmp_path / "ddp"), GalleryIndex(tmp_path / "single")
