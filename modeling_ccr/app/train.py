@@ -2,7 +2,7 @@
 
 With no arguments it fine-tunes the embedded default model on the embedded benchmark's train split and
 saves a model folder that ``AutoModel.from_pretrained`` loads. The same command runs on CUDA (bf16
-where supported) and under ``accelerate launch`` / ``torchrun`` on several GPUs.
+where supported) and under ``accelerate launch`` / ``torchrun`` on several GPUs or CPU processes (gloo).
 
 The options are the fields of ``ModelArguments``, ``DataArguments`` and ``CCRTrainingArguments``
 (``transformers.TrainingArguments`` plus the objective's settings), read by

@@ -288,12 +288,13 @@ def train(
 
     ``callbacks`` are added to the Trainer's. ``stage(name)``, a context manager factory such as
     ``StageRecorder.stage`` of ``ccr main-job``, wraps the run's parts: "train: load model + data", "train:
-    fill frozen-feature cache" (with the cache on) and "train: steps + save".
+    fill frozen-feature cache" and "train: steps + save". The cache (when it is on) is filled before the first
+    step when the run sees every image at least once; a shorter run fills it with the images its steps meet.
     """
     stage = stage or (lambda name: nullcontext())
     with stage("train: load model + data"):
         run = _set_up(args, model_args or ModelArguments(), data_args or DataArguments(), callbacks)
-    if run.objective.feature_cache is not None:
+    if run.objective.feature_cache is not None and _covers_an_epoch(args, len(run.dataset)):
         with stage("train: fill frozen-feature cache"):
             start = time.perf_counter()
             sizes = prefill_frozen_features(run.trainer, run.objective, run.dataset, run.processor, run.languages,
@@ -302,6 +303,12 @@ def train(
         logger.info("frozen-feature cache: %d images, %d texts", sizes["images"], sizes["texts"])
     with stage("train: steps + save"):
         return _train_and_save(run, args)
+
+
+def _covers_an_epoch(args: CCRTrainingArguments, n_images: int) -> bool:
+    """Whether the run's steps see at least ``n_images`` images (all processes together)."""
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+    return args.max_steps * per_step >= n_images
 
 
 def prefill_frozen_features(trainer: CCRTrainer, objective: CCRObjective, dataset, processor, languages: list[str],
@@ -351,7 +358,6 @@ class _Run:
 def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: DataArguments,
             callbacks: list[TrainerCallback] | None) -> _Run:
     """Checks the outputs, loads the data and the model, chooses what trains and builds the Trainer."""
-    data_args = data_args or DataArguments()
     output = Path(args.output_dir)
     checkpoint_dir = output / "checkpoints"
     resume_from = _resume_checkpoint(args, checkpoint_dir) if args.resume else None
@@ -401,7 +407,8 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         args=dataclasses.replace(args, output_dir=str(checkpoint_dir), bf16=bf16),
         train_dataset=dataset,
         data_collator=CCRDataCollator(processor, languages, data_args.keyword_probability, args.seed,
-                                      images_cached=objective.feature_cache and objective.feature_cache.holds_images),
+                                      images_cached=None if objective.feature_cache is None
+                                      else objective.feature_cache.holds_images),
         callbacks=callbacks,
     )
     return _Run(trainer, objective, dataset, processor, languages, model_dir, model_args, data_args, counts,

@@ -170,6 +170,7 @@ def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_js
     record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"), parse_constant=refuse)
     assert record["steps"] == 1 and record["final_loss"] is None
     assert record["allocator"]["reason"]  # the ccr process's allocator setting, recorded with the run
+    assert record["frozen_feature_cache_fill"] is None  # 1 step of 3 of the 6 images: filled in the step
 
 
 @pytest.mark.parametrize("launcher", ["accelerate", "torchrun"])
@@ -186,3 +187,6 @@ def test_two_process_training_ends_cleanly(tiny_run, launcher):
     assert record["steps"] == 2
     # 6 images in steps of 2 processes x 3 images: one epoch per step (one process would need two).
     assert record["log_history"][-1]["epoch"] == pytest.approx(2.0)
+    # The run sees every image, so each process filled its cache before training: the states of the frozen
+    # text layer for all 18 captions; no image features, since the tiny ViT tower trains and has no frozen part.
+    assert record["frozen_feature_cache_fill"]["images"] == 0 and record["frozen_feature_cache_fill"]["texts"] == 18

@@ -11,6 +11,8 @@ from hub_helpers import HIDE_PACKAGES, REPO_ROOT, cli_env, run_hidden
 from hub_standin import HubStandIn
 from huggingface_hub import SpaceCard
 
+from modeling_ccr.app.testing import run_ccr_in_process
+
 # Imports the Space's app.py as the Space does (module-level code: load the model, build the gallery index
 # and the Blocks; no server), then reports where every imported module of the project came from.
 IMPORT_APP_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
@@ -27,6 +29,10 @@ IMPORT_APP_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``ccr ARGS``: in this process, or in a subprocess when ``env`` sets variables that the libraries read
+    at import (the Hub endpoint of a push)."""
+    if not env:
+        return run_ccr_in_process(*args)
     return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=cli_env(**env),
                           capture_output=True, text=True, timeout=300)
 

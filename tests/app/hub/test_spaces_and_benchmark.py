@@ -13,6 +13,7 @@ from hub_standin import HubStandIn
 from huggingface_hub import DatasetCard, SpaceCard
 
 from modeling_ccr.app.hub.companions import SPACE_FILES
+from modeling_ccr.app.testing import run_ccr_in_process
 
 EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
     """
@@ -25,6 +26,10 @@ EVALUATE_SCRIPT = HIDE_PACKAGES + textwrap.dedent(
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``ccr ARGS``: in this process, or in a subprocess when ``env`` sets variables that the libraries read
+    at import (the Hub endpoint of a push)."""
+    if not env:
+        return run_ccr_in_process(*args)
     return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", *args], env=cli_env(**env),
                           capture_output=True, text=True, timeout=300)
 

@@ -1,0 +1,187 @@
+"""Can the fusion encoder's ITM head tell an image's own caption from the others? Measured on a model folder.
+
+    python scripts/itm_diagnostics.py MODEL_DIR [--dataset cldr-emoji] [--split validation]
+        [--languages en,de,ja,ru] [--plot itm_logits.png]
+
+For every image and language, its own caption (a matching pair) against non-matching pairs of three sets:
+- random: the caption of another image, drawn at random, in the same language;
+- training: the hard negatives ``ccr train`` draws (``sample_itm_triplets`` over batches of 64 images with the
+  model's temperature): a negative image for the chosen caption and a negative caption (any language) for
+  the image, scored beside the chosen positive, exactly the pairs of an ITM step;
+- re-ranking: the dual encoder's top 16 captions of each image in that language, the pairs "replace"
+  re-ranking scores.
+Per set it prints the ROC AUC of the ITM margin (the "match" minus the "no match" logit), the pair counts,
+and for the training set the ITM loss against its prior (a constant answer for 1 positive in 3: 0.637);
+the plot shows the margins of matching and non-matching pairs per set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from modeling_ccr.allocator import tune_allocator
+from modeling_ccr.data import load_benchmark
+from modeling_ccr.losses import build_itm_pairs, sample_itm_triplets
+
+TRAIN_BATCH_IMAGES = 64  # images per batch from which training draws its hard negatives
+TOP_K = 16  # candidates re-ranked per query
+PRIOR_LOSS = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))  # 2-way CE of a constant "1 in 3"
+
+
+def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """P(a matching pair scores above a non-matching one), ties counted half (Mann-Whitney U / (n_pos n_neg))."""
+    above = (positive[:, None] > negative[None, :]).double().mean()
+    tied = (positive[:, None] == negative[None, :]).double().mean()
+    return float(above + 0.5 * tied)
+
+
+class Encoded:
+    """A split encoded once: image tokens ``[N, P, Cv]`` and embeddings ``[N, D]``; per language, the captions'
+    token ids / masks ``[N, L]``, encoder states ``[N, L, H]`` and embeddings ``[N, D]`` (row i: image i)."""
+
+    def __init__(self, model, processor, dataset, languages: list[str], batch_size: int = 32):
+        tokens = []
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
+            pixels = processor(images=list(rows["image"]))["pixel_values"]
+            tokens.append(model.get_image_tokens(pixels))
+        self.image_tokens = torch.cat(tokens)
+        self.image_embeds = model.project_image_tokens(self.image_tokens)
+        self.texts = {}
+        for language in languages:
+            encoded = processor(text=[row[language] for row in dataset["captions"]])
+            ids, mask = encoded["input_ids"], encoded["attention_mask"]
+            states = torch.cat([model.encode_text(ids[i : i + batch_size], mask[i : i + batch_size])
+                                for i in range(0, len(ids), batch_size)])
+            self.texts[language] = (ids, mask, states, model.project_text_states(states, mask))
+
+    def margins(self, model, language_of: list[str], image_index: torch.Tensor, text_index: torch.Tensor,
+                chunk: int = 256) -> torch.Tensor:
+        """ITM margins ``[M]`` of the pairs (image ``image_index[m]``, caption ``text_index[m]`` of image
+        ``text_index[m]`` in language ``language_of[m]``)."""
+        margins = []
+        for start in range(0, len(image_index), chunk):
+            rows = range(start, min(start + chunk, len(image_index)))
+            states = torch.stack([self.texts[language_of[m]][2][text_index[m]] for m in rows])
+            mask = torch.stack([self.texts[language_of[m]][1][text_index[m]] for m in rows])
+            logits = model.itm_logits(self.image_tokens, None, mask, text_states=states,
+                                      image_index=image_index[start : start + len(rows)])
+            margins.append(logits[:, 1] - logits[:, 0])
+        return torch.cat(margins)
+
+
+def random_pairs(encoded: Encoded, model, languages: list[str], generator: torch.Generator):
+    """Own caption vs another image's caption (a random derangement), per language."""
+    n = encoded.image_tokens.shape[0]
+    own = torch.arange(n)
+    positive, negative = [], []
+    for language in languages:
+        shift = torch.randint(1, n, (n,), generator=generator)
+        other = (own + shift) % n  # never the image itself
+        positive.append(encoded.margins(model, [language] * n, own, own))
+        negative.append(encoded.margins(model, [language] * n, own, other))
+    return torch.cat(positive), torch.cat(negative)
+
+
+def training_pairs(encoded: Encoded, model, languages: list[str], generator: torch.Generator):
+    """The pairs of ITM steps: triplets drawn as training draws them, over batches of 64 images."""
+    n, k = encoded.image_tokens.shape[0], len(languages)
+    order = torch.randperm(n, generator=generator)
+    temperature = model.clamped_temperature()
+    positive, negative, losses = [], [], []
+    for start in range(0, n - 1, TRAIN_BATCH_IMAGES):
+        batch = order[start : start + TRAIN_BATCH_IMAGES]
+        if len(batch) < 2:
+            break
+        text_embeds = torch.stack([encoded.texts[lang][3][batch] for lang in languages], dim=1).flatten(0, 1)
+        triplets = sample_itm_triplets(encoded.image_embeds[batch], text_embeds, temperature, generator=generator)
+        image_rows, text_rows, labels = build_itm_pairs(triplets)
+        language_of = [languages[int(row) % k] for row in text_rows]
+        margins = encoded.margins(model, language_of, batch[image_rows], batch[text_rows // k])
+        positive.append(margins[labels == 1])
+        negative.append(margins[labels == 0])
+        # the 2-way CE of the step, from the margin: softmax over (no match, match) = sigmoid(margin)
+        losses.append(F.binary_cross_entropy_with_logits(margins, labels.float(), reduction="sum"))
+    count = sum(len(p) + len(q) for p, q in zip(positive, negative, strict=True))
+    return torch.cat(positive), torch.cat(negative), float(sum(losses) / count)
+
+
+def reranking_pairs(encoded: Encoded, model, languages: list[str]):
+    """Each image with its dual encoder's top-16 captions in each language (TR re-ranking's pairs)."""
+    n = encoded.image_tokens.shape[0]
+    positive, negative = [], []
+    for language in languages:
+        similarity = encoded.image_embeds @ encoded.texts[language][3].T
+        top = similarity.topk(min(TOP_K, n), dim=1).indices
+        image_index = torch.arange(n).repeat_interleave(top.shape[1])
+        margins = encoded.margins(model, [language] * len(image_index), image_index, top.flatten())
+        matches = top.flatten() == image_index
+        positive.append(margins[matches])
+        negative.append(margins[~matches])
+    return torch.cat(positive), torch.cat(negative)
+
+
+def plot(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.6), sharey=False)
+    for axis, (name, (positive, negative)) in zip(axes, sets.items(), strict=True):
+        low = float(min(positive.min(), negative.min()))
+        high = float(max(positive.max(), negative.max()))
+        bins = torch.linspace(low, high + 1e-6, 41).tolist()
+        axis.hist(negative.tolist(), bins=bins, alpha=0.6, density=True, label=f"non-matching ({len(negative)})")
+        axis.hist(positive.tolist(), bins=bins, alpha=0.6, density=True, label=f"matching ({len(positive)})")
+        axis.set_title(f"{name}: AUC {roc_auc(positive, negative):.3f}")
+        axis.set_xlabel("ITM margin (match - no match logit)")
+        axis.legend(fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("--dataset", default="cldr-emoji", help="benchmark name or folder (common schema)")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--languages", default="en,de,ja,ru", help="comma-separated language codes")
+    parser.add_argument("--plot", default="itm_logits.png", help="where the histogram plot goes (PNG)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from transformers import AutoModel, AutoProcessor
+
+    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    model = AutoModel.from_pretrained(args.model_dir).eval()
+    processor = AutoProcessor.from_pretrained(args.model_dir)
+    dataset = load_benchmark(args.dataset, split=args.split, languages=languages)
+    generator = torch.Generator().manual_seed(args.seed)
+    with torch.inference_mode():
+        encoded = Encoded(model, processor, dataset, languages)
+        sets = {"random": random_pairs(encoded, model, languages, generator)}
+        *training, loss = training_pairs(encoded, model, languages, generator)
+        sets["training"] = tuple(training)
+        sets["re-ranking"] = reranking_pairs(encoded, model, languages)
+    print(f"ITM diagnostics: {args.model_dir}, {args.dataset} {args.split} ({len(dataset)} images), "
+          f"languages {', '.join(languages)}, seed {args.seed}")
+    print("| pairs | matching | non-matching | ROC AUC of the ITM margin |")
+    print("|---|---:|---:|---:|")
+    for name, (positive, negative) in sets.items():
+        print(f"| {name} | {len(positive)} | {len(negative)} | {roc_auc(positive, negative):.3f} |")
+    print(f"ITM loss on the training pairs: {loss:.4f} (prior of a constant answer for 1 in 3: {PRIOR_LOSS:.4f})")
+    plot(sets, Path(args.plot), f"{args.model_dir} ({args.split})")
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

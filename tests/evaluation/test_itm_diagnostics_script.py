@@ -1,0 +1,56 @@
+"""scripts/itm_diagnostics.py as a user runs it, on a tiny model and benchmark: the three pair sets, their
+AUCs and the plot; and its AUC against values worked out by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from eval_fixtures import LANGUAGES, write_parquet_benchmark
+
+from modeling_ccr.testing import save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "itm_diagnostics.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("itm_diagnostics", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_auc_counts_pairs_and_ties_half():
+    roc_auc = load_script().roc_auc
+    # 3 > 1, 3 > 2, 2 > 1, 2 = 2 (half): 3.5 of 4 pairs
+    assert roc_auc(torch.tensor([3.0, 2.0]), torch.tensor([1.0, 2.0])) == pytest.approx(0.875)
+    assert roc_auc(torch.tensor([0.0]), torch.tensor([1.0, 2.0])) == 0.0
+    assert roc_auc(torch.tensor([5.0, 5.0]), torch.tensor([5.0])) == 0.5
+
+
+def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path):
+    model = save_tiny_model(tmp_path / "model")
+    write_parquet_benchmark(tmp_path / "data", split="validation", num_images=20)
+    plot = tmp_path / "itm.png"
+    result = subprocess.run([sys.executable, str(SCRIPT), str(model), "--dataset", str(tmp_path / "data"),
+                             "--languages", ",".join(LANGUAGES), "--plot", str(plot)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = dict((name, (int(pos), int(neg), float(auc))) for name, pos, neg, auc in
+                re.findall(r"^\| (random|training|re-ranking) \| (\d+) \| (\d+) \| ([\d.]+) \|$", result.stdout, re.M))
+    k = len(LANGUAGES)
+    assert rows["random"][:2] == (20 * k, 20 * k)  # each image's own caption and another's, per language
+    assert rows["training"][:2] == (20, 40)  # 1 positive and 2 hard negatives per image (batches of 20 < 64)
+    assert rows["re-ranking"][0] + rows["re-ranking"][1] == 20 * k * 16  # top 16 captions per image and language
+    assert all(0.0 <= auc <= 1.0 for _, _, auc in rows.values())
+    assert re.search(r"ITM loss on the training pairs: \d+\.\d{4} \(prior of a constant answer for 1 in 3: 0\.6365\)",
+                     result.stdout)
+    assert plot.read_bytes().startswith(b"\x89PNG")
