@@ -52,10 +52,15 @@ class Encoded:
             tokens.append(model.get_image_tokens(pixels))
         self.image_tokens = torch.cat(tokens)
         self.image_embeds = model.project_image_tokens(self.image_tokens)
+        # every language tokenised in one call, so that all captions share one padded length and pairs of
+        # any languages stack into one batch
+        captions = dataset["captions"]
+        encoded = processor(text=[row[language] for language in languages for row in captions])
+        n = len(captions)
         self.texts = {}
-        for language in languages:
-            encoded = processor(text=[row[language] for row in dataset["captions"]])
-            ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        for position, language in enumerate(languages):
+            ids = encoded["input_ids"][position * n : (position + 1) * n]
+            mask = encoded["attention_mask"][position * n : (position + 1) * n]
             states = torch.cat([model.encode_text(ids[i : i + batch_size], mask[i : i + batch_size])
                                 for i in range(0, len(ids), batch_size)])
             self.texts[language] = (ids, mask, states, model.project_text_states(states, mask))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_fixtures import LANGUAGES, write_parquet_benchmark
+from eval_fixtures import LANGUAGES, tiny_benchmark, write_parquet_benchmark
 
-from modeling_ccr.testing import save_tiny_model
+from modeling_ccr.testing import save_tiny_model, tiny_ccr_model, tiny_ccr_processor
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "itm_diagnostics.py"
@@ -54,3 +54,25 @@ def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path):
     assert re.search(r"ITM loss on the training pairs: \d+\.\d{4} \(prior of a constant answer for 1 in 3: 0\.6365\)",
                      result.stdout)
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_pairs_of_captions_in_languages_of_different_lengths_score_together():
+    """Captions of every language are tokenised in one call, so they share one padded length (the default
+    model's processor pads to the longest caption of a call) and pairs of any languages stack."""
+    encoded_class = load_script().Encoded
+    model, processor = tiny_ccr_model(), tiny_ccr_processor()
+    text_calls = []
+
+    def spy(**kwargs):
+        if "text" in kwargs:
+            text_calls.append(len(kwargs["text"]))
+        return processor(**kwargs)
+
+    dataset = tiny_benchmark(num_images=4).map(
+        lambda row: {"captions": {**row["captions"], "en": row["captions"]["en"] + " and a much longer tail"}})
+    with torch.inference_mode():
+        encoded = encoded_class(model, spy, dataset, list(LANGUAGES))
+        margins = encoded.margins(model, ["en", "de"], torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert text_calls == [4 * len(LANGUAGES)]
+    assert len({entry[0].shape[1] for entry in encoded.texts.values()}) == 1
+    assert margins.shape == (2,) and torch.isfinite(margins).all()
