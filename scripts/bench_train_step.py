@@ -51,17 +51,18 @@ class StepTimer(TrainerCallback):
     """Wall time and CPU counters of each optimiser step (data loading excluded, as in the Trainer's loop)."""
 
     def __init__(self):
-        self.starts, self.durations, self.counters = [], [], []
+        self.started: tuple[float, CpuCounters] | None = None
+        self.durations, self.counters = [], []
 
     def on_step_begin(self, args, state, control, **kwargs):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self.starts.append((time.perf_counter(), CpuCounters.now()))
+        self.started = (time.perf_counter(), CpuCounters.now())
 
     def on_step_end(self, args, state, control, **kwargs):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        start, counters = self.starts[-1]
+        start, counters = self.started
         self.durations.append(time.perf_counter() - start)
         self.counters.append(CpuCounters.now() - counters)
 

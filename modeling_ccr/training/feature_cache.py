@@ -46,6 +46,15 @@ def leading_frozen_vision_blocks(tower: nn.Module) -> int:
     return _leading_frozen(tower.blocks)
 
 
+def frozen_image_part(tower: nn.Module) -> tuple[bool, int]:
+    """What of an image tower a cache can serve: ``(True, 0)`` when the whole tower is frozen (its tokens),
+    else ``(False, n)`` with ``n`` = :func:`leading_frozen_vision_blocks` (the maps of its frozen lower blocks;
+    0: nothing)."""
+    if not any(p.requires_grad for p in tower.parameters()):
+        return True, 0
+    return False, leading_frozen_vision_blocks(tower)
+
+
 def _leading_frozen(modules: nn.ModuleList) -> int:
     """How many modules of a stack, from the bottom, have no trainable parameter."""
     count = 0

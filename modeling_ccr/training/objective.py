@@ -32,7 +32,7 @@ from ..losses import (
     sample_itm_triplets,
 )
 from ..losses.mlm import IGNORE_INDEX
-from .feature_cache import FrozenFeatureCache, leading_frozen_layers, leading_frozen_vision_blocks
+from .feature_cache import FrozenFeatureCache, frozen_image_part, leading_frozen_layers
 
 LOSS_STYLES = ("one-to-k", "cross-modal", "cross-lingual")
 COMPONENTS = ("contrastive", "itm", "mlm")
@@ -193,8 +193,7 @@ class CCRObjective:
             return {"images": 0, "texts": 0}
         n_text_layers = self._cached_text_layers(model)
         tower = model.vision_model
-        tower_frozen = not any(p.requires_grad for p in tower.parameters())
-        n_blocks = 0 if tower_frozen else leading_frozen_vision_blocks(tower)
+        tower_frozen, n_blocks = frozen_image_part(tower)
         device = next(model.parameters()).device
         for batch in batches:
             image_ids = batch.get("image_ids")
@@ -222,7 +221,8 @@ class CCRObjective:
         if pixel_values is None and (self.feature_cache is None or image_ids is None):
             raise ValueError("pixel_values is None, but the images are not in a frozen-feature cache: pass the pixels")
         tower = model.vision_model
-        if not any(p.requires_grad for p in tower.parameters()):
+        tower_frozen, n_frozen_blocks = frozen_image_part(tower)
+        if tower_frozen:
             tower.eval()
             if self.feature_cache is not None and image_ids is not None:
                 return self.feature_cache.images(model, pixel_values, image_ids)
@@ -232,7 +232,6 @@ class CCRObjective:
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
                     p.requires_grad for p in module.parameters()):
                 module.eval()
-        n_frozen_blocks = leading_frozen_vision_blocks(tower)
         if n_frozen_blocks and self.feature_cache is not None and image_ids is not None:
             return self.feature_cache.image_top_blocks(model, pixel_values, image_ids, n_frozen_blocks)
         return model.get_image_tokens(pixel_values)
