@@ -160,12 +160,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="cldr-emoji", help="benchmark name or folder (common schema)")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--languages", default="en,de,ja,ru", help="comma-separated language codes")
-    parser.add_argument("--plot", default="itm_logits.png", help="where the histogram plot goes (PNG)")
+    parser.add_argument("--plot", default="itm_logits.png", help="where the histogram plot goes (PNG; a new file)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     from transformers import AutoModel, AutoProcessor
 
+    if Path(args.plot).exists():
+        parser.error(f"{args.plot} exists: give --plot a new file name (nothing is replaced)")
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     model = AutoModel.from_pretrained(args.model_dir).eval()
     processor = AutoProcessor.from_pretrained(args.model_dir)

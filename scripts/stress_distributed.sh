@@ -3,7 +3,7 @@
 # and wall time, then how many runs passed, failed and timed out. A run is one pytest process over all of
 # them; one that outlives RUN_LIMIT_S (default 600 s) is killed (SIGABRT first, so Python prints every
 # thread's stack) and counted as timed out. Each failed or timed-out run's output is kept in LOG_DIR
-# (default: a new temporary folder, printed at the end).
+# (default: a new temporary folder, printed at the end; a LOG_DIR that holds files is refused).
 #
 #   bash scripts/stress_distributed.sh [N]
 set -uo pipefail
@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 runs="${1:-30}"
 limit="${RUN_LIMIT_S:-600}"
 log_dir="${LOG_DIR:-$(mktemp -d -t ccr-stress-XXXXXX)}"
+if [ -e "$log_dir" ] && [ -n "$(ls -A "$log_dir" 2>/dev/null)" ]; then
+    echo "stress: LOG_DIR $log_dir is not empty: give a new or empty folder (its files are never replaced)" >&2
+    exit 2
+fi
 mkdir -p "$log_dir"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONFAULTHANDLER=1
 tests=(

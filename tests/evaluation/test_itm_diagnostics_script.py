@@ -54,6 +54,12 @@ def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path):
     assert re.search(r"ITM loss on the training pairs: \d+\.\d{4} \(prior of a constant answer for 1 in 3: 0\.6365\)",
                      result.stdout)
     assert plot.read_bytes().startswith(b"\x89PNG")
+    written = plot.read_bytes()
+    again = subprocess.run([sys.executable, str(SCRIPT), str(model), "--dataset", str(tmp_path / "data"),
+                            "--plot", str(plot)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 2 and f"{plot} exists" in again.stderr  # an existing file is never replaced
+    assert plot.read_bytes() == written
 
 
 def test_pairs_of_captions_in_languages_of_different_lengths_score_together():
