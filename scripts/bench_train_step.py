@@ -48,30 +48,39 @@ MASK_ID, SPECIAL_IDS = VOCAB - 1, [0, 1, 2, 3]
 
 
 class StepTimer(TrainerCallback):
-    """Wall time and CPU counters of each optimiser step (data loading excluded, as in the Trainer's loop)."""
+    """Wall time and CPU counters of each optimiser step, and the wall time between one step's end and the
+    next one's start (the next batch's loading and collation, logging, checkpoints)."""
 
     def __init__(self):
         self.started: tuple[float, CpuCounters] | None = None
-        self.durations, self.counters = [], []
+        self.ended: float | None = None
+        self.durations, self.counters, self.gaps = [], [], []
 
     def on_step_begin(self, args, state, control, **kwargs):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.started = (time.perf_counter(), CpuCounters.now())
+        if self.ended is not None:
+            self.gaps.append(self.started[0] - self.ended)
 
     def on_step_end(self, args, state, control, **kwargs):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         start, counters = self.started
-        self.durations.append(time.perf_counter() - start)
+        self.ended = time.perf_counter()
+        self.durations.append(self.ended - start)
         self.counters.append(CpuCounters.now() - counters)
 
     def report(self, warmup: int) -> str:
-        timed, counters = self.durations[warmup:], self.counters[warmup:]
+        timed, counters, gaps = self.durations[warmup:], self.counters[warmup:], self.gaps[warmup:]
         total = sum(counters[1:], counters[0])
-        return (f"step time over {len(timed)} steps (after {warmup} warm-up): median {statistics.median(timed):.3f} s, "
-                f"min {min(timed):.3f} s, max {max(timed):.3f} s\n"
-                f"  {total.describe(len(timed), 'step')}")
+        lines = [f"step time over {len(timed)} steps (after {warmup} warm-up): median {statistics.median(timed):.3f} s, "
+                 f"mean {statistics.mean(timed):.3f} s, min {min(timed):.3f} s, max {max(timed):.3f} s",
+                 f"  {total.describe(len(timed), 'step')}"]
+        if gaps:
+            lines.append(f"between steps (next batch, logging, checkpoints): median {statistics.median(gaps):.3f} s, "
+                         f"mean {statistics.mean(gaps):.3f} s, max {max(gaps):.3f} s, {sum(gaps):.1f} s in all")
+        return "\n".join(lines)
 
 
 def run_default_recipe(steps: int) -> None:
@@ -82,8 +91,8 @@ def run_default_recipe(steps: int) -> None:
     print(allocator_line())
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as output:
-        args = CCRTrainingArguments(output_dir=output, max_steps=steps, save_steps=10 * steps, disable_tqdm=True,
-                                    logging_steps=steps, report_to=[])
+        # ccr train's logging and checkpoint intervals, as in the main job
+        args = CCRTrainingArguments(output_dir=output, max_steps=steps, disable_tqdm=True, report_to=[])
         before, start = CpuCounters.now(), time.perf_counter()
         result = train(args, callbacks=[timer], stage=stage_clock)
         wall, counters = time.perf_counter() - start, CpuCounters.now() - before

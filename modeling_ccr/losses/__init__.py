@@ -11,7 +11,7 @@ use, ``one_to_k_loss_terms`` (defined in the remote-code file modeling_ccr.py, w
 
 Fusion-encoder objectives, as pure tensor functions:
     sample_itm_triplets, positive_language_weights,   multilingual ITM with hard samples
-    build_itm_pairs, itm_loss
+    build_itm_pairs, itm_loss, itm_accuracy, negatives_sharing_text
     mask_tokens_for_mlm, mlm_loss                     cross-modal MLM (single tokens or skip-gram spans)
 
 Fidelity to the released code (github.com/BUAADreamer/CCRK: models/xvlm.py, models/model_pretrain_mm.py,
@@ -58,7 +58,9 @@ from .itm import (
     POSITIVE_LANGUAGE_RULES,
     ItmTriplets,
     build_itm_pairs,
+    itm_accuracy,
     itm_loss,
+    negatives_sharing_text,
     positive_language_weights,
     sample_itm_triplets,
 )
@@ -82,9 +84,11 @@ __all__ = [
     "cross_modal_contrastive_loss",
     "distributed_rank_and_world_size",
     "gather_rows",
+    "itm_accuracy",
     "itm_loss",
     "mask_tokens_for_mlm",
     "mlm_loss",
+    "negatives_sharing_text",
     "one_to_k_contrastive_loss",
     "one_to_k_loss_terms",
     "positive_language_weights",

@@ -178,3 +178,33 @@ def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             f"ITM labels must be [M] = [{logits.shape[0]}] to match the logits, got {tuple(labels.shape)}"
         )
     return F.cross_entropy(logits, labels.long())
+
+
+@torch.no_grad()
+def itm_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The share of pairs whose ITM logits ``[M, 2]`` put the larger value on the label's column (labels
+    long ``[M]``); float32 0-dim. A head stuck at the 1-in-3 prior of the hard-negative pairs scores 2/3."""
+    return (logits.argmax(dim=1) == labels).float().mean()
+
+
+@torch.no_grad()
+def negatives_sharing_text(triplets: ItmTriplets, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           k: int) -> torch.Tensor:
+    """The share of an ITM step's 2N hard negatives that are no negatives in their text: the negative text
+    reads exactly as the positive caption (the same tokens, in any language), or the negative image has a
+    caption, in any of its K languages, that does. float32 0-dim.
+
+    ``input_ids`` / ``attention_mask`` are the step's image-major texts ``[N*K, L]`` (K captions per image)
+    whose rows the triplets index; the triplets may cover only some of the N images (``[M]``, M <= N).
+    """
+    tokens = input_ids * attention_mask  # padding compares equal whatever its id
+
+    def same(rows_a: torch.Tensor, rows_b: torch.Tensor) -> torch.Tensor:
+        return (tokens[rows_a] == tokens[rows_b]).all(dim=-1) & (attention_mask[rows_a] == attention_mask[rows_b]).all(dim=-1)
+
+    positive = triplets.positive_text
+    text_same = same(triplets.negative_text, positive)
+    languages = torch.arange(k, device=positive.device)
+    image_captions = triplets.negative_image[:, None] * k + languages  # [N, K] rows of each negative image
+    image_same = same(image_captions, positive[:, None].expand_as(image_captions)).any(dim=1)
+    return torch.cat([text_same, image_same]).float().mean()

@@ -25,9 +25,11 @@ from ..losses import (
     ItmTriplets,
     OneToKContrastiveLoss,
     build_itm_pairs,
+    itm_accuracy,
     itm_loss,
     mask_tokens_for_mlm,
     mlm_loss,
+    negatives_sharing_text,
     sample_caption_languages,
     sample_itm_triplets,
 )
@@ -39,7 +41,10 @@ COMPONENTS = ("contrastive", "itm", "mlm")
 
 
 class CCRObjective:
-    """Sum of the weighted components; returns ``{"loss", "contrastive", "itm", "mlm", ...}`` (0-dim tensors).
+    """Sum of the weighted components; returns ``{"loss", "contrastive", "itm", "mlm", "temperature"}`` and,
+    with ITM on, two diagnostics of the step's ITM pairs, ``"itm_accuracy"`` (:func:`itm_accuracy`) and
+    ``"itm_negatives_same_text"`` (:func:`negatives_sharing_text`); all 0-dim tensors, a skipped component
+    left out.
 
     Args:
         loss_style: ``"one-to-k"`` (the paper), ``"cross-modal"`` (one sampled language per image, 1-to-1
@@ -167,15 +172,19 @@ class CCRObjective:
         if self.weights["itm"] or self.weights["mlm"]:
             triplets = self._triplets(image_embeds, text_embeds, temperature, fusion_rows)
             triplets = ItmTriplets(*(indices[: self.fusion_batch_size] for indices in triplets))
+        diagnostics = {}
         if self.weights["itm"]:
             image_index, text_index, labels = build_itm_pairs(triplets)
             mask, states = trim_padding(attention_mask[text_index], text_states[text_index])
             fused = model.fuse(states, mask, image_tokens, image_index)
-            parts["itm"] = itm_loss(model.itm_head(fused[:, 0]), labels)
+            logits = model.itm_head(fused[:, 0])
+            parts["itm"] = itm_loss(logits, labels)
+            diagnostics = {"itm_accuracy": itm_accuracy(logits, labels),
+                           "itm_negatives_same_text": negatives_sharing_text(triplets, input_ids, attention_mask, k)}
         if self.weights["mlm"]:
             parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text, k)
         loss = sum(self.weights[name] * value for name, value in parts.items())
-        return {"loss": loss, **parts, "temperature": temperature.detach()}
+        return {"loss": loss, **parts, "temperature": temperature.detach(), **diagnostics}
 
     def prefill_feature_cache(self, model, batches: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Fill the frozen-feature cache in one pass before training, so that no training step computes

@@ -33,6 +33,8 @@ class CCRPreTrainingOutput(ModelOutput):
         itm_loss: hard-negative image-text matching cross-entropy over the 3N pairs.
         mlm_loss: cross-modal masked language modelling cross-entropy.
         temperature: the clamped temperature used in this step (detached).
+        itm_accuracy: the share of the ITM pairs the head classifies right (2/3 for a head stuck at the prior).
+        itm_negatives_same_text: the share of the hard negatives whose text reads as the positive caption.
     """
 
     loss: torch.Tensor | None = None
@@ -40,11 +42,18 @@ class CCRPreTrainingOutput(ModelOutput):
     itm_loss: torch.Tensor | None = None
     mlm_loss: torch.Tensor | None = None
     temperature: torch.Tensor | None = None
+    itm_accuracy: torch.Tensor | None = None
+    itm_negatives_same_text: torch.Tensor | None = None
 
     def components(self) -> dict[str, torch.Tensor]:
         """The computed components by name (``contrastive``, ``itm``, ``mlm``, ``temperature``), for logging."""
         parts = {"contrastive": self.contrastive_loss, "itm": self.itm_loss, "mlm": self.mlm_loss,
                  "temperature": self.temperature}
+        return {name: value for name, value in parts.items() if value is not None}
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """The step's ITM diagnostics by name (``itm_accuracy``, ``itm_negatives_same_text``), for logging."""
+        parts = {"itm_accuracy": self.itm_accuracy, "itm_negatives_same_text": self.itm_negatives_same_text}
         return {name: value for name, value in parts.items() if value is not None}
 
 
@@ -108,4 +117,6 @@ class CCRForPreTraining(CCRPreTrainedModel):
             itm_loss=parts.get("itm"),
             mlm_loss=parts.get("mlm"),
             temperature=parts.get("temperature"),
+            itm_accuracy=parts.get("itm_accuracy"),
+            itm_negatives_same_text=parts.get("itm_negatives_same_text"),
         )

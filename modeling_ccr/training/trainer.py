@@ -11,6 +11,7 @@ from collections import defaultdict
 import torch
 from transformers import Trainer, TrainerCallback
 
+from .objective import COMPONENTS
 from .pretraining_model import CCRForPreTraining
 
 # Parameters that start from scratch (the rest come from pretrained towers) get a larger learning rate,
@@ -49,7 +50,9 @@ class CCRTrainer(Trainer):
     """Trainer for :class:`CCRForPreTraining`.
 
     ``compute_loss`` runs ``model(**batch)``; each component of the output (``contrastive``, ``itm``,
-    ``mlm``) and the temperature are averaged between logging steps and logged as ``loss_<name>``. The
+    ``mlm``) is averaged between logging steps and logged as ``loss_<name>``; the temperature and the ITM
+    diagnostics (``itm_accuracy``, ``itm_negatives_same_text``) under their own names, so a head stuck at
+    the prior shows in the progress bar's logs. The
     per-batch mean loss is divided by the gradient-accumulation steps by the Trainer
     (``loss_is_scaled_for_ga = False``). The learning rate of each parameter group (see
     :func:`parameter_group`) is the base rate times ``args.new_parameter_lr_multiplier``,
@@ -75,14 +78,15 @@ class CCRTrainer(Trainer):
         outputs = model(**inputs)
         if model.training:
             for name, value in outputs.components().items():
-                self._component_sums[name] += float(value.detach())
+                self._component_sums[f"loss_{name}" if name in COMPONENTS else name] += float(value.detach())
+            for name, value in outputs.diagnostics().items():
+                self._component_sums[name] += float(value)
             self._component_count += 1
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._component_count:
-            for name, total in self._component_sums.items():
-                key = name if name == "temperature" else f"loss_{name}"
+            for key, total in self._component_sums.items():
                 logs[key] = round(total / self._component_count, 5)
             self._component_sums.clear()
             self._component_count = 0

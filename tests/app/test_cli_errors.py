@@ -16,6 +16,7 @@ import pytest
 from transformers import BertConfig
 
 from modeling_ccr.app.cli import SUBCOMMANDS, CommandParser, main
+from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.testing import save_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +24,7 @@ COMMAND_NAMES = [" ".join(words) for words, _, _ in SUBCOMMANDS]
 
 
 def ccr(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.CompletedProcess:
+    """``ccr ARGS`` as a user runs it: a fresh interpreter through the entry point's module, in ``cwd``."""
     env = {key: value for key, value in os.environ.items() if key != "CCR_DEBUG"}
     env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if debug_env:
@@ -31,6 +33,23 @@ def ccr(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.CompletedP
         [sys.executable, "-m", "modeling_ccr.app.cli", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
+
+
+@pytest.fixture
+def ccr_here(monkeypatch):
+    """``ccr ARGS`` run in this process (the same ``main``, exit code and text, without a fresh interpreter's
+    imports), in ``cwd``, with ``CCR_DEBUG=1`` only when ``debug_env``; the two subprocess tests below check
+    that the real process prints the same single line."""
+
+    def run(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        if debug_env:
+            monkeypatch.setenv("CCR_DEBUG", "1")
+        else:
+            monkeypatch.delenv("CCR_DEBUG", raising=False)
+        return run_ccr_in_process(*args)
+
+    return run
 
 
 def one_error_line(result: subprocess.CompletedProcess, prefix: str) -> str:
@@ -63,21 +82,21 @@ def test_unknown_command_names_it_and_lists_the_commands(tmp_path):
     assert result.stdout == ""
 
 
-def test_unknown_subcommand_of_a_group(tmp_path):
-    one_error_line(ccr("data", "biuld", cwd=tmp_path), "ccr: error: unknown command 'data biuld';")
+def test_unknown_subcommand_of_a_group(ccr_here, tmp_path):
+    one_error_line(ccr_here("data", "biuld", cwd=tmp_path), "ccr: error: unknown command 'data biuld';")
 
 
-def test_evaluate_on_a_missing_folder_says_so(tmp_path):
+def test_evaluate_on_a_missing_folder_says_so(ccr_here, tmp_path):
     missing = tmp_path / "no-such-model"
-    line = one_error_line(ccr("evaluate", missing, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
+    line = one_error_line(ccr_here("evaluate", missing, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
     assert f"{missing} does not exist: pass the folder of a saved CCR model" in line
     assert "Repo id" not in line
 
 
-def test_evaluate_on_another_model_type_names_the_folder_and_type(tmp_path):
+def test_evaluate_on_another_model_type_names_the_folder_and_type(ccr_here, tmp_path):
     bert = tmp_path / "bert"
     BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(bert)
-    line = one_error_line(ccr("evaluate", bert, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
+    line = one_error_line(ccr_here("evaluate", bert, cwd=tmp_path), "ccr evaluate: error: argument MODEL_DIR: ")
     assert f"{bert} holds a 'bert' model (model_type in its config.json), not a CCR model" in line
 
 
@@ -90,12 +109,12 @@ def test_evaluate_on_another_model_type_names_the_folder_and_type(tmp_path):
         (["main-job"], "--k-test"),
     ],
 )
-def test_out_of_range_numbers_fail_before_anything_loads(broken_weights_model_dir, tmp_path, command, flag):
+def test_out_of_range_numbers_fail_before_anything_loads(ccr_here, broken_weights_model_dir, tmp_path, command, flag):
     """The model's weights are unreadable and the dataset does not exist: loading either would fail with
     another message, so the flag's own message shows nothing was loaded first."""
     names = {"model": broken_weights_model_dir, "missing": tmp_path / "no-data", "out": tmp_path / "index"}
     args = [part.format(**names) for part in command]
-    result = ccr(*args, "--dataset", tmp_path / "no-data", flag, "0", cwd=tmp_path)
+    result = ccr_here(*args, "--dataset", tmp_path / "no-data", flag, "0", cwd=tmp_path)
     assert one_error_line(result, f"ccr {command[0]}: error: ") == (
         f"ccr {command[0]}: error: argument {flag}: must be at least 1, got 0 (see 'ccr {command[0]} --help')"
     )
@@ -114,11 +133,11 @@ def test_value_error_at_run_time_is_one_line(model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["flag", "environment"])
-def test_debug_shows_the_traceback_then_the_line(model_dir, tmp_path, how):
+def test_debug_shows_the_traceback_then_the_line(ccr_here, model_dir, tmp_path, how):
     missing = tmp_path / "no-data"
     args = ["--debug", "evaluate", model_dir, "--dataset", missing] if how == "flag" else [
         "evaluate", model_dir, "--dataset", missing]
-    result = ccr(*args, cwd=tmp_path, debug_env=how == "environment")
+    result = ccr_here(*args, cwd=tmp_path, debug_env=how == "environment")
     assert result.returncode == 2
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "in load_benchmark" in result.stderr

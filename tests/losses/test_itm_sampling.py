@@ -11,7 +11,9 @@ from loss_reference import random_batch
 from modeling_ccr.losses import (
     ItmTriplets,
     build_itm_pairs,
+    itm_accuracy,
     itm_loss,
+    negatives_sharing_text,
     positive_language_weights,
     sample_itm_triplets,
 )
@@ -243,3 +245,39 @@ def test_itm_loss_is_the_mean_two_way_cross_entropy():
         itm_loss(torch.zeros(3, 3), labels)
     with pytest.raises(ValueError, match="labels must be"):
         itm_loss(logits, labels[:2])
+
+
+def test_itm_accuracy_counts_the_argmax_against_the_label():
+    logits = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.4], [0.1, 0.3]])
+    labels = torch.tensor([1, 0, 1, 0])  # right, right, wrong, wrong
+    assert float(itm_accuracy(logits, labels)) == 0.5
+    prior = torch.tensor([[0.7, 0.0]]).expand(6, 2)  # a head that always says "no match"
+    assert float(itm_accuracy(prior, torch.tensor([1, 0, 0, 1, 0, 0]))) == pytest.approx(2 / 3)
+
+
+def test_negatives_sharing_text_counts_negatives_that_read_as_the_positive():
+    """3 images x 2 languages; image 1's second caption and image 2's first read as image 0's first
+    ("ok"), padded differently; every other caption is distinct."""
+    pad = 0
+    texts = [[5, 6, pad], [7, 8, 9],  # image 0: "ok" (en), another (de)
+             [10, pad, pad], [5, 6, pad],  # image 1: its own (en), "ok" (de)
+             [5, 6, pad], [11, 12, pad]]  # image 2: "ok" (en), its own (de)
+    input_ids = torch.tensor(texts)
+    attention_mask = (input_ids != pad).long()
+    input_ids[3, 2] = 99  # padding under a zero mask is not compared
+    k = 2
+
+    def share(positive, negative_image, negative_text):
+        triplets = ItmTriplets(*(torch.tensor(v) for v in (positive, negative_image, negative_text)))
+        return float(negatives_sharing_text(triplets, input_ids, attention_mask, k))
+
+    # image 0's positive is "ok" (row 0): its negative image 1 has "ok" in de, its negative text row 4 is "ok".
+    assert share([0], [1], [4]) == 1.0
+    assert share([0], [1], [5]) == 0.5  # the negative text differs
+    assert share([1], [2], [2]) == 0.0  # row 1 is read nowhere else
+    # two images: positive rows 0 and 2 ("ok", image 1's own); only image 0's negative image shares text
+    assert share([0, 2], [2, 0], [2, 5]) == pytest.approx(1 / 4)
+    different_mask = attention_mask.clone()
+    different_mask[4, 2] = 1  # row 4 is now "ok" plus a token: another text
+    triplets = ItmTriplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([4]))
+    assert float(negatives_sharing_text(triplets, input_ids, different_mask, k)) == 0.5

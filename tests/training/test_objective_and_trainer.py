@@ -55,6 +55,11 @@ def test_objective_components_and_weighted_sum():
     output = CCRForPreTraining.from_ccr_model(model, objective)(**batch)
     parts = {"loss": output.loss, **output.components()}
     assert set(parts) == {"loss", "contrastive", "itm", "mlm", "temperature"}
+    assert set(output.diagnostics()) == {"itm_accuracy", "itm_negatives_same_text"}
+    # 4 images: 12 pairs, 8 hard negatives (tiny captions may coincide)
+    for name, count in (("itm_accuracy", 12), ("itm_negatives_same_text", 8)):
+        share = float(getattr(output, name))
+        assert 0.0 <= share <= 1.0 and share * count == pytest.approx(round(share * count)), (name, share)
     expected = parts["contrastive"] + 0.5 * parts["itm"] + 2.0 * parts["mlm"]
     assert torch.allclose(parts["loss"], expected)
     # the contrastive part is the 1-to-K loss of the model's own embeddings
@@ -123,7 +128,9 @@ def test_trainer_logs_each_component_clamps_temperature_and_learns(tmp_path):
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 5
     for entry in logs:
-        assert {"loss_contrastive", "loss_itm", "loss_mlm", "temperature"} <= set(entry)
+        assert {"loss_contrastive", "loss_itm", "loss_mlm", "temperature", "itm_accuracy",
+                "itm_negatives_same_text"} <= set(entry)
+        assert 0.0 <= entry["itm_accuracy"] <= 1.0 and 0.0 <= entry["itm_negatives_same_text"] <= 1.0
         assert np.isfinite(entry["loss"])
     assert float(model.temperature) >= model.config.temperature_min
     with torch.no_grad():
