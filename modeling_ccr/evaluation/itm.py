@@ -18,12 +18,19 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .encode import length_sorted_batches
+
+MAX_CACHED_TEXT_BYTES = 2 * 1024**3  # text encoder states kept in memory for re-ranking (float32, CPU)
+
 
 class EncodedTexts:
     """The N*K captions tokenised once, and their text encoder states cached when they fit.
 
     ``input_ids`` / ``attention_mask`` ``[T, L]``; ``cached`` text states ``[T, L, H]`` (float32, CPU) when
-    they fit in ``max_cached_bytes``, else None (then :meth:`states` encodes the texts asked for).
+    they fit in ``max_cached_bytes``, else None (then :meth:`states` encodes the texts asked for). Texts are
+    encoded in batches of about the same length (:func:`~modeling_ccr.evaluation.encode.length_sorted_batches`);
+    the states at padding positions mean nothing (zeros past the longest text of a batch; the fusion encoder
+    masks them).
     """
 
     def __init__(self, model, processor, texts: Sequence[str], batch_size: int, max_cached_bytes: int):
@@ -40,16 +47,16 @@ class EncodedTexts:
 
     @torch.inference_mode()
     def _encode(self, text_index: torch.Tensor) -> torch.Tensor:
-        """Text encoder states ``[len(text_index), L, H]`` (float32, CPU), in batches."""
+        """Text encoder states ``[len(text_index), L, H]`` (float32, CPU), in batches of about one length."""
         device = self.model.device
-        states = [
-            self.model.encode_text(
-                self.input_ids[text_index[i : i + self.batch_size]].to(device),
-                self.attention_mask[text_index[i : i + self.batch_size]].to(device),
-            ).float().cpu()
-            for i in range(0, text_index.numel(), self.batch_size)
-        ]
-        return torch.cat(states)
+        ids, mask = self.input_ids[text_index], self.attention_mask[text_index]
+        states = torch.zeros(*ids.shape, self.model.config.text_config.hidden_size)
+        for rows, columns in length_sorted_batches(mask, self.batch_size):
+            block = torch.zeros(len(rows), ids.shape[1], states.shape[2])
+            block[:, columns] = self.model.encode_text(ids[rows][:, columns].to(device),
+                                                       mask[rows][:, columns].to(device)).float().cpu()
+            states[rows] = block
+        return states
 
     def states(self, text_index: torch.Tensor) -> torch.Tensor:
         """Text encoder states ``[M, L, H]`` (float32, CPU) of the texts ``text_index [M]`` (CPU, long)."""
@@ -57,6 +64,19 @@ class EncodedTexts:
             return self.cached[text_index]
         distinct, position = torch.unique(text_index, return_inverse=True)
         return self._encode(distinct)[position]
+
+    @torch.inference_mode()
+    def embeddings(self) -> torch.Tensor:
+        """The dual encoder's L2-normalised embeddings ``[T, D]`` (float32, CPU) of all T texts, projected
+        from the cached states (the text encoder does not run again); requires ``cached``."""
+        if self.cached is None:
+            raise ValueError("the text states are not cached (they exceed max_cached_bytes): encode the texts instead")
+        device, dtype = self.model.device, self.model.dtype
+        return torch.cat([
+            self.model.project_text_states(self.cached[i : i + self.batch_size].to(device, dtype),
+                                           self.attention_mask[i : i + self.batch_size].to(device)).float().cpu()
+            for i in range(0, self.cached.shape[0], self.batch_size)
+        ])
 
 
 class ModelPairScorer:
@@ -73,7 +93,8 @@ class ModelPairScorer:
         image_tokens: ``[N, P, Cv]`` image tokens of all N images (``model.get_image_tokens``), any device.
             The cross-attention keys and values of all of them are computed up front and kept on the model's
             device: ``num_fusion_layers * 2 * N * P * H`` values (about the size of the image tokens).
-        texts: the N*K captions, image-major (row ``j*K + l`` = image j, language l).
+        texts: the N*K captions, image-major (row ``j*K + l`` = image j, language l), or those captions
+            already encoded (an :class:`EncodedTexts`, which then keeps its own batch size and cache).
         batch_size: pairs per fusion pass (and texts, when encoding).
         max_cached_bytes: memory allowed for the text states of all texts (float32, on the CPU).
     """
@@ -83,12 +104,13 @@ class ModelPairScorer:
         model,
         processor,
         image_tokens: torch.Tensor,
-        texts: Sequence[str],
+        texts: Sequence[str] | EncodedTexts,
         batch_size: int = 256,
-        max_cached_bytes: int = 2 * 1024**3,
+        max_cached_bytes: int = MAX_CACHED_TEXT_BYTES,
     ):
         self.model = model
-        self.texts = EncodedTexts(model, processor, texts, batch_size, max_cached_bytes)
+        self.texts = texts if isinstance(texts, EncodedTexts) else EncodedTexts(model, processor, texts, batch_size,
+                                                                                 max_cached_bytes)
         self.batch_size = batch_size
         self.num_images = image_tokens.shape[0]
         self.memory = self._image_memory(image_tokens)

@@ -16,7 +16,7 @@ from evaluate_mrv.rank_variance import SpreadKind
 from ..captions import check_captions, image_major_captions
 from .distributed import DistributedContext
 from .encode import EncodedBenchmark, encode_benchmark
-from .itm import ModelPairScorer
+from .itm import MAX_CACHED_TEXT_BYTES, EncodedTexts, ModelPairScorer
 from .metrics import retrieval_metrics
 from .ranks import RetrievalRanks, retrieval_ranks
 from .rerank import DEFAULT_ITM_WEIGHT_GRID, CachedPairScorer, TwoStageReranker
@@ -33,8 +33,9 @@ class RetrievalEvaluation:
     k_test: int | None
 
 
-def _encode_all(model, processor, dataset, languages, context, batch_size, keep_tokens, progress):
-    """Encode this process's images, then gather every process's embeddings (and tokens) in image order."""
+def _encode_all(model, processor, dataset, languages, context, batch_size, keep_tokens, encode_texts, progress):
+    """Encode this process's images (and captions, with ``encode_texts``), then gather every process's
+    embeddings (and tokens) in image order."""
     shard = encode_benchmark(
         model,
         processor,
@@ -43,11 +44,12 @@ def _encode_all(model, processor, dataset, languages, context, batch_size, keep_
         rows=context.shard(len(dataset)),
         batch_size=batch_size,
         keep_image_tokens=keep_tokens,
+        encode_texts=encode_texts,
         progress=progress,
     )
     return EncodedBenchmark(
         image_embeds=context.gather_rows(shard.image_embeds),
-        text_embeds=context.gather_rows(shard.text_embeds),
+        text_embeds=None if shard.text_embeds is None else context.gather_rows(shard.text_embeds),
         image_tokens=None if shard.image_tokens is None else context.gather_rows(shard.image_tokens),
     )
 
@@ -134,13 +136,21 @@ class PreparedEvaluation:
         self.num_images = len(dataset)
         self.k_test = None if k_test is None else min(k_test, len(dataset))
         self.progress = progress
-        self.encoded = _encode_all(model, processor, dataset, self.languages, self.context, batch_size,
-                                   k_test is not None, progress)
-        self.scorer = None
+        # Re-ranking encodes every caption once for the fusion encoder; when those states are kept, the dual
+        # encoder's text embeddings are projected from them instead of encoding the captions a second time.
+        texts = None
         if k_test is not None:
-            texts = image_major_captions(captions, self.languages)
+            texts = EncodedTexts(model, processor, image_major_captions(captions, self.languages), itm_batch_size,
+                                 MAX_CACHED_TEXT_BYTES)
+        reuse_states = texts is not None and texts.cached is not None
+        self.encoded = _encode_all(model, processor, dataset, self.languages, self.context, batch_size,
+                                   k_test is not None, not reuse_states, progress)
+        if reuse_states:
+            self.encoded.text_embeds = texts.embeddings()
+        self.scorer = None
+        if texts is not None:
             scorer = ModelPairScorer(model, processor, self.encoded.image_tokens, texts, batch_size=itm_batch_size)
-            self.scorer = CachedPairScorer(scorer, num_texts=len(texts))
+            self.scorer = CachedPairScorer(scorer, num_texts=texts.input_ids.shape[0])
 
     def evaluate(self, rerank_mode: str | None = "replace", itm_weight: float = 1.0, chunk_size: int | None = None,
                  mrv_kind: SpreadKind = "std") -> RetrievalEvaluation:
