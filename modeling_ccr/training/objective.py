@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from accelerate import PartialState
 from torch import nn
 
@@ -172,17 +173,26 @@ class CCRObjective:
         if self.weights["itm"] or self.weights["mlm"]:
             triplets = self._triplets(image_embeds, text_embeds, temperature, fusion_rows)
             triplets = ItmTriplets(*(indices[: self.fusion_batch_size] for indices in triplets))
-        diagnostics = {}
+        groups = {}  # what the fusion encoder reads: (text states, mask, image index) of each objective
         if self.weights["itm"]:
             image_index, text_index, labels = build_itm_pairs(triplets)
             mask, states = trim_padding(attention_mask[text_index], text_states[text_index])
-            fused = model.fuse(states, mask, image_tokens, image_index)
-            logits = model.itm_head(fused[:, 0])
+            groups["itm"] = (states, mask, image_index)
+        if self.weights["mlm"]:
+            masked, mlm_mask, mlm_labels = self._mask_for_mlm(input_ids, attention_mask, triplets.positive_text)
+            groups["mlm"] = (model.encode_text(masked, mlm_mask), mlm_mask, triplets.positive_text // k)
+        fused = fuse_groups(model, image_tokens, groups)
+        diagnostics = {}
+        if "itm" in fused:
+            logits = model.itm_head(fused["itm"][:, 0])
             parts["itm"] = itm_loss(logits, labels)
             diagnostics = {"itm_accuracy": itm_accuracy(logits, labels),
                            "itm_negatives_same_text": negatives_sharing_text(triplets, input_ids, attention_mask, k)}
-        if self.weights["mlm"]:
-            parts["mlm"] = self._mlm(model, input_ids, attention_mask, image_tokens, triplets.positive_text, k)
+        if "mlm" in fused:
+            targets = mlm_labels != IGNORE_INDEX
+            # Vocabulary logits only at the targets: [n_targets, V] instead of [N, L, V].
+            logits = model.mlm_logits(fused["mlm"][targets].unsqueeze(0))
+            parts["mlm"] = mlm_loss(logits, mlm_labels[targets].unsqueeze(0))
         loss = sum(self.weights[name] * value for name, value in parts.items())
         return {"loss": loss, **parts, "temperature": temperature.detach(), **diagnostics}
 
@@ -264,9 +274,9 @@ class CCRObjective:
         return one_to_one._replace(positive_text=fusion_rows[one_to_one.positive_text],
                                    negative_text=fusion_rows[one_to_one.negative_text])
 
-    def _mlm(self, model, input_ids, attention_mask, image_tokens, chosen, k) -> torch.Tensor:
-        """Cross-modal MLM on the chosen captions (rows ``chosen`` ``[M]`` of the image-major texts), each
-        attending to its image."""
+    def _mask_for_mlm(self, input_ids, attention_mask, chosen) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The chosen captions (rows ``chosen`` ``[M]`` of the image-major texts) masked for cross-modal MLM:
+        ``(masked ids, attention mask, labels)``, each ``[M, L']``, without the padding columns they share."""
         ids, mask = input_ids[chosen], attention_mask[chosen]
         masked, labels = mask_tokens_for_mlm(
             ids, mask, self.special_token_ids, self.mask_token_id, self.vocab_size,
@@ -274,11 +284,27 @@ class CCRObjective:
             masking=self.mlm_masking,
         )
         mask, masked, labels = trim_padding(mask, masked, labels)  # after masking: the same draws as untrimmed
-        fused = model.fuse(model.encode_text(masked, mask), mask, image_tokens, chosen // k)
-        targets = labels != IGNORE_INDEX
-        # Vocabulary logits only at the targets: [n_targets, V] instead of [N, L, V].
-        logits = model.mlm_logits(fused[targets].unsqueeze(0))
-        return mlm_loss(logits, labels[targets].unsqueeze(0))
+        return masked, mask, labels
+
+
+def fuse_groups(model, image_tokens: torch.Tensor,
+                groups: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Several sets of fusion inputs through the fusion encoder in one pass: ``groups[name]`` is (text
+    states ``[M, L, H]``, attention mask ``[M, L]``, image index long ``[M]`` into image_tokens ``[N, P, Cv]``);
+    returns ``{name: fused states [M, L, H]}``. The rows are padded to one length and stacked, so the
+    cross-attention keys and values of an image that several groups use (ITM's pairs and MLM's captions
+    share the batch's first images) are computed once; every row's result is the one it gets alone."""
+    if not groups:
+        return {}
+    width = max(mask.shape[1] for _, mask, _ in groups.values())
+    states = torch.cat([F.pad(s, (0, 0, 0, width - s.shape[1])) for s, _, _ in groups.values()])
+    masks = torch.cat([F.pad(mask, (0, width - mask.shape[1])) for _, mask, _ in groups.values()])
+    fused = model.fuse(states, masks, image_tokens, torch.cat([index for _, _, index in groups.values()]))
+    out, start = {}, 0
+    for name, (group_states, mask, _) in groups.items():
+        out[name] = fused[start : start + len(group_states), : mask.shape[1]]
+        start += len(group_states)
+    return out
 
 
 def trim_padding(attention_mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -256,6 +256,36 @@ def test_cutting_padding_columns_and_unused_images_leaves_the_fusion_output_unch
     torch.testing.assert_close(cut[real], full[:, : cut_mask.shape[1]][real], rtol=0, atol=1e-5)
 
 
+def test_fusion_groups_in_one_pass_equal_each_group_alone_with_keys_once_per_image():
+    from modeling_ccr.training.objective import fuse_groups, trim_padding
+
+    processor = tiny_ccr_processor()
+    model = tiny_ccr_model("vit").eval()
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+    with torch.no_grad():
+        tokens = model.get_image_tokens(batch["pixel_values"])
+        states = model.encode_text(batch["input_ids"], batch["attention_mask"])
+    short = torch.tensor([0, 3, 6])  # two groups of different lengths sharing image 1
+    long_mask, long_states = trim_padding(batch["attention_mask"][[10, 2]], states[[10, 2]])
+    short_mask, short_states = trim_padding(batch["attention_mask"][short], states[short])
+    assert long_mask.shape[1] > short_mask.shape[1]  # group b is padded in the common pass
+    groups = {"a": (long_states, long_mask, torch.tensor([1, 3])), "b": (short_states, short_mask, torch.tensor([1, 1, 2]))}
+    key_rows = []
+    hook = model.fusion.layer[0].crossattention.self.key.register_forward_hook(
+        lambda module, args, output: key_rows.append(args[0].shape[0]))
+    with torch.no_grad():
+        together = fuse_groups(model, tokens, groups)
+    hook.remove()
+    assert key_rows == [3]  # images 1, 2 and 3, once each, in one pass
+    for name, (group_states, mask, index) in groups.items():
+        with torch.no_grad():
+            alone = model.fuse(group_states, mask, tokens, index)
+        assert together[name].shape == alone.shape
+        real = mask.bool()
+        torch.testing.assert_close(together[name][real], alone[real], rtol=0, atol=1e-5)
+    assert fuse_groups(model, tokens, {}) == {}
+
+
 def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 

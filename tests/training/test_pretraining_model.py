@@ -90,21 +90,22 @@ def test_a_saved_head_model_loads_as_a_ccr_model_and_back(tmp_path):
 
 
 def _fused_text_rows(model, objective, batch) -> set[int]:
-    """Rows of the image-major text batch that entered the fusion encoder (ITM and MLM) in one step."""
+    """Rows of the image-major text batch that entered the fusion encoder for ITM in one step."""
     with torch.no_grad():
         states = model.encode_text(batch["input_ids"], batch["attention_mask"])
     seen = []
-    handle = model.fusion.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    handle = model.fusion.register_forward_pre_hook(lambda module, args: seen.append((args[0].detach(), args[1])))
     try:
         CCRForPreTraining.from_ccr_model(model, objective)(**batch)
     finally:
         handle.remove()
-    itm_states = seen[0]  # ITM: the text encoder states of the chosen rows (MLM's are of masked copies)
+    (fused_states, fused_mask), = seen  # one fusion pass: ITM's 3N pairs first, then MLM's masked copies
+    n_pairs = 3 * batch["pixel_values"].shape[0]
     rows = set()
-    for row in itm_states:
-        # the fused rows are cut to their longest caption (trailing padding columns dropped)
-        matches = [i for i in range(states.shape[0]) if torch.allclose(states[i, : len(row)], row, atol=1e-5)
-                   and not batch["attention_mask"][i, len(row):].any()]
+    for row, mask in zip(fused_states[:n_pairs], fused_mask[:n_pairs], strict=True):
+        length = int(mask.sum())  # the fused rows are padded or cut to a common length: compare real tokens
+        matches = [i for i in range(states.shape[0]) if int(batch["attention_mask"][i].sum()) == length
+                   and torch.allclose(states[i, :length], row[:length], atol=1e-5)]
         assert matches, "a fused text is not a row of the batch"
         rows.update(matches)
     return rows
