@@ -30,6 +30,9 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
   replacement; ``"tokens"`` (the function's default) masks single positions.
 - MLM head: ``CCRModel.from_backbones`` starts it from the text backbone's LM head when it has one.
 - ITM and MLM sampling run on each process's own batch (max(p) above is over the local matrix).
+- ITM hard negatives: ``sample_itm_triplets(negative_temperature=None)`` (default) draws them with the
+  contrastive temperature, as released; a temperature of their own (``ccr train
+  --itm_negative_temperature``) is this project's option, for easier negatives.
 
 What differs:
 

@@ -108,6 +108,7 @@ def sample_itm_triplets(
     temperature: float | torch.Tensor,
     generator: torch.Generator | None = None,
     positive_language: str = "released",
+    negative_temperature: float | None = None,
 ) -> ItmTriplets:
     """Draw the positive caption and the two hard negatives of every image.
 
@@ -117,8 +118,12 @@ def sample_itm_triplets(
         temperature: positive float or 0-dim tensor; s = v . w / temperature.
         generator: makes the draws reproducible (sampling runs on its device).
         positive_language: the rule for each image's positive caption, see below.
+        negative_temperature: the temperature of the two negatives' softmaxes, when it is not
+            ``temperature`` (None, the paper): larger draws easier negatives, and a very large one draws
+            them nearly uniformly (random negatives).
 
-    Distributions, each from one similarity matrix s [N, N*K] of this process's batch:
+    Distributions, each from one similarity matrix s [N, N*K] of this process's batch (the negatives'
+    from s' = v . w / negative_temperature when that is given):
         - positive language of image j, by ``positive_language``:
           ``"released"`` (default, the authors' code): weights
           max(p) + 1e-5 - p(j, j, k) over image j's own K captions, where p = softmax(s) over each
@@ -145,6 +150,8 @@ def sample_itm_triplets(
     n = sim.shape[0]
     own = torch.arange(n, device=sim.device)
     positive_text = own * k + _draw(_positive_weights(sim, k, positive_language), generator)
+    if negative_temperature is not None:
+        sim, _ = _similarities(image_embeds, text_embeds, negative_temperature)
 
     text_to_image = sim[:, positive_text].T.clone()  # [N captions, N images]
     text_to_image[own, own] = float("-inf")

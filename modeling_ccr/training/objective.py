@@ -62,6 +62,9 @@ class CCRObjective:
             image matches worst); see :func:`~modeling_ccr.losses.sample_itm_triplets`.
         mlm_masking: ``"skip-gram"`` (spans, as released) or ``"tokens"`` (single positions); see
             :func:`~modeling_ccr.losses.mask_tokens_for_mlm`.
+        itm_negative_temperature: the temperature of the ITM hard negatives' draw (None: the model's
+            contrastive temperature, as the paper); larger draws easier negatives, see
+            :func:`~modeling_ccr.losses.sample_itm_triplets`.
         fusion_batch_size: how many images of each step's batch (the first ones) train ITM and MLM; their
             hard negatives are still drawn from the whole batch. None: all. A smaller share makes the
             fusion objectives cheaper than the contrastive one on a CPU budget.
@@ -92,6 +95,7 @@ class CCRObjective:
         mlm_masking: str = "skip-gram",
         gather_with_grad: bool | str = True,
         fusion_batch_size: int | None = None,
+        itm_negative_temperature: float | None = None,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -118,6 +122,9 @@ class CCRObjective:
         if fusion_batch_size is not None and fusion_batch_size < 1:
             raise ValueError(f"fusion_batch_size must be >= 1 or None (all images), got {fusion_batch_size}")
         self.fusion_batch_size = fusion_batch_size
+        if itm_negative_temperature is not None and not itm_negative_temperature > 0:
+            raise ValueError(f"itm_negative_temperature must be > 0 or None (the model's), got {itm_negative_temperature}")
+        self.itm_negative_temperature = itm_negative_temperature
         self.mask_token_id = mask_token_id
         self.special_token_ids = list(special_token_ids or [])
         self.vocab_size = vocab_size
@@ -135,6 +142,7 @@ class CCRObjective:
             "mlm_max_masks": self.mlm_max_masks,
             "mlm_masking": self.mlm_masking,
             "fusion_batch_size": self.fusion_batch_size,
+            "itm_negative_temperature": self.itm_negative_temperature,
             "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
             "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
             "contrastive": self.contrastive.get_config_dict(),
@@ -269,8 +277,10 @@ class CCRObjective:
         """ITM triplets whose text indices are rows of the full image-major batch ``[N*K]``."""
         if fusion_rows is None:
             return sample_itm_triplets(image_embeds, text_embeds, temperature, generator=self.generator,
-                                       positive_language=self.itm_positive_language)
-        one_to_one = sample_itm_triplets(image_embeds, text_embeds[fusion_rows], temperature, generator=self.generator)
+                                       positive_language=self.itm_positive_language,
+                                       negative_temperature=self.itm_negative_temperature)
+        one_to_one = sample_itm_triplets(image_embeds, text_embeds[fusion_rows], temperature, generator=self.generator,
+                                         negative_temperature=self.itm_negative_temperature)
         return one_to_one._replace(positive_text=fusion_rows[one_to_one.positive_text],
                                    negative_text=fusion_rows[one_to_one.negative_text])
 

@@ -104,6 +104,9 @@ class CCRTrainingArguments(TrainingArguments):
     fusion_batch_size: int | None = field(
         default=16, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
                               "from the whole batch (0: all)"})
+    itm_negative_temperature: float | None = field(
+        default=None, metadata={"help": "temperature of the ITM hard-negative draw (default: the model's contrastive "
+                                "one, as the paper; larger draws easier negatives)"})
     train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
@@ -134,6 +137,9 @@ class CCRTrainingArguments(TrainingArguments):
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
         if self.train_text_layers < -1 or self.train_vision_layers < -1:
             raise ValueError("train_text_layers and train_vision_layers must be >= -1 (-1: all)")
+        if self.itm_negative_temperature is not None and not self.itm_negative_temperature > 0:
+            raise ValueError(f"itm_negative_temperature must be > 0, got {self.itm_negative_temperature} (leave it out "
+                             "for the model's contrastive temperature)")
         if not self.use_cpu and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             # Several processes and no GPU (torchrun / accelerate launch on CPUs): without use_cpu, accelerate
             # sees no distributed set-up and every process would train the whole data set alone.
@@ -398,6 +404,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         mlm_masking=args.mlm_masking,
         gather_with_grad=args.contrastive_gather,
         fusion_batch_size=args.fusion_batch_size or None,
+        itm_negative_temperature=args.itm_negative_temperature,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
     counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())

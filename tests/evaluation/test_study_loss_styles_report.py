@@ -3,6 +3,7 @@ against statistics computed here another way (the statistics module and Welch's 
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import statistics
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from scipy.stats import t as student_t
 
@@ -84,14 +86,36 @@ def study_folder(root: Path) -> Path:
     return root
 
 
-def run_report(root: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(SCRIPT), "--output", str(root), "--report-only", "--seeds", "0", "1", "2", "3",
-               "--groups", "untrained", "one-to-k (released)", "cross-modal", "cross-lingual", *extra]
-    return subprocess.run(command, capture_output=True, text=True)
+@pytest.fixture
+def run_script(monkeypatch, capsys):
+    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports), as a finished
+    process: a ``SystemExit`` message goes to stderr with exit code 1, as the interpreter does it. The test
+    of the one-line error below runs the real process."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    module = importlib.import_module(SCRIPT.stem)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
+        code = 0
+        try:
+            module.main()
+        except SystemExit as exited:
+            code = exited.code if isinstance(exited.code, int) else 1
+            if isinstance(exited.code, str):
+                print(exited.code, file=sys.stderr)
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return run
 
 
-def test_report_only_aggregates_seeds_and_tests_differences(tmp_path):
-    finished = run_report(study_folder(tmp_path))
+def run_report(run_script, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_script("--output", root, "--report-only", "--seeds", "0", "1", "2", "3",
+                      "--groups", "untrained", "one-to-k (released)", "cross-modal", "cross-lingual", *extra)
+
+
+def test_report_only_aggregates_seeds_and_tests_differences(run_script, tmp_path):
+    finished = run_report(run_script, study_folder(tmp_path))
     assert finished.returncode == 0, finished.stderr
     written = (tmp_path / "loss_styles.md").read_text(encoding="utf-8")
     assert finished.stdout.strip() == written.strip()
@@ -149,20 +173,19 @@ def test_report_only_without_results_is_one_clear_line(tmp_path):
     assert finished.stderr.strip().splitlines() == [f"no finished model under {tmp_path / 'runs'}: run the study first"]
 
 
-def test_mixed_budgets_are_not_reported_together(tmp_path):
+def test_mixed_budgets_are_not_reported_together(run_script, tmp_path):
     study_folder(tmp_path)
     write_result(tmp_path, "cross-lingual-seed3", "cross-lingual", 3, 30.0, steps=50)
-    finished = run_report(tmp_path)
+    finished = run_report(run_script, tmp_path)
     assert finished.returncode != 0
     assert finished.stderr.strip().splitlines()[-1] == (
         f"{tmp_path} mixes budgets (steps [50, 100], k_test [{K_TEST}]): report each budget from its own --output")
 
 
-def test_a_study_folder_refuses_models_of_another_budget(tmp_path):
+def test_a_study_folder_refuses_models_of_another_budget(run_script, tmp_path):
     write_result(tmp_path, "cross-modal-seed0", "cross-modal", 0, 30.0)
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
-    finished = subprocess.run([sys.executable, str(SCRIPT), "--output", str(tmp_path), "--max-steps", "50"],
-                              capture_output=True, text=True)
+    finished = run_script("--output", tmp_path, "--max-steps", "50")
     assert finished.returncode != 0
     assert finished.stderr.strip().splitlines() == [
         f"{tmp_path} holds models of --max-steps 100, not 50: rerun with that value, or choose another --output "

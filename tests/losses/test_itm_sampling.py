@@ -281,3 +281,29 @@ def test_negatives_sharing_text_counts_negatives_that_read_as_the_positive():
     different_mask[4, 2] = 1  # row 4 is now "ok" plus a token: another text
     triplets = ItmTriplets(torch.tensor([0]), torch.tensor([1]), torch.tensor([4]))
     assert float(negatives_sharing_text(triplets, input_ids, different_mask, k)) == 0.5
+
+
+def test_a_negative_temperature_of_their_own_sets_the_negatives_softmax_only():
+    n, k, tau, negative_tau = 4, 2, 0.05, 0.5
+    images, texts = random_batch(n, k, dim=6, seed=52)
+    s = (images @ texts.T).double()
+    generator = torch.Generator().manual_seed(9)
+    draws = 3000
+    text_counts = torch.zeros(n, n * k, dtype=torch.float64)
+    image_counts = torch.zeros(n, n, dtype=torch.float64)  # [positive caption's image, negative image]
+    positive_counts = torch.zeros(n, k, dtype=torch.float64)
+    for _ in range(draws):
+        t = sample_itm_triplets(images, texts, tau, generator, negative_temperature=negative_tau)
+        assert ((t.negative_text // k) != torch.arange(n)).all() and (t.negative_image != torch.arange(n)).all()
+        text_counts[torch.arange(n), t.negative_text] += 1
+        image_counts[torch.arange(n), t.negative_image] += 1
+        positive_counts[torch.arange(n), t.positive_text % k] += 1
+    for j in range(n):
+        others = [i for i in range(n * k) if i // k != j]
+        expected = torch.zeros(n * k, dtype=torch.float64)
+        expected[others] = torch.tensor(_softmax([float(s[j, i]) / negative_tau for i in others]), dtype=torch.float64)
+        torch.testing.assert_close(text_counts[j] / draws, expected, atol=0.03, rtol=0)
+    # the positive language still follows the contrastive temperature's weights
+    torch.testing.assert_close(positive_counts / draws, positive_language_weights(images, texts, tau).double(),
+                               atol=0.03, rtol=0)
+    assert (image_counts.diagonal() == 0).all()

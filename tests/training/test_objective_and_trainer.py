@@ -80,6 +80,10 @@ def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
         objective_for(processor, loss_style="one-to-one")
     with pytest.raises(ValueError, match="unknown loss components"):
         objective_for(processor, weights={"itc": 1.0})
+    with pytest.raises(ValueError, match="itm_negative_temperature must be > 0"):
+        objective_for(processor, itm_negative_temperature=0.0)
+    with pytest.raises(ValueError, match="itm_negative_temperature must be > 0"):
+        CCRTrainingArguments(output_dir="unused", itm_negative_temperature=-1.0)
 
 
 def test_collator_refuses_a_missing_language():
