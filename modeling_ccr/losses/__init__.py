@@ -33,6 +33,8 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
 - ITM hard negatives: ``sample_itm_triplets(negative_temperature=None)`` (default) draws them with the
   contrastive temperature, as released; a temperature of their own (``ccr train
   --itm_negative_temperature``) is this project's option, for easier negatives.
+- ITM loss: ``itm_loss(balanced=False)`` (default) is the released mean over the 3N pairs;
+  ``balanced=True`` (``ccr train --itm_balanced``) weighs the positive and negative pairs half each.
 
 What differs:
 

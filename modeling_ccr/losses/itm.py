@@ -176,15 +176,26 @@ def build_itm_pairs(triplets: ItmTriplets) -> tuple[torch.Tensor, torch.Tensor, 
     return image_index, text_index, labels
 
 
-def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean 2-way cross-entropy of ITM logits [M, 2] (class 1 = match) against labels long [M]."""
+def itm_loss(logits: torch.Tensor, labels: torch.Tensor, balanced: bool = False) -> torch.Tensor:
+    """2-way cross-entropy of ITM logits [M, 2] (class 1 = match) against labels long [M].
+
+    ``balanced=False`` (the paper): the mean over the M pairs, where a step's 1 positive : 2 negatives make
+    the constant answer "1 in 3" a comfortable minimum (0.637). ``balanced=True``: the mean over the
+    positive pairs and the mean over the negative pairs, averaged, so each class weighs half and a constant
+    answer costs ln 2 (a class absent from the pairs is left out).
+    """
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"ITM logits must be [M, 2] (no-match, match), got {tuple(logits.shape)}")
     if labels.shape != (logits.shape[0],):
         raise ValueError(
             f"ITM labels must be [M] = [{logits.shape[0]}] to match the logits, got {tuple(labels.shape)}"
         )
-    return F.cross_entropy(logits, labels.long())
+    if not balanced:
+        return F.cross_entropy(logits, labels.long())
+    losses = F.cross_entropy(logits, labels.long(), reduction="none")
+    positive = labels == 1
+    per_class = [losses[rows].mean() for rows in (positive, ~positive) if rows.any()]
+    return torch.stack(per_class).mean()
 
 
 @torch.no_grad()

@@ -62,6 +62,8 @@ class CCRObjective:
             image matches worst); see :func:`~modeling_ccr.losses.sample_itm_triplets`.
         mlm_masking: ``"skip-gram"`` (spans, as released) or ``"tokens"`` (single positions); see
             :func:`~modeling_ccr.losses.mask_tokens_for_mlm`.
+        itm_balanced: weigh ITM's positive and negative pairs equally (:func:`~modeling_ccr.losses.itm_loss`);
+            False (the paper) averages over the pairs, 1 positive : 2 negatives.
         itm_negative_temperature: the temperature of the ITM hard negatives' draw (None: the model's
             contrastive temperature, as the paper); larger draws easier negatives, see
             :func:`~modeling_ccr.losses.sample_itm_triplets`.
@@ -96,6 +98,7 @@ class CCRObjective:
         gather_with_grad: bool | str = True,
         fusion_batch_size: int | None = None,
         itm_negative_temperature: float | None = None,
+        itm_balanced: bool = False,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -125,6 +128,7 @@ class CCRObjective:
         if itm_negative_temperature is not None and not itm_negative_temperature > 0:
             raise ValueError(f"itm_negative_temperature must be > 0 or None (the model's), got {itm_negative_temperature}")
         self.itm_negative_temperature = itm_negative_temperature
+        self.itm_balanced = itm_balanced
         self.mask_token_id = mask_token_id
         self.special_token_ids = list(special_token_ids or [])
         self.vocab_size = vocab_size
@@ -143,6 +147,7 @@ class CCRObjective:
             "mlm_masking": self.mlm_masking,
             "fusion_batch_size": self.fusion_batch_size,
             "itm_negative_temperature": self.itm_negative_temperature,
+            "itm_balanced": self.itm_balanced,
             "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
             "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
             "contrastive": self.contrastive.get_config_dict(),
@@ -193,7 +198,7 @@ class CCRObjective:
         diagnostics = {}
         if "itm" in fused:
             logits = model.itm_head(fused["itm"][:, 0])
-            parts["itm"] = itm_loss(logits, labels)
+            parts["itm"] = itm_loss(logits, labels, balanced=self.itm_balanced)
             diagnostics = {"itm_accuracy": itm_accuracy(logits, labels),
                            "itm_negatives_same_text": negatives_sharing_text(triplets, input_ids, attention_mask, k)}
         if "mlm" in fused:

@@ -107,6 +107,9 @@ class CCRTrainingArguments(TrainingArguments):
     itm_negative_temperature: float | None = field(
         default=None, metadata={"help": "temperature of the ITM hard-negative draw (default: the model's contrastive "
                                 "one, as the paper; larger draws easier negatives)"})
+    itm_balanced: bool = field(
+        default=False, metadata={"help": "weigh ITM's positive and negative pairs equally (the paper: the mean over "
+                                 "its pairs, 1 positive : 2 negatives)"})
     train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
@@ -405,6 +408,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         gather_with_grad=args.contrastive_gather,
         fusion_batch_size=args.fusion_batch_size or None,
         itm_negative_temperature=args.itm_negative_temperature,
+        itm_balanced=args.itm_balanced,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
     counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())

@@ -241,6 +241,15 @@ def test_itm_loss_is_the_mean_two_way_cross_entropy():
         / 3
     )
     assert itm_loss(logits, labels).item() == pytest.approx(expected, abs=1e-12)
+    # balanced: the positive's loss and the negatives' mean loss, half each
+    each = [-math.log(_softmax(row)[label]) for row, label in zip(logits.tolist(), labels.tolist(), strict=True)]
+    assert itm_loss(logits, labels, balanced=True).item() == pytest.approx((each[0] + (each[1] + each[2]) / 2) / 2,
+                                                                          abs=1e-12)
+    constant = torch.zeros(6, 2, dtype=torch.float64)  # no answer at all: ln 2 either way
+    assert itm_loss(constant, torch.tensor([1, 0, 0, 1, 0, 0]), balanced=True).item() == pytest.approx(math.log(2))
+    only_negatives = torch.tensor([0, 0, 0])
+    assert itm_loss(logits, only_negatives, balanced=True).item() == pytest.approx(
+        itm_loss(logits, only_negatives).item(), abs=1e-12)
     with pytest.raises(ValueError, match=r"\[M, 2\]"):
         itm_loss(torch.zeros(3, 3), labels)
     with pytest.raises(ValueError, match="labels must be"):

@@ -21,10 +21,11 @@ from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.training import CCRForPreTraining, set_trainable
 
 
-def test_output_components_equal_the_objective_computed_piece_by_piece():
+@pytest.mark.parametrize("itm_balanced", [False, True])
+def test_output_components_equal_the_objective_computed_piece_by_piece(itm_balanced):
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit", seed=4).eval()  # eval: no dropout
     batch = batch_of(tiny_dataset().select(range(4)), processor)
-    objective = objective_for(processor, seed=7, weights={"itm": 0.5, "mlm": 2.0})
+    objective = objective_for(processor, seed=7, weights={"itm": 0.5, "mlm": 2.0}, itm_balanced=itm_balanced)
     output = CCRForPreTraining.from_ccr_model(model, objective)(**batch)
 
     tokenizer = processor.tokenizer
@@ -41,7 +42,7 @@ def test_output_components_equal_the_objective_computed_piece_by_piece():
         image_index, text_index, labels = build_itm_pairs(triplets)
         mask = batch["attention_mask"]
         fused = model.fuse(text_states[text_index], mask[text_index], image_tokens[image_index])
-        itm = itm_loss(model.itm_head(fused[:, 0]), labels)
+        itm = itm_loss(model.itm_head(fused[:, 0]), labels, balanced=itm_balanced)
         chosen = triplets.positive_text
         masked, targets = mask_tokens_for_mlm(
             batch["input_ids"][chosen], mask[chosen], tokenizer.all_special_ids, tokenizer.mask_token_id,
