@@ -64,6 +64,9 @@ class CCRObjective:
             :func:`~modeling_ccr.losses.mask_tokens_for_mlm`.
         itm_balanced: weigh ITM's positive and negative pairs equally (:func:`~modeling_ccr.losses.itm_loss`);
             False (the paper) averages over the pairs, 1 positive : 2 negatives.
+        detach_fusion_image_tokens: the fusion encoder (ITM, MLM) reads the image tokens without sending its
+            gradient back into the image tower, which then trains on the contrastive loss alone (False, the
+            paper: every loss trains the tower).
         itm_negative_temperature: the temperature of the ITM hard negatives' draw (None: the model's
             contrastive temperature, as the paper); larger draws easier negatives, see
             :func:`~modeling_ccr.losses.sample_itm_triplets`.
@@ -99,6 +102,7 @@ class CCRObjective:
         fusion_batch_size: int | None = None,
         itm_negative_temperature: float | None = None,
         itm_balanced: bool = False,
+        detach_fusion_image_tokens: bool = False,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -129,6 +133,7 @@ class CCRObjective:
             raise ValueError(f"itm_negative_temperature must be > 0 or None (the model's), got {itm_negative_temperature}")
         self.itm_negative_temperature = itm_negative_temperature
         self.itm_balanced = itm_balanced
+        self.detach_fusion_image_tokens = detach_fusion_image_tokens
         self.mask_token_id = mask_token_id
         self.special_token_ids = list(special_token_ids or [])
         self.vocab_size = vocab_size
@@ -148,6 +153,7 @@ class CCRObjective:
             "fusion_batch_size": self.fusion_batch_size,
             "itm_negative_temperature": self.itm_negative_temperature,
             "itm_balanced": self.itm_balanced,
+            "detach_fusion_image_tokens": self.detach_fusion_image_tokens,
             "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
             "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
             "contrastive": self.contrastive.get_config_dict(),
@@ -194,7 +200,7 @@ class CCRObjective:
         if self.weights["mlm"]:
             masked, mlm_mask, mlm_labels = self._mask_for_mlm(input_ids, attention_mask, triplets.positive_text)
             groups["mlm"] = (model.encode_text(masked, mlm_mask), mlm_mask, triplets.positive_text // k)
-        fused = fuse_groups(model, image_tokens, groups)
+        fused = fuse_groups(model, image_tokens.detach() if self.detach_fusion_image_tokens else image_tokens, groups)
         diagnostics = {}
         if "itm" in fused:
             logits = model.itm_head(fused["itm"][:, 0])

@@ -110,6 +110,9 @@ class CCRTrainingArguments(TrainingArguments):
     itm_balanced: bool = field(
         default=False, metadata={"help": "weigh ITM's positive and negative pairs equally (the paper: the mean over "
                                  "its pairs, 1 positive : 2 negatives)"})
+    detach_fusion_image_tokens: bool = field(
+        default=False, metadata={"help": "the fusion encoder's losses (ITM, MLM) send no gradient into the image tower, "
+                                 "which then trains on the contrastive loss alone"})
     train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
@@ -409,6 +412,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         fusion_batch_size=args.fusion_batch_size or None,
         itm_negative_temperature=args.itm_negative_temperature,
         itm_balanced=args.itm_balanced,
+        detach_fusion_image_tokens=args.detach_fusion_image_tokens,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
     counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())

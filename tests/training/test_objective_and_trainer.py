@@ -290,6 +290,24 @@ def test_fusion_groups_in_one_pass_equal_each_group_alone_with_keys_once_per_ima
     assert fuse_groups(model, tokens, {}) == {}
 
 
+def test_detached_fusion_image_tokens_leave_the_image_tower_to_the_contrastive_loss():
+    processor = tiny_ccr_processor()
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+
+    def tower_gradients(**options) -> dict[str, torch.Tensor]:
+        model = tiny_ccr_model("vit", seed=3).eval()  # eval: no dropout, the same model each time
+        CCRForPreTraining.from_ccr_model(model, objective_for(processor, seed=5, **options))(**batch).loss.backward()
+        return {name: p.grad.clone() for name, p in model.vision_model.named_parameters() if p.grad is not None}
+
+    contrastive_only = tower_gradients(weights={"itm": 0.0, "mlm": 0.0})
+    detached = tower_gradients(detach_fusion_image_tokens=True)
+    joint = tower_gradients()
+    assert contrastive_only and detached.keys() == contrastive_only.keys() == joint.keys()
+    for name, gradient in contrastive_only.items():
+        torch.testing.assert_close(detached[name], gradient, atol=1e-6, rtol=1e-5)
+    assert any(not torch.allclose(joint[name], gradient, atol=1e-6) for name, gradient in contrastive_only.items())
+
+
 def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 
