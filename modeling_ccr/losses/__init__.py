@@ -35,6 +35,9 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
   --itm_negative_temperature``) is this project's option, for easier negatives.
 - ITM loss: ``itm_loss(balanced=False)`` (default) is the released mean over the 3N pairs;
   ``balanced=True`` (``ccr train --itm_balanced``) weighs the positive and negative pairs half each.
+- Fusion input: every loss trains the image tower through the image tokens, as released; ``ccr train
+  --detach_fusion_image_tokens`` (``CCRObjective(detach_fusion_image_tokens=True)``) stops ITM's and MLM's
+  gradient there, so the tower trains on the contrastive loss alone.
 
 What differs:
 
