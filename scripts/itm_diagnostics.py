@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from modeling_ccr.allocator import tune_allocator
+from modeling_ccr.app.cli import model_folder
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.losses import build_itm_pairs, sample_itm_triplets
 
@@ -156,7 +157,7 @@ def plot(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], path: Path, title: 
 def main() -> None:
     tune_allocator()  # before the first large allocation (modeling_ccr.allocator says why)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir")
+    parser.add_argument("model_dir", type=model_folder, help="a saved CCR model folder")
     parser.add_argument("--dataset", default="cldr-emoji", help="benchmark name or folder (common schema)")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--languages", default="en,de,ja,ru", help="comma-separated language codes")
@@ -171,7 +172,10 @@ def main() -> None:
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     model = AutoModel.from_pretrained(args.model_dir).eval()
     processor = AutoProcessor.from_pretrained(args.model_dir)
-    dataset = load_benchmark(args.dataset, split=args.split, languages=languages)
+    try:
+        dataset = load_benchmark(args.dataset, split=args.split, languages=languages)
+    except ValueError as error:  # a benchmark the loaders refuse: one line, not a traceback
+        parser.error(" ".join(str(error).split()))
     generator = torch.Generator().manual_seed(args.seed)
     with torch.inference_mode():
         encoded = Encoded(model, processor, dataset, languages)

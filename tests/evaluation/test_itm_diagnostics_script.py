@@ -35,14 +35,26 @@ def test_auc_counts_pairs_and_ties_half():
     assert roc_auc(torch.tensor([5.0, 5.0]), torch.tensor([5.0])) == 0.5
 
 
-def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path):
+def run_main(module, monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
+    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports), as a finished process."""
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
+    code = 0
+    try:
+        module.main()
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 1
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path, monkeypatch, capsys):
     model = save_tiny_model(tmp_path / "model")
     write_parquet_benchmark(tmp_path / "data", split="validation", num_images=20)
     plot = tmp_path / "itm.png"
-    result = subprocess.run([sys.executable, str(SCRIPT), str(model), "--dataset", str(tmp_path / "data"),
-                             "--languages", ",".join(LANGUAGES), "--plot", str(plot)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    monkeypatch.chdir(tmp_path)
+    script = load_script()
+    result = run_main(script, monkeypatch, capsys, model, "--dataset", tmp_path / "data",
+                      "--languages", ",".join(LANGUAGES), "--plot", plot)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = dict((name, (int(pos), int(neg), float(auc))) for name, pos, neg, auc in
                 re.findall(r"^\| (random|training|re-ranking) \| (\d+) \| (\d+) \| ([\d.]+) \|$", result.stdout, re.M))
@@ -55,11 +67,29 @@ def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path):
                      result.stdout)
     assert plot.read_bytes().startswith(b"\x89PNG")
     written = plot.read_bytes()
-    again = subprocess.run([sys.executable, str(SCRIPT), str(model), "--dataset", str(tmp_path / "data"),
-                            "--plot", str(plot)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    again = run_main(script, monkeypatch, capsys, model, "--dataset", tmp_path / "data", "--plot", plot)
     assert again.returncode == 2 and f"{plot} exists" in again.stderr  # an existing file is never replaced
     assert plot.read_bytes() == written
+
+
+def test_the_script_runs_as_a_process(tmp_path):
+    """The entry point as a user runs it: ``python scripts/itm_diagnostics.py`` on a missing model folder
+    fails with one usage error line, before loading anything."""
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "no-model")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == (
+        f"itm_diagnostics.py: error: argument model_dir: {tmp_path / 'no-model'} does not exist: pass the folder of "
+        "a saved CCR model (ccr build-default, ccr train, ccr convert-ccrk or CCRModel.save_pretrained write one)")
+
+
+def test_a_benchmark_the_loaders_refuse_is_one_line(tmp_path, monkeypatch, capsys):
+    model = save_tiny_model(tmp_path / "model")
+    result = run_main(load_script(), monkeypatch, capsys, model, "--dataset", tmp_path / "no-data",
+                      "--plot", tmp_path / "itm.png")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"itm_diagnostics.py: error: '{tmp_path / 'no-data'}' is neither a")
+    assert not (tmp_path / "itm.png").exists()
 
 
 def test_pairs_of_captions_in_languages_of_different_lengths_score_together():
