@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from .cli import main
 
@@ -25,3 +28,23 @@ def run_ccr_in_process(*args: str) -> subprocess.CompletedProcess:
         except SystemExit as exited:
             code = exited.code if isinstance(exited.code, int) else (0 if exited.code is None else 2)
     return subprocess.CompletedProcess(["ccr", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_script_in_process(script_main: Callable[[], object], script: Path, *args) -> subprocess.CompletedProcess:
+    """Run a script's ``main()`` (it parses ``sys.argv``) as ``python SCRIPT ARGS`` would, in this process;
+    returns its exit code and printed text. A ``SystemExit`` with a message prints it to stderr and exits 1,
+    as the interpreter does; ``sys.argv`` is restored afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, sys.argv = sys.argv, [str(script), *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                script_main()
+            except SystemExit as exited:
+                code = exited.code if isinstance(exited.code, int) else (0 if exited.code is None else 1)
+                if isinstance(exited.code, str):
+                    print(exited.code, file=sys.stderr)
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess([str(script), *map(str, args)], code, out.getvalue(), err.getvalue())

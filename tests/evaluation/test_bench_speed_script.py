@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from pathlib import Path
+
+from modeling_ccr.app.testing import run_script_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("embed", "loss", "rerank", "faiss")
 
 
-def test_bench_speed_smoke_runs_every_section(monkeypatch, capsys):
+def test_bench_speed_smoke_runs_every_section(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     script = importlib.import_module("bench_speed")
     outputs = {}
     for section in SECTIONS:
-        monkeypatch.setattr(sys, "argv", ["bench_speed.py", "--smoke", "--profile", "--sections", section])
-        script.main()
-        outputs[section] = capsys.readouterr().out
+        finished = run_script_in_process(script.main, ROOT / "scripts" / "bench_speed.py", "--smoke", "--profile",
+                                         "--sections", section)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        outputs[section] = finished.stdout
     for section, output in outputs.items():  # each section states the machine, the versions and its peak memory
         assert re.search(rf"^{section}: peak RSS \d+\.\d\d GiB", output, re.M), output
         assert output.count("date ") == 1 and "torch 2." in output

@@ -14,6 +14,7 @@ import pytest
 import torch
 from eval_fixtures import LANGUAGES, tiny_benchmark, write_parquet_benchmark
 
+from modeling_ccr.app.testing import run_script_in_process
 from modeling_ccr.testing import save_tiny_model, tiny_ccr_model, tiny_ccr_processor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,25 +36,13 @@ def test_auc_counts_pairs_and_ties_half():
     assert roc_auc(torch.tensor([5.0, 5.0]), torch.tensor([5.0])) == 0.5
 
 
-def run_main(module, monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
-    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports), as a finished process."""
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
-    code = 0
-    try:
-        module.main()
-    except SystemExit as exited:
-        code = exited.code if isinstance(exited.code, int) else 1
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-
-def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path, monkeypatch, capsys):
+def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path, monkeypatch):
     model = save_tiny_model(tmp_path / "model")
     write_parquet_benchmark(tmp_path / "data", split="validation", num_images=20)
     plot = tmp_path / "itm.png"
     monkeypatch.chdir(tmp_path)
     script = load_script()
-    result = run_main(script, monkeypatch, capsys, model, "--dataset", tmp_path / "data",
+    result = run_script_in_process(script.main, SCRIPT, model, "--dataset", tmp_path / "data",
                       "--languages", ",".join(LANGUAGES), "--plot", plot)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = dict((name, (int(pos), int(neg), float(auc))) for name, pos, neg, auc in
@@ -67,7 +56,7 @@ def test_the_script_reports_three_pair_sets_and_a_plot(tmp_path, monkeypatch, ca
                      result.stdout)
     assert plot.read_bytes().startswith(b"\x89PNG")
     written = plot.read_bytes()
-    again = run_main(script, monkeypatch, capsys, model, "--dataset", tmp_path / "data", "--plot", plot)
+    again = run_script_in_process(script.main, SCRIPT, model, "--dataset", tmp_path / "data", "--plot", plot)
     assert again.returncode == 2 and f"{plot} exists" in again.stderr  # an existing file is never replaced
     assert plot.read_bytes() == written
 
@@ -83,9 +72,9 @@ def test_the_script_runs_as_a_process(tmp_path):
         "a saved CCR model (ccr build-default, ccr train, ccr convert-ccrk or CCRModel.save_pretrained write one)")
 
 
-def test_a_benchmark_the_loaders_refuse_is_one_line(tmp_path, monkeypatch, capsys):
+def test_a_benchmark_the_loaders_refuse_is_one_line(tmp_path):
     model = save_tiny_model(tmp_path / "model")
-    result = run_main(load_script(), monkeypatch, capsys, model, "--dataset", tmp_path / "no-data",
+    result = run_script_in_process(load_script().main, SCRIPT, model, "--dataset", tmp_path / "no-data",
                       "--plot", tmp_path / "itm.png")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith(f"itm_diagnostics.py: error: '{tmp_path / 'no-data'}' is neither a")

@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 from scipy.stats import t as student_t
 
+from modeling_ccr.app.testing import run_script_in_process
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "study_loss_styles.py"
 SUBSETS = {"test": ["en", "de", "fr"], "unseen": ["ko", "vi"]}
 LEVEL_SHIFT = {("test", "similarity"): 0.0, ("test", "replace"): -5.0, ("unseen", "similarity"): -3.0,
@@ -87,26 +89,12 @@ def study_folder(root: Path) -> Path:
 
 
 @pytest.fixture
-def run_script(monkeypatch, capsys):
-    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports), as a finished
-    process: a ``SystemExit`` message goes to stderr with exit code 1, as the interpreter does it. The test
-    of the one-line error below runs the real process."""
+def run_script(monkeypatch):
+    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports); the test of the
+    one-line error below runs the real process."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     module = importlib.import_module(SCRIPT.stem)
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
-        code = 0
-        try:
-            module.main()
-        except SystemExit as exited:
-            code = exited.code if isinstance(exited.code, int) else 1
-            if isinstance(exited.code, str):
-                print(exited.code, file=sys.stderr)
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-    return run
+    return lambda *args: run_script_in_process(module.main, SCRIPT, *args)
 
 
 def run_report(run_script, root: Path, *extra: str) -> subprocess.CompletedProcess:
