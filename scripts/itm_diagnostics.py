@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.cli import model_folder
 from modeling_ccr.data import load_benchmark
+from modeling_ccr.evaluation.encode import encode_benchmark
+from modeling_ccr.evaluation.itm import EncodedTexts
 from modeling_ccr.losses import build_itm_pairs, sample_itm_triplets
 
 TRAIN_BATCH_IMAGES = 64  # images per batch from which training draws its hard negatives
@@ -46,25 +49,20 @@ class Encoded:
     token ids / masks ``[N, L]``, encoder states ``[N, L, H]`` and embeddings ``[N, D]`` (row i: image i)."""
 
     def __init__(self, model, processor, dataset, languages: list[str], batch_size: int = 32):
-        tokens = []
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
-            pixels = processor(images=list(rows["image"]))["pixel_values"]
-            tokens.append(model.get_image_tokens(pixels))
-        self.image_tokens = torch.cat(tokens)
-        self.image_embeds = model.project_image_tokens(self.image_tokens)
+        images = encode_benchmark(model, processor, dataset, languages, batch_size=batch_size, keep_image_tokens=True,
+                                  encode_texts=False)
+        self.image_tokens, self.image_embeds = images.image_tokens, images.image_embeds
         # every language tokenised in one call, so that all captions share one padded length and pairs of
-        # any languages stack into one batch
+        # any languages stack into one batch; every state is kept in memory
         captions = dataset["captions"]
-        encoded = processor(text=[row[language] for language in languages for row in captions])
+        texts = EncodedTexts(model, processor, [row[language] for language in languages for row in captions],
+                             batch_size, max_cached_bytes=sys.maxsize)
+        embeds = texts.embeddings()
         n = len(captions)
         self.texts = {}
         for position, language in enumerate(languages):
-            ids = encoded["input_ids"][position * n : (position + 1) * n]
-            mask = encoded["attention_mask"][position * n : (position + 1) * n]
-            states = torch.cat([model.encode_text(ids[i : i + batch_size], mask[i : i + batch_size])
-                                for i in range(0, len(ids), batch_size)])
-            self.texts[language] = (ids, mask, states, model.project_text_states(states, mask))
+            rows = slice(position * n, (position + 1) * n)
+            self.texts[language] = (texts.input_ids[rows], texts.attention_mask[rows], texts.cached[rows], embeds[rows])
 
     def margins(self, model, language_of: list[str], image_index: torch.Tensor, text_index: torch.Tensor,
                 chunk: int = 256) -> torch.Tensor:

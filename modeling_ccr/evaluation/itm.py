@@ -52,10 +52,9 @@ class EncodedTexts:
         ids, mask = self.input_ids[text_index], self.attention_mask[text_index]
         states = torch.zeros(*ids.shape, self.model.config.text_config.hidden_size)
         for rows, columns in length_sorted_batches(mask, self.batch_size):
-            block = torch.zeros(len(rows), ids.shape[1], states.shape[2])
-            block[:, columns] = self.model.encode_text(ids[rows][:, columns].to(device),
-                                                       mask[rows][:, columns].to(device)).float().cpu()
-            states[rows] = block
+            kept = columns.nonzero().squeeze(1)
+            states[rows[:, None], kept] = self.model.encode_text(ids[rows][:, kept].to(device),
+                                                                 mask[rows][:, kept].to(device)).float().cpu()
         return states
 
     def states(self, text_index: torch.Tensor) -> torch.Tensor:
