@@ -26,6 +26,18 @@ ImageLike = Any  # PIL.Image.Image, numpy array [H, W] / [H, W, C], torch tensor
 # checked from the file header before decoding, whatever PIL's own Image.MAX_IMAGE_PIXELS is set to.
 MAX_IMAGE_PIXELS = 2**27
 
+# The most elongated image the processor takes: longer side over shorter side at most 20. Image processors
+# resize the shorter side to the model's input (224 for the default model) and keep the aspect ratio before
+# they crop, so the resized image grows with it: a 20000 x 1 PNG of 138 bytes would become 4.5 million x 224
+# pixels (10 GB). The model then sees a centre crop of the shorter side's length, under 1/20 of an image beyond
+# this limit; wide banners (728 x 90: 8:1) and panoramas (up to about 12:1) pass.
+MAX_ASPECT_RATIO = 20
+
+# The most pixels an image may have after the image processor's resize, before its crop: 2**24 = 16,777,216
+# (64 MiB as 8-bit RGB, 192 MiB as float32). With the aspect ratio bounded this only binds image processors
+# whose shortest edge is over 900 pixels; the default model's 224 gives at most 224 x 4,480.
+MAX_RESIZED_PIXELS = 2**24
+
 # Text that shows nothing counts as empty: whitespace, controls and format characters (zero-width space and
 # joiners, BOM, word joiner, bidi marks, soft hyphen), plus the default-ignorable fillers and variation
 # selectors that are letters or marks to Unicode but render as nothing.
@@ -55,7 +67,8 @@ def to_rgb_image(image: ImageLike, background: tuple[int, int, int] = (255, 255,
     array rules. Numpy arrays are ``[H, W]`` or ``[H, W, C]`` with C in {1, 3, 4}: uint8, other integers
     with values in [0, 255], or floats in [0, 1] (16-bit data has no scale an array could state: rescale
     it first); torch tensors are ``[C, H, W]`` under the same value rules. Paths are opened and decoded.
-    Images larger than ``MAX_IMAGE_PIXELS`` (width x height) are refused, files before they are decoded.
+    Images larger than ``MAX_IMAGE_PIXELS`` (width x height) or more elongated than ``MAX_ASPECT_RATIO``
+    (longer side / shorter side) are refused, files before they are decoded.
     """
     if isinstance(image, (str, os.PathLike)):
         image = _open_image_file(image)
@@ -71,7 +84,7 @@ def to_rgb_image(image: ImageLike, background: tuple[int, int, int] = (255, 255,
             f"cannot use an object of type {type(image).__name__} as an image: pass a PIL image, a numpy array "
             "[H, W(, C)], a torch tensor [C, H, W] or a file path"
         )
-    _check_image_size(*image.size, f"a PIL image of {image.size[0]} x {image.size[1]} pixels")
+    check_image_size(*image.size, f"a PIL image of {image.size[0]} x {image.size[1]} pixels")
     image = _to_8_bits(image)
     if image.mode == "P":
         image = image.convert("RGBA")
@@ -91,7 +104,7 @@ def _open_image_file(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies instead
             with Image.open(path) as opened:
                 width, height = opened.size
-                _check_image_size(width, height, f"{name!r} ({width} x {height} pixels)")
+                check_image_size(width, height, f"{name!r} ({width} x {height} pixels)")
                 opened.load()
                 return opened.copy()
     except FileNotFoundError as error:
@@ -108,7 +121,10 @@ def _open_image_file(path: str | os.PathLike) -> Image.Image:
         ) from error
 
 
-def _check_image_size(width: int, height: int, what: str) -> None:
+def check_image_size(width: int, height: int, what: str) -> None:
+    """Refuse an image of ``width x height`` pixels that is empty, over ``MAX_IMAGE_PIXELS`` or more elongated
+    than ``MAX_ASPECT_RATIO``, with a ValueError that starts with ``what`` and says what to do. Cheap: callers
+    run it on a file's declared size before decoding it."""
     if width * height > MAX_IMAGE_PIXELS:
         raise ValueError(
             f"{what} is over the processor's limit of {MAX_IMAGE_PIXELS:,} pixels (width x height): downscale it "
@@ -116,6 +132,12 @@ def _check_image_size(width: int, height: int, what: str) -> None:
         )
     if width == 0 or height == 0:
         raise ValueError(f"{what} has no pixels: pass an image at least 1 x 1 pixel large")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ValueError(
+            f"{what} has an aspect ratio of {max(width, height) / min(width, height):,.0f}:1, over the processor's "
+            f"limit of {MAX_ASPECT_RATIO}:1 (longer side / shorter side): crop it or pad it to at most "
+            f"{MAX_ASPECT_RATIO}:1 first (the model sees images about square, so it would see a sliver of this one)"
+        )
 
 
 def _to_8_bits(image: Image.Image) -> Image.Image:
@@ -136,7 +158,7 @@ def _array_to_pil(array: np.ndarray, what: str = "an image array") -> Image.Imag
             f"an image array must be [H, W] (grey), [H, W, 3] (RGB) or [H, W, 4] (RGBA), got shape {array.shape}; "
             "for channels-first data pass a torch tensor [C, H, W] or transpose the array"
         )
-    _check_image_size(array.shape[1], array.shape[0], f"{what} of shape {array.shape}")
+    check_image_size(array.shape[1], array.shape[0], f"{what} of shape {array.shape}")
     if array.dtype == np.uint8:
         return Image.fromarray(array)
     if np.issubdtype(array.dtype, np.floating):
@@ -260,9 +282,10 @@ class CCRProcessor(ProcessorMixin):
         ``attention_mask [T, L]`` only.
 
     Bad input raises a ValueError that says what to pass (an unknown keyword: a TypeError). Images follow
-    :func:`to_rgb_image` (at most ``MAX_IMAGE_PIXELS`` each); captions and texts that are empty or only
-    whitespace and invisible characters (:func:`is_blank`) are refused, as are sets, whose order would
-    decide which caption is which. Texts longer than ``max_length`` tokens are truncated with a warning.
+    :func:`to_rgb_image` (at most ``MAX_IMAGE_PIXELS`` each, at most ``MAX_ASPECT_RATIO`` elongated) and
+    are refused before resizing when the resize would give over ``MAX_RESIZED_PIXELS``; captions and texts
+    that are empty or only whitespace and invisible characters (:func:`is_blank`) are refused, as are sets,
+    whose order would decide which caption is which. Texts longer than ``max_length`` tokens are truncated with a warning.
 
     Args:
         image_processor: a transformers image processor (resize, rescale, normalise).
@@ -318,6 +341,7 @@ class CCRProcessor(ProcessorMixin):
             if not image_list:
                 raise ValueError("images is an empty list: pass at least one image")
             rgb = [to_rgb_image(image) for image in image_list]
+            self._check_resized_sizes(rgb)
             data["pixel_values"] = self.image_processor(images=rgb, return_tensors="pt")["pixel_values"]
             n_images = len(rgb)
         if captions is not None:
@@ -331,6 +355,25 @@ class CCRProcessor(ProcessorMixin):
         if text is not None:
             data.update(self.tokenize(_text_list(text), **kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _check_resized_sizes(self, images: list[Image.Image]) -> None:
+        """Refuse, before resizing, an image that the image processor's resize to a shortest edge would make
+        larger than ``MAX_RESIZED_PIXELS``: that resize keeps the aspect ratio, so its output grows with it.
+        Resizes to a fixed size or within a longest edge bound their output themselves."""
+        size = getattr(self.image_processor, "size", None)
+        if size is None or not getattr(self.image_processor, "do_resize", True) or not size.get("shortest_edge"):
+            return
+        shortest, longest = size["shortest_edge"], size.get("longest_edge")
+        for j, image in enumerate(images):
+            resized_long = shortest * max(image.size) / min(image.size)
+            if longest:
+                resized_long = min(resized_long, longest)
+            if shortest * resized_long > MAX_RESIZED_PIXELS:
+                raise ValueError(
+                    f"image {j} ({image.size[0]} x {image.size[1]} pixels) would be resized to {shortest:,} x "
+                    f"{resized_long:,.0f} pixels (the image processor's shortest edge is {shortest}), over the "
+                    f"processor's limit of {MAX_RESIZED_PIXELS:,} pixels after resizing: crop it closer to square first"
+                )
 
     def tokenize(self, texts: list[str], **kwargs) -> dict[str, torch.Tensor]:
         """Tokenise texts (with the caption prefix) -> ``input_ids`` / ``attention_mask [T, L]``.

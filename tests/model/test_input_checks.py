@@ -12,9 +12,19 @@ import pytest
 import torch
 from PIL import Image
 
+from modeling_ccr.backbones.efficientnet_lite import efficientnet_lite0_image_processor
 from modeling_ccr.captions import check_captions, image_major_captions
-from modeling_ccr.processing_ccr import MAX_IMAGE_PIXELS, TruncationWarning, is_blank, to_rgb_image
-from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor
+from modeling_ccr.default_model import DEFAULT_SHORTEST_EDGE
+from modeling_ccr.processing_ccr import (
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_PIXELS,
+    MAX_RESIZED_PIXELS,
+    CCRProcessor,
+    TruncationWarning,
+    is_blank,
+    to_rgb_image,
+)
+from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor, tiny_tokenizer
 
 # ----- high-depth images ------------------------------------------------------------------------
 
@@ -116,6 +126,56 @@ def test_images_over_the_limit_are_refused_as_pil_images_arrays_and_tensors(tmp_
         to_rgb_image(torch.zeros(1).expand(3, side, side))
     with pytest.raises(ValueError, match="has no pixels"):
         to_rgb_image(np.zeros((0, 5), np.uint8))
+
+
+# ----- elongated images: bounded before decoding and before resizing ---------------------------
+
+ASPECT_MESSAGE = rf"has an aspect ratio of 20,000:1, over the processor's limit of {MAX_ASPECT_RATIO}:1 \(longer side"
+
+
+def _shortest_edge_processor(shortest_edge: int) -> CCRProcessor:
+    """A processor that resizes as the default model's does (shorter side to ``shortest_edge``, then a crop)."""
+    return CCRProcessor(efficientnet_lite0_image_processor(shortest_edge=shortest_edge), tiny_tokenizer())
+
+
+@pytest.mark.parametrize("size", [(20_000, 1), (1, 20_000)])
+def test_very_elongated_image_files_are_refused_naming_the_limit(tmp_path, size):
+    path = tmp_path / "line.png"
+    Image.new("L", size, 200).save(path)  # about 100 bytes on disk
+    with pytest.raises(ValueError, match=rf"'{path}' \({size[0]} x {size[1]} pixels\) {ASPECT_MESSAGE}"):
+        tiny_ccr_processor()(images=[str(path)])
+    declared_only = _header_only_png(tmp_path / "declared.png", *size)  # no pixel data: refused before decoding
+    with pytest.raises(ValueError, match=ASPECT_MESSAGE):
+        to_rgb_image(declared_only)
+
+
+def test_very_elongated_pil_images_arrays_and_tensors_are_refused():
+    for image in (Image.new("RGB", (20_000, 1)), np.zeros((1, 20_000, 3), np.uint8), torch.zeros(3, 20_000, 1)):
+        with pytest.raises(ValueError, match=ASPECT_MESSAGE):
+            to_rgb_image(image)
+    limit = MAX_ASPECT_RATIO
+    assert to_rgb_image(np.zeros((1, limit), np.uint8)).size == (limit, 1)  # the limit itself passes
+    with pytest.raises(ValueError, match=rf"aspect ratio of {limit + 1}:1"):
+        to_rgb_image(np.zeros((1, limit + 1), np.uint8))
+
+
+def test_a_wide_photo_still_gives_the_models_input():
+    photo = Image.new("RGB", (640, 200), (10, 120, 200))
+    pixel_values = _shortest_edge_processor(DEFAULT_SHORTEST_EDGE)(images=[photo])["pixel_values"]
+    assert pixel_values.shape == (1, 3, 224, 224)
+
+
+def test_an_image_whose_resize_would_exceed_the_bound_is_refused_before_resizing():
+    shortest_edge = 1024
+    image = Image.new("RGB", (200, 10))  # 20:1, within the aspect limit: resized to 1024 x 20,480 pixels
+    assert shortest_edge * shortest_edge * 20 > MAX_RESIZED_PIXELS
+    with pytest.raises(ValueError, match=(
+        r"image 1 \(200 x 10 pixels\) would be resized to 1,024 x 20,480 pixels \(the image processor's shortest "
+        rf"edge is 1024\), over the processor's limit of {MAX_RESIZED_PIXELS:,} pixels after resizing: crop it"
+    )):
+        _shortest_edge_processor(shortest_edge)(images=[Image.new("RGB", (8, 8)), image])
+    assert _shortest_edge_processor(shortest_edge)(images=[Image.new("RGB", (200, 100))])["pixel_values"].shape == (
+        1, 3, 224, 224)
 
 
 # ----- blank texts: one definition for the processor and the library --------------------------

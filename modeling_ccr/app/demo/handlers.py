@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
-from ...processing_ccr import to_rgb_image
+from ...processing_ccr import check_image_size, to_rgb_image
 from ..index.gallery import GalleryIndex
 from ..index.search import encode_images, rank_captions
 from ..index.session import check_language, check_query, known_languages, text_to_image_rows
@@ -76,7 +76,9 @@ def _picked_item(pick: str, index: GalleryIndex) -> int:
 
 
 def open_upload(path: str | Path) -> Image.Image:
-    """An uploaded file as an RGB image (transparency on white, as the processor does), refusing non-images and images over ``MAX_IMAGE_PIXELS``."""
+    """An uploaded file as an RGB image (transparency on white, as the processor does), refusing files over
+    ``MAX_UPLOAD_BYTES``, non-images, images over ``MAX_IMAGE_PIXELS`` and images the processor refuses by
+    their size (too elongated: :func:`check_image_size`), the last two from the file's header, before decoding."""
     path = Path(path)
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         raise ValueError(f"The file is over {MAX_UPLOAD_BYTES // 2**20} MB: upload a smaller image.")
@@ -89,6 +91,7 @@ def open_upload(path: str | Path) -> Image.Image:
                     f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels: downscale it (the model sees it at a few "
                     "hundred pixels anyway) and upload again."
                 )
+            check_image_size(width, height, f"The image ({width:,} x {height:,} pixels)")
             image.load()
             return to_rgb_image(image.copy())
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):

@@ -85,8 +85,11 @@ def test_image_to_text_for_an_upload(gallery, loaded, tmp_path):
 def test_image_to_text_bad_input_gets_a_message(gallery, loaded, tmp_path, huge_image):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not an image")
+    line = tmp_path / "line.png"
+    Image.new("L", (8000, 1), 90).save(line)  # about 100 bytes: its resize to the model's input would take gigabytes
     cases = [
         ((str(huge_image), None), "The image is 10,000 x 10,000 pixels"),
+        ((str(line), None), "The image (8,000 x 1 pixels) has an aspect ratio of 8,000:1, over the processor's limit"),
         ((str(text_file), None), "notes.txt is not an image the demo can read"),
         ((None, None), "Upload an image or pick one"),
         ((None, "no-such-id · ?"), "'no-such-id' is not an image of this gallery"),
