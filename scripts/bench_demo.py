@@ -75,7 +75,7 @@ def main() -> None:
             print(f"index build: the same {len(folder)} images as a folder (no captions) in {seconds:.1f} s = "
                   f"{len(folder) / seconds:.1f} images/s")
         demo = build_demo(index, model, processor)
-        _, url, _ = launch_demo(demo, index, prevent_thread_lock=True, quiet=True)
+        _, url, _ = launch_demo(demo, prevent_thread_lock=True, quiet=True)
         try:
             client = Client(url, verbose=False)
             picks = handlers.pick_choices(index)

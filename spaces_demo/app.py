@@ -41,4 +41,4 @@ INDEX = ensure_gallery(MODEL, PROCESSOR, MODEL_DIR, os.environ.get("CCR_GALLERY"
 demo = build_demo(INDEX, MODEL, PROCESSOR)
 
 if __name__ == "__main__":
-    launch_demo(demo, INDEX, host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    launch_demo(demo, host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -8,14 +8,23 @@ API endpoints (``gradio_client.Client(url).predict(..., api_name=...)``):
 
 from __future__ import annotations
 
-import gradio as gr
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 
+import gradio as gr
+import pandas as pd
+
+from ...atomic_io import atomic_write
+from ...processing_ccr import to_rgb_image
 from ..index.gallery import GalleryIndex
 from ..index.session import MAX_K, known_languages
 from . import handlers
 
 CONCURRENCY_LIMIT = 4  # requests served at once; the rest wait in the queue
 QUEUE_SIZE = 64
+SHOWN_SIZE = 512  # the longer side, in pixels, of the gallery images the page shows
 TEXT_EXAMPLES = [
     ["rotes Herz", "de"],
     ["猫の顔", "ja"],
@@ -40,16 +49,48 @@ def describe_gallery(index: GalleryIndex) -> str:
             f"{', '.join(source['languages'])}")
 
 
+class ShownImages:
+    """The gallery images as the page shows them: RGB PNGs at most ``SHOWN_SIZE`` pixels on their longer
+    side, each written once into a temporary folder of their own (removed with the demo or at exit).
+
+    The app hands Gradio these copies, never a path of the gallery, and Gradio sends them from its cache:
+    so no other file of the gallery's folders (a note, a hidden key) is ever on the web. Gradio copies
+    returned files from the system's temporary folder, where this one is. (Images handed to Gradio as PIL
+    images are rewritten in its cache at every request, which truncates the file another request is
+    sending; copies of files are written atomically.)
+    """
+
+    def __init__(self):
+        self._folder = tempfile.TemporaryDirectory(prefix="ccr-demo-shown-")
+
+    def __call__(self, path: str | os.PathLike) -> str:
+        """The shown copy of the gallery image at ``path``, made on first use (atomically: requests that
+        make it at once each write a complete copy)."""
+        shown = Path(self._folder.name) / f"{hashlib.sha256(os.fsencode(path)).hexdigest()[:32]}.png"
+        if not shown.is_file():
+            image = to_rgb_image(path)
+            image.thumbnail((SHOWN_SIZE, SHOWN_SIZE))
+            atomic_write(shown, lambda temporary: image.save(temporary, format="PNG"))
+        return str(shown)
+
+
 def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok demo") -> gr.Blocks:
     """The app over ``index`` with ``model`` / ``processor`` (loaded once, shared by every request)."""
     languages = known_languages(index)
     has_captions = index.caption_embeds is not None
+    shown_image = ShownImages()
 
+    @handlers.friendly([])
     def search(query, language, k, rerank):
-        return handlers.text_to_image(query, index, model, processor, language=language, k=k, rerank=rerank)
+        items, message = handlers.text_to_image(query, index, model, processor, language=language, k=k,
+                                                rerank=rerank)
+        return [(shown_image(path), label) for path, label in items], message
 
+    @handlers.friendly(None, pd.DataFrame(), None)
     def describe(upload, pick):
-        return handlers.image_to_text(upload, pick, index, model, processor)
+        shown, *results = handlers.image_to_text(upload, pick, index, model, processor)
+        # an upload is shown from Gradio's upload folder, where it is; a gallery image as pixels
+        return (shown_image(shown) if shown and not upload else shown, *results)
 
     def compare(text):
         return handlers.consistency(text, index, model, processor)
@@ -97,8 +138,10 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
     return demo
 
 
-def launch_demo(demo: gr.Blocks, index: GalleryIndex, host: str = "127.0.0.1", port: int | None = None, **options):
-    """Serve ``demo`` (non-blocking with ``prevent_thread_lock=True``); the gallery's image folder is the
-    only folder besides Gradio's own that the server may send files from."""
-    return demo.launch(server_name=host, server_port=port, allowed_paths=[str(index.image_root), str(index.folder)],
+def launch_demo(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **options):
+    """Serve ``demo`` (non-blocking with ``prevent_thread_lock=True``), sending files from Gradio's own
+    folders only: uploads and the images of answers (copies: :class:`ShownImages`), no folder of the
+    gallery, whose notes, hidden files and even images are refused (403) when asked for by path. Uploads
+    are limited to ``handlers.MAX_UPLOAD_BYTES``."""
+    return demo.launch(server_name=host, server_port=port, allowed_paths=[],
                        max_file_size=f"{handlers.MAX_UPLOAD_BYTES // 2**20}mb", **options)

@@ -86,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"ccr demo: error: {error}", file=sys.stderr)
         return 2
-    launch_demo(build_demo(index, model, processor), index, port=args.port)
+    launch_demo(build_demo(index, model, processor), port=args.port)
     return 0

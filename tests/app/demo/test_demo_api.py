@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import time
 
+import httpx
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from modeling_ccr.app.demo import handlers
-from modeling_ccr.app.demo.app import build_demo, launch_demo
+from modeling_ccr.app.demo.app import SHOWN_SIZE, build_demo, launch_demo
 
 
 @pytest.fixture(scope="module")
 def client(gallery, loaded):
     demo = build_demo(gallery, *loaded)
-    _, url, _ = launch_demo(demo, gallery, prevent_thread_lock=True, quiet=True)
+    _, url, _ = launch_demo(demo, prevent_thread_lock=True, quiet=True)
     assert url.startswith("http://127.0.0.1:")
     try:
         yield Client(url, verbose=False)
@@ -64,3 +67,35 @@ def test_twenty_concurrent_queries_all_succeed(client):
     assert all(len(items) == 5 and message.startswith(f"5 of 24 images for “{query}”")
                for query, (items, message) in zip(queries, results, strict=True))
     assert time.perf_counter() - start < 120
+
+
+def test_no_file_of_the_gallery_folders_is_served_by_path(client, gallery, loaded):
+    note = gallery.image_root / "secret.txt"
+    key = gallery.image_path(0).parent / ".ssh" / "id_rsa"
+    key.parent.mkdir()
+    try:
+        note.write_text("not for the web")
+        key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+        for path in (note, key, gallery.image_path(0)):
+            response = httpx.get(f"{client.src}gradio_api/file={path}")
+            assert response.status_code == 403, (path, response.status_code)
+    finally:
+        note.unlink(missing_ok=True)
+        key.unlink(missing_ok=True)
+        key.parent.rmdir()
+
+
+def test_the_images_of_an_answer_are_served_as_the_gallery_images(client, gallery, loaded):
+    raw = Client(client.src, verbose=False, download_files=False)
+    items, _ = raw.predict("rotes Herz", "de", 3, 0, api_name="/text_to_image")
+    expected, _ = handlers.text_to_image("rotes Herz", gallery, *loaded, language="de", k=3)
+    assert len(items) == 3
+    for item, (path, _) in zip(items, expected, strict=True):
+        response = httpx.get(item["image"]["url"])
+        assert response.status_code == 200
+        served = np.asarray(Image.open(io.BytesIO(response.content)), dtype=int)
+        with Image.open(path) as original:
+            assert max(original.size) <= SHOWN_SIZE  # shown at full size
+            on_white = Image.alpha_composite(Image.new("RGBA", original.size, "white"), original.convert("RGBA"))
+        reference = np.asarray(on_white.convert("RGB"), dtype=int)
+        assert served.shape == reference.shape and np.abs(served - reference).max() <= 1  # PNG: rounding only
