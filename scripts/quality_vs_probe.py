@@ -8,8 +8,10 @@ Trains, from the embedded default model,
 - the default recipe: ``ccr train`` with no options,
 then evaluates both on the embedded benchmark's validation and test splits by similarity, with the
 paper's ITM re-ranking ("replace") and with "combine" re-ranking (ITM weight chosen on validation), and
-prints one Markdown table: mean recall, R@1, MRV (TR / IR), mean rank and wall times. The table and a
-JSON file of every figure are written to the output folder.
+prints one Markdown table: mean recall, R@1, MRV (TR / IR), mean rank and wall times, then each model's ITM
+AUCs on the validation split (``modeling_ccr.evaluation.itm_diagnostics``: its own caption against random
+captions, the hard negatives training draws and the dual encoder's top 16). The table and a JSON file of every
+figure are written to the output folder.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from transformers import AutoProcessor
 
 from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.main_job import RANKINGS, evaluate_on_benchmark
+from modeling_ccr.data import load_benchmark
 from modeling_ccr.default_model import ensure_default_model
+from modeling_ccr.evaluation.itm_diagnostics import diagnose_itm
+from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
 
 PROBE = dict(train_text_layers=0, train_vision_layers=0, itm_weight=0.0, mlm_weight=0.0,
              per_device_train_batch_size=64, max_steps=600)
+ITM_LANGUAGES = ["en", "de", "ja", "ru"]  # those of scripts/itm_diagnostics.py
 
 
 def headline(report: dict) -> dict:
@@ -60,9 +67,11 @@ def main() -> None:
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         evaluation = evaluate_on_benchmark(trained["model_dir"], args.k_test, folder / "eval", progress=False)
+        eval_s = time.perf_counter() - start
         results[name] = {
             "train_s": round(train_s, 1),
-            "eval_s": round(time.perf_counter() - start, 1),
+            "eval_s": round(eval_s, 1),
+            "itm_auc": itm_aucs(trained["model_dir"], args.seed),
             "itm_weight": evaluation["itm_weight"],
             "final_itm_loss": _last(trained["log_history"], "loss_itm"),
             **{f"{split}_{ranking}": headline(evaluation[split][ranking])
@@ -72,6 +81,13 @@ def main() -> None:
     print(table)
     (output / "quality_vs_probe.md").write_text(table + "\n", encoding="utf-8")
     (output / "quality_vs_probe.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+def itm_aucs(model_dir: str, seed: int) -> dict[str, float]:
+    """The ITM head's validation AUCs of a model folder: ``{"random" | "training" | "re-ranking": AUC}``."""
+    model = CCRModel.from_pretrained(model_dir).eval()
+    dataset = load_benchmark("cldr-emoji", split="validation", languages=ITM_LANGUAGES)
+    return diagnose_itm(model, AutoProcessor.from_pretrained(model_dir), dataset, ITM_LANGUAGES, seed=seed).aucs()
 
 
 def markdown(results: dict, k_test: int) -> str:
@@ -87,8 +103,10 @@ def markdown(results: dict, k_test: int) -> str:
     lines.append("")
     for name, result in results.items():
         itm = result["final_itm_loss"]
+        aucs = " / ".join(f"{auc:.3f}" for auc in result["itm_auc"].values())
         lines.append(f"- {name}: training {result['train_s']} s, evaluation {result['eval_s']} s"
-                     + (f", last logged ITM loss {itm:.3f} (prior 0.637)" if itm is not None else ""))
+                     + (f", last logged ITM loss {itm:.3f} (prior 0.637)" if itm is not None else "")
+                     + f"; validation ITM AUC random / training / re-ranking {aucs}")
     probe, default = results["linear probe"], results["default"]
     margin = default["test_similarity"]["mean_recall"] - probe["test_similarity"]["mean_recall"]
     lines.append(f"- test mean recall, default minus probe (similarity ranking): {margin:+.2f}")

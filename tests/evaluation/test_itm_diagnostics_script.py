@@ -1,4 +1,4 @@
-"""scripts/itm_diagnostics.py as a user runs it, on a tiny model and benchmark: the three pair sets, their
+"""scripts/itm_diagnostics.py (on modeling_ccr.evaluation.itm_diagnostics) as a user runs it, on a tiny model and benchmark: the three pair sets, their
 AUCs and the plot; and its AUC against values worked out by hand."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from eval_fixtures import LANGUAGES, tiny_benchmark, write_parquet_benchmark
 
 from modeling_ccr.app.testing import run_script_in_process
+from modeling_ccr.evaluation.itm_diagnostics import Encoded, roc_auc
 from modeling_ccr.testing import save_tiny_model, tiny_ccr_model, tiny_ccr_processor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,6 @@ def load_script():
 
 
 def test_auc_counts_pairs_and_ties_half():
-    roc_auc = load_script().roc_auc
     # 3 > 1, 3 > 2, 2 > 1, 2 = 2 (half): 3.5 of 4 pairs
     assert roc_auc(torch.tensor([3.0, 2.0]), torch.tensor([1.0, 2.0])) == pytest.approx(0.875)
     assert roc_auc(torch.tensor([0.0]), torch.tensor([1.0, 2.0])) == 0.0
@@ -84,7 +84,6 @@ def test_a_benchmark_the_loaders_refuse_is_one_line(tmp_path):
 def test_pairs_of_captions_in_languages_of_different_lengths_score_together():
     """Captions of every language are tokenised in one call, so they share one padded length (the default
     model's processor pads to the longest caption of a call) and pairs of any languages stack."""
-    encoded_class = load_script().Encoded
     model, processor = tiny_ccr_model(), tiny_ccr_processor()
     text_calls = []
 
@@ -96,7 +95,7 @@ def test_pairs_of_captions_in_languages_of_different_lengths_score_together():
     dataset = tiny_benchmark(num_images=4).map(
         lambda row: {"captions": {**row["captions"], "en": row["captions"]["en"] + " and a much longer tail"}})
     with torch.inference_mode():
-        encoded = encoded_class(model, spy, dataset, list(LANGUAGES))
+        encoded = Encoded(model, spy, dataset, list(LANGUAGES))
         margins = encoded.margins(model, ["en", "de"], torch.tensor([0, 1]), torch.tensor([0, 1]))
     assert text_calls == [4 * len(LANGUAGES)]
     assert len({entry[0].shape[1] for entry in encoded.texts.values()}) == 1
