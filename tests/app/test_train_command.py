@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from transformers import AutoModel
 
+from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.app.train import parse_arguments
 from modeling_ccr.data.arguments import DataArguments
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
@@ -75,13 +76,12 @@ def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
                      if (p / "trainer_state.json").exists())
     assert 6 <= steps_done < 400
 
-    refused = subprocess.run(train_command(model_dir, data_dir, output, "--max-steps", "12"), env=env,
-                             capture_output=True, text=True, timeout=300)
+    # the reruns in this process: what they do and say is the command's, not the interpreter's
+    refused = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", "12")[3:])
     assert refused.returncode != 0 and "pass --resume" in refused.stderr
 
     max_steps = steps_done + 6
-    resumed = subprocess.run(train_command(model_dir, data_dir, output, "--max-steps", str(max_steps), "--resume"),
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", str(max_steps), "--resume")[3:])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "final loss" in resumed.stdout
     record = json.loads((output / "model" / "training_run.json").read_text())
@@ -93,12 +93,9 @@ def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
     assert model.config.model_type == "ccr"
 
 
-def test_resume_without_a_checkpoint_and_bad_settings_fail_before_training(tiny_run, tmp_path):
+def test_bad_settings_fail_before_training(tiny_run, tmp_path):
     model_dir, data_dir, output = tiny_run
     model_args = ModelArguments(model=str(model_dir))
-    data_args = DataArguments(dataset=str(data_dir), languages=["en", "de", "fr"])
-    with pytest.raises(ValueError, match="no complete checkpoint"):
-        train(CCRTrainingArguments(output_dir=str(output), resume=True), model_args, data_args)
     with pytest.raises(ValueError, match="unknown loss_style"):
         CCRTrainingArguments(output_dir=str(output), loss_style="one-to-one")
     with pytest.raises(ValueError, match="unknown itm_positive_language"):
@@ -147,20 +144,9 @@ def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
     assert (moved[0] / "model.safetensors").read_bytes() == b"partial" and good.is_dir()  # kept, not deleted
 
 
-def test_resume_sets_incomplete_checkpoints_aside_before_looking(tiny_run):
-    model_dir, data_dir, output = tiny_run
-    half = output / "checkpoints" / "checkpoint-2"
-    half.mkdir(parents=True)
-    args = CCRTrainingArguments(output_dir=str(output), resume=True)
-    with pytest.raises(ValueError, match="no complete checkpoint"):
-        train(args, ModelArguments(model=str(model_dir)), DataArguments(dataset=str(data_dir)))
-    assert not half.exists() and len(list((output / "checkpoints").glob("incomplete-checkpoint-2-*"))) == 1
-
-
 def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_json(tiny_run):
     model_dir, data_dir, output = tiny_run
-    finished = subprocess.run(train_command(model_dir, data_dir, output, "--max-steps", "1", "--logging-steps", "5"),
-                              capture_output=True, text=True, timeout=600)
+    finished = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", "1", "--logging-steps", "5")[3:])
     assert finished.returncode == 0, finished.stderr
     assert "1 steps, final loss n/a (no step logged)" in finished.stdout
 
