@@ -2,7 +2,8 @@
 image checks and the load report.
 
 An instance is incomplete when it lacks a caption in a selected language (absent or empty), when its
-image file is missing, or when its image bytes do not decode. ``on_missing="error"`` (the default) raises
+image file is missing, when its image is named by a path that leads out of the data folder (absolute, or
+with ``..``), or when its image bytes do not decode. ``on_missing="error"`` (the default) raises
 a ``ValueError`` naming the instance's file and row and what is missing; ``on_missing="drop"`` skips it,
 counts it per reason in the ``LoadReport`` and logs a warning with the counts. Nothing is skipped
 silently.
@@ -35,7 +36,7 @@ class SplitReport:
     """What loading one split kept and skipped.
 
     ``dropped`` counts skipped instances per reason (``"no caption in 'de'"``, ``"missing image file"``,
-    ``"unreadable image"``); ``dropped_examples`` keeps the first few as "id (origin): reason";
+    ``"image outside the data folder"``, ``"unreadable image"``); ``dropped_examples`` keeps the first few as "id (origin): reason";
     ``unused_captions`` counts, per language, further captions of an image beyond the first (the common
     schema holds one caption per language and image: the first in the source's order).
     """
@@ -141,6 +142,14 @@ def check_image_bytes(data: bytes) -> str | None:
 def _image_problem(instance: Instance) -> tuple[str, str, dict[str, Any] | None]:
     """(reason, message, encoded image) for one instance; reason is "" when the image is fine."""
     ref = instance.image
+    if ref.outside:
+        return (
+            "image outside the data folder",
+            f"instance {instance.id!r} ({instance.origin}) names the image {ref.name!r}, which leads out of the "
+            "data folder; name each image by its path inside the image folder, without '..' (move or link the "
+            "file into it), or pass on_missing='drop' to skip such instances.",
+            None,
+        )
     if not ref.found:
         return (
             "missing image file",

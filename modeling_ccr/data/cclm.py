@@ -7,8 +7,9 @@ Reads ``data_dir``: one JSON-lines file, or a folder whose files (``*.jsonl``, `
     {"binary": base64 image bytes or an image path, "caption": {"en": "...", "de": "...", ...}}
 
 ``image_path`` or ``image`` may hold the path (or base64) instead of ``binary``; ``caption`` may be a
-list of such dicts (the first is used; the report counts the others). Relative image paths are looked
-up under ``image_dir`` (default: the folder of the JSON-lines file). The corpus is expected to have the
+list of such dicts (the first is used; the report counts the others). Image paths are looked up under
+``image_dir`` (default: the folder of the JSON-lines file) and must stay inside it: absolute paths and
+paths with a ``..`` part are refused. The corpus is expected to have the
 same languages on every line: those of the first line are the languages offered. The id is the line's
 ``id`` or ``image_id`` when present, else ``<file path within data_dir>:<line>``. The corpus is one
 split, ``train``; load it with ``streaming=True`` to read it lazily (files are the shards a

@@ -11,8 +11,8 @@ Split folders are named as ``datasets`` recognises them: train (training), valid
 test (testing, eval, evaluation); the split takes the canonical name. Each split folder holds its own
 metadata file.
 
-Metadata: one row per image, ``file_name`` (the image's path relative to the metadata file's folder)
-and its captions, one per language, either
+Metadata: one row per image, ``file_name`` (the image's path relative to the metadata file's folder, and
+inside it: a name that is absolute or has a ``..`` part is refused) and its captions, one per language, either
 
 - as separate columns ``captions.en``, ``captions.de``, ... (the names ``Dataset.flatten()`` gives the
   ``captions`` struct of the common schema; the layout for ``metadata.csv``), or

@@ -4,9 +4,10 @@ Reads ``<folder>/<split>.parquet`` or ``<folder>/[data/]<split>-00000-of-00001.p
 Hub layout); a split may span several files. Columns: ``id``, ``image`` (struct of ``bytes`` and ``path``,
 as ``datasets.Image`` writes it), ``captions`` (struct of one string per language), optionally
 ``keywords`` (struct of one string list per language) and any further columns, which are kept. Image
-paths without bytes are looked up under ``image_dir`` (default: the folder). Each split's languages are
-the fields of the ``captions`` struct of its own files; a selected language that a loaded split lacks
-raises ValueError naming the split.
+paths without bytes are looked up under ``image_dir`` (default: the folder), inside which they must stay:
+absolute paths and paths with a ``..`` part are refused (store the image bytes instead). Each split's
+languages are the fields of the ``captions`` struct of its own files; a selected language that a loaded
+split lacks raises ValueError naming the split.
 """
 
 from __future__ import annotations

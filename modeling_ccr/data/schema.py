@@ -17,7 +17,7 @@ import binascii
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import datasets
@@ -57,13 +57,15 @@ class ImageRef:
     """Where an instance's image comes from: encoded ``data``, or a ``path`` found on disk.
 
     ``name`` is what the ``datasets.Image`` feature stores as the path when ``data`` is given; ``searched``
-    lists the files tried when neither could be found, for the error message.
+    lists the files tried when neither could be found, for the error message; ``outside`` marks a name
+    that leads out of the image folders (absolute, or with a ``..`` part), which is refused, not looked up.
     """
 
     data: bytes | None = None
     path: Path | None = None
     name: str | None = None
     searched: tuple[Path, ...] = ()
+    outside: bool = False
 
     @property
     def found(self) -> bool:
@@ -105,10 +107,24 @@ def as_image_dirs(image_dir: ImageDirs | None, default: Path) -> list[Path]:
     return [Path(d) for d in image_dir]
 
 
+def _leads_outside(name: str) -> bool:
+    """Whether the image name ``name`` of a data row leads out of the folder it is looked up in: an
+    absolute path (or one with a drive) or a path with a ``..`` part.
+
+    Judged on the name, not on the file it resolves to: a symbolic link that the folder's owner put in it
+    (``images/`` -> another disk) is followed, while a row cannot reach a file the folder does not hold.
+    """
+    path = PurePath(name)
+    return bool(path.anchor) or ".." in path.parts
+
+
 def resolve_image(relative: str, image_dirs: Sequence[Path]) -> ImageRef:
     """Finds ``relative`` under the image folders: each folder in order, first as
     ``folder/relative`` then as ``folder/<file name>``. Returns an unresolved ``ImageRef`` listing what was
-    tried when no file exists."""
+    tried when no file exists, and one marked ``outside`` (nothing looked up) when ``relative`` leads out
+    of the folders (:func:`_leads_outside`)."""
+    if _leads_outside(relative):
+        return ImageRef(name=relative, outside=True)
     candidates: list[Path] = []
     for folder in image_dirs:
         for candidate in (folder / relative, folder / Path(relative).name):

@@ -133,6 +133,29 @@ def test_unknown_languages_missing_images_and_unlisted_images(tmp_path):
         load_benchmark(root, split="test")
 
 
+@pytest.mark.parametrize("escape", ["../../outside.png", "absolute"])
+def test_a_file_name_that_leads_out_of_the_folder_is_refused_naming_the_row(tmp_path, escape):
+    root = tmp_path / "data" / "set"
+    outside = tmp_path / "outside.png"  # a real image two levels above the metadata file
+    outside.write_bytes(image_bytes(5, fmt="PNG"))
+    write_image_folder(root, "jsonl-dict", splits={None: [0, 1, 2]})
+    metadata = root / "metadata.jsonl"
+    rows = metadata.read_text(encoding="utf-8").splitlines()
+    name = str(outside) if escape == "absolute" else escape
+    assert (root / name).resolve() == outside  # what the row would have read
+    rows[1] = rows[1].replace('"img1.png"', json.dumps(name))
+    (root / "img1.png").unlink()  # else it would be an image named by no row
+    metadata.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=(
+        rf"instance 'image-1' \({metadata} line 2\) names the image {name!r}, which leads out of the data folder; "
+        r"name each image by its path inside the image folder, without '\.\.'"
+    )):
+        load_benchmark(root, split="train")
+    train, report = load_benchmark(root, split="train", on_missing="drop", return_report=True)
+    assert [color_index(image) for image in train["image"]] == [0, 2]
+    assert report.splits["train"].dropped == {"image outside the data folder": 1}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from ccr_data_fixtures import CAPTIONS, color_index, image_bytes
@@ -47,6 +48,24 @@ def test_hub_layout_with_bytes_and_path_images_and_extra_columns(tmp_path):
             i = color_index(row["image"])
             assert row["id"] == f"img{i}"
             assert row["captions"] == {"en": CAPTIONS["en"][i], "de": CAPTIONS["de"][i]}
+
+
+def test_an_image_path_that_leads_out_of_the_folder_is_refused_naming_the_row(tmp_path):
+    folder = tmp_path / "set"
+    outside = tmp_path / "outside.png"  # a real image beside the data folder
+    outside.write_bytes(image_bytes(5, "PNG"))
+    write_split(folder, "test.parquet", [0, 1], with_bytes=False)
+    table = pq.read_table(folder / "test.parquet")
+    images = table.column("image").to_pylist()
+    images[1]["path"] = str(outside)
+    column = table.schema.get_field_index("image")
+    pq.write_table(table.set_column(column, "image", pa.array(images, table.schema.field(column).type)),
+                   folder / "test.parquet")
+    with pytest.raises(ValueError, match=(
+        rf"instance 'img1' \({folder / 'test.parquet'} row 1\) names the image '{outside}', which leads out of the "
+        "data folder"
+    )):
+        load_benchmark(folder, split="test")
 
 
 def test_null_caption_follows_the_policy(tmp_path):
