@@ -182,16 +182,31 @@ def _image_problem(instance: Instance) -> tuple[str, str, dict[str, Any] | None]
     return "", "", encoded
 
 
+def _check_new_id(instance: Instance, seen: dict[str, str]) -> None:
+    """Records ``instance``'s id in ``seen`` (id -> origin), refusing an id that an earlier instance has:
+    an id names one image (the training collator's image cache, the demo's picks and the index go by it)."""
+    if instance.id in seen:
+        raise ValueError(
+            f"id {instance.id!r} names two instances, {seen[instance.id]} and {instance.origin}; give every image "
+            "one row with an id of its own (ids default to the file name without its extension where the "
+            "format has no id column)."
+        )
+    seen[instance.id] = instance.origin
+
+
 def instance_rows(
     instances: Iterable[Instance],
     languages: Sequence[str],
     on_missing: str,
     report: SplitReport,
     with_keywords: bool,
+    seen_ids: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Applies the policy to each instance and yields rows of the common schema for ``languages``.
 
     Rows: {"id", "image": {"bytes", "path"}, "captions": {lang: text}, ["keywords": {lang: [..]}], extras}.
+    With ``seen_ids`` (id -> origin of the rows so far, filled in here) a kept instance whose id an
+    earlier one has raises ValueError naming both.
     """
     for instance in instances:
         report.unused_captions.update(instance.unused_captions)
@@ -214,6 +229,8 @@ def instance_rows(
             if len(report.dropped_examples) < _EXAMPLES_KEPT:
                 report.dropped_examples.append(f"{instance.id} ({instance.origin}): {reason}")
             continue
+        if seen_ids is not None:
+            _check_new_id(instance, seen_ids)
         row: dict[str, Any] = {
             "id": instance.id,
             "image": image,
@@ -284,7 +301,8 @@ def materialize(
     streaming: bool,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Builds the split as an in-memory ``Dataset`` or, with ``streaming``, an ``IterableDataset`` whose
-    rows are read, checked and counted as they are consumed."""
+    rows are read, checked and counted as they are consumed. In memory, ids are checked to be unique (a
+    stream is not: that would hold every id of a corpus read lazily because it is large)."""
     features = common_features(languages, plan.with_keywords, plan.extra_features)
     split_report = report.splits.setdefault(split, SplitReport())
 
@@ -300,7 +318,7 @@ def materialize(
         )
 
     instances = plan.instances(plan.shards)
-    rows = list(instance_rows(instances, languages, on_missing, split_report, plan.with_keywords))
+    rows = list(instance_rows(instances, languages, on_missing, split_report, plan.with_keywords, seen_ids={}))
     log_report(benchmark, split, split_report)
     columns = {name: [row[name] for row in rows] for name in features}
     return datasets.Dataset.from_dict(columns, features=features, split=datasets.NamedSplit(split))

@@ -103,7 +103,8 @@ def load_benchmark(
         return_report: also return the ``LoadReport`` (kept and dropped counts per split and reason, and
             further captions not used): ``(dataset, report)``.
 
-    Rows: ``id`` (str), ``image`` (``datasets.Image``: original bytes or file path), ``captions``
+    Rows: ``id`` (str; two rows of a split loaded in memory with one id raise ValueError naming both),
+    ``image`` (``datasets.Image``: original bytes or file path), ``captions``
     (language -> caption), ``keywords`` (language -> list of str, ``cldr-emoji`` only) and extra columns of
     the benchmark (``category`` for ``cldr-emoji``).
     """

@@ -156,6 +156,19 @@ def test_a_file_name_that_leads_out_of_the_folder_is_refused_naming_the_row(tmp_
     assert report.splits["train"].dropped == {"image outside the data folder": 1}
 
 
+def test_two_images_with_one_id_are_refused_naming_both_rows(tmp_path):
+    (tmp_path / "cat.png").write_bytes(image_bytes(0, fmt="PNG"))
+    (tmp_path / "cat.jpg").write_bytes(image_bytes(1))
+    rows = [{k: v for k, v in row.items() if k != "id"} for row in _rows(range(2))]
+    rows[0]["file_name"], rows[1]["file_name"] = "cat.png", "cat.jpg"  # both default to the id 'cat'
+    metadata = write_metadata(tmp_path, rows, "csv")
+    with pytest.raises(ValueError, match=(
+        rf"id 'cat' names two instances, {metadata} line 2 and {metadata} line 3; give every image one row "
+        "with an id of its own"
+    )):
+        load_benchmark(tmp_path, split="train")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -68,6 +68,17 @@ def test_an_image_path_that_leads_out_of_the_folder_is_refused_naming_the_row(tm
         load_benchmark(folder, split="test")
 
 
+def test_two_rows_with_one_id_are_refused_naming_both_rows(tmp_path):
+    write_split(tmp_path, "test.parquet", [0, 1, 2])
+    table = pq.read_table(tmp_path / "test.parquet")
+    ids = table.column("id").to_pylist()
+    ids[2] = ids[0]
+    pq.write_table(table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids)), tmp_path / "test.parquet")
+    path = tmp_path / "test.parquet"
+    with pytest.raises(ValueError, match=rf"id 'img0' names two instances, {path} row 0 and {path} row 2; give every"):
+        load_benchmark(tmp_path, split="test")
+
+
 def test_null_caption_follows_the_policy(tmp_path):
     write_split(
         tmp_path,
