@@ -235,6 +235,16 @@ class CCROutput(ModelOutput):
     text_hidden_state: torch.Tensor | None = None
 
 
+def trim_padding(attention_mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``attention_mask`` ``[M, L]`` and ``tensors`` ``[M, L, ...]`` without their trailing columns that are
+    padding in every row. Rows picked from a larger batch (the pairs of a training step or of a re-ranking
+    batch) keep that batch's padded length, and every fusion layer would otherwise compute on the padding;
+    masked positions never affect real ones, so the result for the real tokens is the same."""
+    columns = attention_mask.any(dim=0).nonzero()
+    width = int(columns.max()) + 1 if len(columns) else attention_mask.shape[1]
+    return tuple(tensor[:, :width] for tensor in (attention_mask, *tensors))
+
+
 class CCRAttentionProjections(nn.Module):
     """Query from the text states, key and value from the memory (itself, or the image tokens).
 
@@ -251,35 +261,44 @@ class CCRAttentionProjections(nn.Module):
         self.value = nn.Linear(memory_size, hidden_size)
         self.dropout = dropout
 
-    def forward(
+    def split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        """``[M, S, H]`` -> ``[M, heads, S, H/heads]``."""
+        return states.view(states.shape[0], states.shape[1], self.num_heads, -1).transpose(1, 2)
+
+    def key_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory ``[U, S, C]`` -> its keys and values, each ``[U, heads, S, H/heads]``."""
+        return self.split_heads(self.key(memory)), self.split_heads(self.value(memory))
+
+    def attend(
         self,
         hidden: torch.Tensor,
-        memory: torch.Tensor,
-        memory_mask: torch.Tensor | None,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        memory_mask: torch.Tensor | None = None,
         memory_index: torch.Tensor | None = None,
+        hidden_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """hidden ``[M, L, H]``, memory ``[M, S, C]``, memory_mask ``[M, S]`` (1 = attend) -> ``[M, L, H]``.
+        """hidden ``[U, l, H]`` attends to keys / values ``[N, heads, S, H/heads]`` -> ``[M, l, H]``.
 
-        With ``memory_index`` (long ``[M]``) the memory is ``[U, S, C]`` and row m attends to memory
-        ``memory_index[m]``: keys and values are projected once per memory, however many rows share it.
+        Row m takes its queries from hidden row ``hidden_index[m]`` and attends to memory ``memory_index[m]``
+        (long ``[M]``; each None: row m, with M = U or N). Queries are projected once per hidden row and keys
+        and values once per memory (:meth:`key_values`), however many rows share them. memory_mask ``[M, S]``
+        (1 = attend) or None (attend to all).
         """
-        m, length, hidden_size = hidden.shape
-
-        def heads(x: torch.Tensor) -> torch.Tensor:
-            return x.view(x.shape[0], -1, self.num_heads, hidden_size // self.num_heads).transpose(1, 2)
-
-        keys, values = heads(self.key(memory)), heads(self.value(memory))
+        queries = self.split_heads(self.query(hidden))
+        if hidden_index is not None:  # index_select copies whole rows: much faster than advanced indexing here
+            queries = queries.index_select(0, hidden_index)
         if memory_index is not None:
-            keys, values = keys[memory_index], values[memory_index]
+            keys, values = keys.index_select(0, memory_index), values.index_select(0, memory_index)
         mask = None if memory_mask is None else memory_mask[:, None, None, :].bool()
         attended = F.scaled_dot_product_attention(
-            heads(self.query(hidden)),
-            keys,
-            values,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
+            queries, keys, values, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return attended.transpose(1, 2).reshape(m, length, hidden_size)
+        return attended.transpose(1, 2).reshape(attended.shape[0], attended.shape[2], -1)
+
+    def forward(self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """hidden ``[M, l, H]``, memory ``[M, S, C]``, memory_mask ``[M, S]`` (1 = attend) or None -> ``[M, l, H]``."""
+        return self.attend(hidden, *self.key_values(memory), memory_mask)
 
 
 class CCRResidualOutput(nn.Module):
@@ -306,14 +325,21 @@ class CCRAttentionBlock(nn.Module):
         )
         self.output = CCRResidualOutput(text.hidden_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
 
-    def forward(
+    def forward(self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """hidden ``[M, l, H]`` attends to memory ``[M, S, C]`` (mask ``[M, S]`` or None) -> ``[M, l, H]``."""
+        return self.output(self.self(hidden, memory, memory_mask), hidden)
+
+    def attend(
         self,
         hidden: torch.Tensor,
-        memory: torch.Tensor,
-        memory_mask: torch.Tensor | None,
+        keys: torch.Tensor,
+        values: torch.Tensor,
         memory_index: torch.Tensor | None = None,
+        hidden_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.output(self.self(hidden, memory, memory_mask, memory_index), hidden)
+        """As :meth:`CCRAttentionProjections.attend` (no mask), plus the residual output -> ``[M, l, H]``."""
+        residual = hidden if hidden_index is None else hidden.index_select(0, hidden_index)
+        return self.output(self.self.attend(hidden, keys, values, None, memory_index, hidden_index), residual)
 
 
 class CCRFusionLayer(nn.Module):
@@ -337,32 +363,57 @@ class CCRFusionLayer(nn.Module):
         self,
         hidden: torch.Tensor,
         attention_mask: torch.Tensor,
-        image_tokens: torch.Tensor,
+        image_memory: tuple[torch.Tensor, torch.Tensor],
         image_index: torch.Tensor | None = None,
+        text_index: torch.Tensor | None = None,
+        cls_only: bool = False,
     ) -> torch.Tensor:
-        """hidden ``[M, L, H]``, attention_mask ``[M, L]``, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with
-        ``image_index`` long ``[M]``: row m attends to image ``image_index[m]``) -> ``[M, L, H]``."""
-        hidden = self.attention(hidden, hidden, attention_mask)
-        hidden = self.crossattention(hidden, image_tokens, None, image_index)
+        """hidden ``[U, L, H]`` of U texts, attention_mask ``[U, L]``; image_memory: this layer's cross-attention
+        keys and values of N images, each ``[N, heads, P, H/heads]`` (:meth:`CCRFusionEncoder.image_memory`).
+        Row m pairs text ``text_index[m]`` with image ``image_index[m]`` (long ``[M]``; each None: row m)
+        -> ``[M, L, H]``; with ``cls_only``, only the CLS row goes on: ``[M, 1, H]`` (all of the text is
+        still attended to)."""
+        queries = hidden[:, :1] if cls_only else hidden
+        hidden = self.attention(queries, hidden, attention_mask)  # once per text, before the pairs
+        hidden = self.crossattention.attend(hidden, *image_memory, image_index, text_index)
         return self.output(self.activation(self.intermediate.dense(hidden)), hidden)
 
 
 class CCRFusionEncoder(nn.Module):
-    """``num_fusion_layers`` :class:`CCRFusionLayer` s; ``layer.i`` mirrors a text encoder's layer list."""
+    """``num_fusion_layers`` :class:`CCRFusionLayer` s; ``layer.i`` mirrors a text encoder's layer list.
+
+    Pairs of few distinct images and texts (re-ranking, a training step's ITM and MLM rows) are cheap: each
+    image's cross-attention keys and values are computed once (:meth:`image_memory`), the first layer's
+    self-attention and cross-attention queries once per text, and only the rest per pair.
+    """
 
     def __init__(self, config: CCRConfig):
         super().__init__()
         self.layer = nn.ModuleList(CCRFusionLayer(config) for _ in range(config.num_fusion_layers))
 
+    def image_memory(self, image_tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Image tokens ``[N, P, Cv]`` -> per layer, the cross-attention keys and values of each image, each
+        ``[N, heads, P, H/heads]``."""
+        return [layer.crossattention.self.key_values(image_tokens) for layer in self.layer]
+
     def forward(
         self,
         hidden: torch.Tensor,
         attention_mask: torch.Tensor,
-        image_tokens: torch.Tensor,
+        image_memory: list[tuple[torch.Tensor, torch.Tensor]],
         image_index: torch.Tensor | None = None,
+        text_index: torch.Tensor | None = None,
+        cls_only: bool = False,
     ) -> torch.Tensor:
-        for layer in self.layer:
-            hidden = layer(hidden, attention_mask, image_tokens, image_index)
+        """Text states ``[U, L, H]`` and attention_mask ``[U, L]`` of U texts; ``image_memory`` of N images
+        (:meth:`image_memory`). Row m pairs text ``text_index[m]`` with image ``image_index[m]`` (long ``[M]``;
+        each None: row m) -> fused states ``[M, L, H]``, or the CLS row only, ``[M, 1, H]``, with ``cls_only``
+        (the last layer then computes nothing else)."""
+        last = len(self.layer) - 1
+        for number, layer in enumerate(self.layer):
+            hidden = layer(hidden, attention_mask, image_memory[number], image_index, text_index, cls_only and number == last)
+            if text_index is not None:  # from here on, one row per pair
+                attention_mask, text_index = attention_mask.index_select(0, text_index), None
         return hidden
 
 
@@ -643,8 +694,10 @@ class CCRModel(CCRPreTrainedModel):
         attention_mask: torch.Tensor,
         image_tokens: torch.Tensor,
         image_index: torch.Tensor | None = None,
+        cls_only: bool = False,
     ) -> torch.Tensor:
-        """Fusion encoder: text states ``[M, L, H]`` attend to image tokens -> ``[M, L, H]``.
+        """Fusion encoder: text states ``[M, L, H]`` attend to image tokens -> ``[M, L, H]`` (``[M, 1, H]``, the
+        CLS row alone, with ``cls_only``: what the ITM head reads, for less work).
 
         Without ``image_index`` row m of the text is paired with row m of image_tokens ``[M, P, Cv]``. With
         ``image_index`` (long ``[M]``) image_tokens holds each distinct image once (``[U, P, Cv]``) and text
@@ -658,7 +711,8 @@ class CCRModel(CCRPreTrainedModel):
             used, image_index = torch.unique(image_index, return_inverse=True)
             if len(used) < image_tokens.shape[0]:
                 image_tokens = image_tokens[used]
-        return self.fusion(text_states, attention_mask, image_tokens, image_index)
+        return self.fusion(text_states, attention_mask, self.fusion.image_memory(image_tokens), image_index,
+                           cls_only=cls_only)
 
     def itm_logits(
         self,
@@ -679,7 +733,7 @@ class CCRModel(CCRPreTrainedModel):
             if input_ids is None:
                 raise ValueError("itm_logits needs input_ids or text_states (from encode_text)")
             text_states = self.encode_text(input_ids, attention_mask)
-        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index)[:, 0])
+        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index, cls_only=True)[:, 0])
 
     @torch.no_grad()
     def score_pairs(
@@ -707,7 +761,8 @@ class CCRModel(CCRPreTrainedModel):
         scores = []
         for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the towers unchecked
             mask = attention_mask[i : i + batch_size]
-            fused = self.fusion(self._encode_text(input_ids[i : i + batch_size], mask), mask, image_tokens[i : i + batch_size])
+            memory = self.fusion.image_memory(image_tokens[i : i + batch_size])
+            fused = self.fusion(self._encode_text(input_ids[i : i + batch_size], mask), mask, memory, cls_only=True)
             scores.append(self.itm_head(fused[:, 0])[:, 1])
         return torch.cat(scores)
 

@@ -2,11 +2,12 @@
 
 Re-ranking scores many (image, text) pairs of few images and texts: each text is a candidate (or the
 query) of about ``k_test`` pairs per direction, and so is each image. :class:`ModelPairScorer` therefore
-does every part of the fusion encoder that depends on one side only once per text or image, and runs
-only the rest per pair:
+runs every part of the fusion encoder that depends on one side only once per text or image, through the
+fusion encoder's own pair API (:class:`~modeling_ccr.modeling_ccr.CCRFusionEncoder`):
 
-- per text: the text encoder, the first fusion layer's self-attention and its cross-attention queries;
-- per image: every fusion layer's cross-attention keys and values;
+- per text: the text encoder (once per split, cached), the first fusion layer's self-attention and its
+  cross-attention queries;
+- per image: every fusion layer's cross-attention keys and values (once per split);
 - per pair: the cross-attention itself and what follows it; in the last fusion layer only the CLS row,
   the one the ITM head reads.
 """
@@ -16,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ..modeling_ccr import trim_padding
 from .encode import length_sorted_batches
 
 MAX_CACHED_TEXT_BYTES = 2 * 1024**3  # text encoder states kept in memory for re-ranking (float32, CPU)
@@ -87,7 +88,7 @@ class ModelPairScorer:
     per image and per pair. Equal to running ``model.itm_logits`` on each pair up to float rounding.
 
     Args:
-        model: a CCR model (``encode_text``, ``fusion.layer``, ``itm_head``) in eval mode.
+        model: a CCR model (``encode_text``, ``fusion``, ``itm_head``) in eval mode.
         processor: its ``CCRProcessor``; every text is tokenised once, up front.
         image_tokens: ``[N, P, Cv]`` image tokens of all N images (``model.get_image_tokens``), any device.
             The cross-attention keys and values of all of them are computed up front and kept on the model's
@@ -117,68 +118,23 @@ class ModelPairScorer:
 
     @torch.inference_mode()
     def _image_memory(self, image_tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per fusion layer, the cross-attention (keys, values) of every image, each ``[N, heads, P, H/heads]``."""
+        """Per fusion layer, the cross-attention (keys, values) of every image, each ``[N, heads, P, H/heads]``
+        (:meth:`CCRFusionEncoder.image_memory`, ``batch_size`` images at a time)."""
         device, dtype = self.model.device, self.model.dtype
-        memory = []
-        for layer in self.model.fusion.layer:
-            projections = layer.crossattention.self
-            blocks = [
-                (self._heads(projections.key(tokens)), self._heads(projections.value(tokens)))
-                for tokens in (
-                    image_tokens[i : i + self.batch_size].to(device, dtype)
-                    for i in range(0, image_tokens.shape[0], self.batch_size)
-                )
-            ]
-            memory.append((torch.cat([k for k, _ in blocks]), torch.cat([v for _, v in blocks])))
-        return memory
-
-    def _heads(self, states: torch.Tensor) -> torch.Tensor:
-        """``[M, S, H]`` -> ``[M, heads, S, H/heads]``, the split of the model's attention."""
-        heads = self.model.config.text_config.num_attention_heads
-        return states.view(states.shape[0], states.shape[1], heads, -1).transpose(1, 2)
-
-    def _cross_attention(self, layer_number: int, hidden: torch.Tensor, text_position: torch.Tensor,
-                         image_index: torch.Tensor) -> torch.Tensor:
-        """Cross-attention block of one fusion layer for M pairs: hidden ``[U, l, H]`` of U rows, pair m uses
-        row ``text_position[m]`` and image ``image_index[m]`` -> ``[M, l, H]``."""
-        block = self.model.fusion.layer[layer_number].crossattention
-        keys, values = self.memory[layer_number]
-        # index_select copies whole rows: several times faster than advanced indexing for these gathers.
-        queries = self._heads(block.self.query(hidden)).index_select(0, text_position)
-        attended = F.scaled_dot_product_attention(
-            queries, keys.index_select(0, image_index), values.index_select(0, image_index)
-        )
-        pairs, length = attended.shape[0], attended.shape[2]
-        return block.output(attended.transpose(1, 2).reshape(pairs, length, -1), hidden.index_select(0, text_position))
-
-    def _fused_cls(self, states: torch.Tensor, mask: torch.Tensor, text_position: torch.Tensor,
-                   image_index: torch.Tensor) -> torch.Tensor:
-        """Fusion encoder output of the CLS row ``[M, H]``: text states and masks ``[U, L, *]`` of U distinct
-        texts, pair m = (text ``text_position[m]``, image ``image_index[m]``)."""
-        layers = self.model.fusion.layer
-        pair_mask = mask[text_position]
-        hidden = layers[0].attention(states, states, mask)  # depends on the text only: once per text
-        if len(layers) == 1:
-            hidden = hidden[:, :1]
-        for number, layer in enumerate(layers):
-            if number > 0:
-                query_rows = hidden[:, :1] if number == len(layers) - 1 else hidden
-                hidden = layer.attention(query_rows, hidden, pair_mask)
-            position = text_position if number == 0 else torch.arange(hidden.shape[0], device=hidden.device)
-            hidden = self._cross_attention(number, hidden, position, image_index)
-            hidden = layer.output(layer.activation(layer.intermediate.dense(hidden)), hidden)
-        return hidden[:, 0]
+        blocks = [self.model.fusion.image_memory(image_tokens[i : i + self.batch_size].to(device, dtype))
+                  for i in range(0, image_tokens.shape[0], self.batch_size)]
+        return [tuple(torch.cat(parts) for parts in zip(*layer, strict=True)) for layer in zip(*blocks, strict=True)]
 
     @torch.inference_mode()
     def _score_batch(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
-        """ITM "matches" logits ``[M]`` (float32, CPU) of one batch of pairs (CPU long indices ``[M]``)."""
+        """ITM "matches" logits ``[M]`` (float32, CPU) of one batch of pairs (CPU long indices ``[M]``): the
+        fusion encoder over the batch's distinct texts, CLS row only in its last layer."""
         device, dtype = self.model.device, self.model.dtype
         distinct, position = torch.unique(text_index, return_inverse=True)
-        mask = self.texts.attention_mask[distinct]
-        keep = mask.any(dim=0)  # drop columns that are padding in every text of this batch
-        states = self.texts.states(distinct)[:, keep].to(device=device, dtype=dtype)
-        cls = self._fused_cls(states, mask[:, keep].to(device), position.to(device), image_index.to(device))
-        return self.model.itm_head(cls)[:, 1].float().cpu()
+        mask, states = trim_padding(self.texts.attention_mask[distinct], self.texts.states(distinct))
+        fused = self.model.fusion(states.to(device=device, dtype=dtype), mask.to(device), self.memory,
+                                  image_index.to(device), position.to(device), cls_only=True)
+        return self.model.itm_head(fused[:, 0])[:, 1].float().cpu()
 
     def __call__(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
         """ITM "matches" logits ``[M]`` (float32, CPU) of the pairs (image_index[m], text_index[m])."""

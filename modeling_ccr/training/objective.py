@@ -35,6 +35,7 @@ from ..losses import (
     sample_itm_triplets,
 )
 from ..losses.mlm import IGNORE_INDEX
+from ..modeling_ccr import trim_padding
 from .feature_cache import FrozenFeatureCache, frozen_image_part, leading_frozen_layers
 
 LOSS_STYLES = ("one-to-k", "cross-modal", "cross-lingual")
@@ -326,13 +327,3 @@ def fuse_groups(model, image_tokens: torch.Tensor,
         out[name] = fused[start : start + len(group_states), : mask.shape[1]]
         start += len(group_states)
     return out
-
-
-def trim_padding(attention_mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``attention_mask`` ``[M, L]`` and ``tensors`` ``[M, L, ...]`` without their trailing columns that are
-    padding in every row: the rows chosen for ITM and MLM are padded to the whole batch's longest caption,
-    and every layer they pass would otherwise compute on that padding. Masked positions never affect real
-    ones, so the result for the real tokens is the same."""
-    columns = attention_mask.any(dim=0).nonzero()
-    width = int(columns.max()) + 1 if len(columns) else attention_mask.shape[1]
-    return tuple(tensor[:, :width] for tensor in (attention_mask, *tensors))

@@ -241,7 +241,7 @@ STEP_INPUTS = ("pixel_values", "input_ids", "attention_mask", "image_ids")
 
 
 def test_cutting_padding_columns_and_unused_images_leaves_the_fusion_output_unchanged():
-    from modeling_ccr.training.objective import trim_padding
+    from modeling_ccr.modeling_ccr import trim_padding
 
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("vit")
@@ -261,7 +261,8 @@ def test_cutting_padding_columns_and_unused_images_leaves_the_fusion_output_unch
 
 
 def test_fusion_groups_in_one_pass_equal_each_group_alone_with_keys_once_per_image():
-    from modeling_ccr.training.objective import fuse_groups, trim_padding
+    from modeling_ccr.modeling_ccr import trim_padding
+    from modeling_ccr.training.objective import fuse_groups
 
     processor = tiny_ccr_processor()
     model = tiny_ccr_model("vit").eval()

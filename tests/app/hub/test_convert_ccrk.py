@@ -113,7 +113,7 @@ def test_fusion_layer_matches_a_reference_computation(released, converted):
     ffn = _dense(F.gelu(_dense(x, state, released_layer + "intermediate.dense")), state, released_layer + "output.dense")
     expected = _layer_norm(ffn + x, state, released_layer + "output.LayerNorm")
     with torch.no_grad():
-        got = model.fusion.layer[1](hidden, mask, image_tokens)
+        got = model.fusion.layer[1](hidden, mask, model.fusion.layer[1].crossattention.self.key_values(image_tokens))
     assert torch.allclose(got[mask.bool()], expected[mask.bool()], atol=1e-5)
 
 
@@ -201,6 +201,14 @@ def test_not_a_checkpoint_is_one_clear_line(tmp_path):
                              "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("ccr convert-ccrk: ")
     assert result.stderr.strip().count("\n") == 0 and "weights_only=True" in result.stderr
+
+
+
+def test_an_empty_checkpoint_is_named_as_empty(tmp_path):
+    (tmp_path / "ccrk.th").write_bytes(b"")  # a download cut short before its first byte
+    with pytest.raises(ValueError, match=r"ccrk.th is empty \(0 bytes\): the download or copy was cut short"):
+        convert_ccrk(tmp_path / "ccrk.th", tmp_path / "out", tmp_path / "no-tokenizer")
+    assert not (tmp_path / "out").exists()
 
 
 def test_converted_folder_exports_with_its_provenance(converted, tmp_path):
