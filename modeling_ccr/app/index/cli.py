@@ -1,7 +1,9 @@
 """``ccr index MODEL_DIR IMAGES --output INDEX``: embed an image folder or a benchmark split into a gallery index.
 
-IMAGES is a folder of image files (searched recursively), or a benchmark name / parquet folder (with
-``--split``, default test). Rerunning the same command resumes an interrupted build, does nothing when the
+IMAGES is a folder of image files (searched recursively), indexed without captions, or a folder of images
+with captions (metadata.jsonl / metadata.csv), a benchmark name or a parquet folder, indexed with its
+captions (``--split``: default the folder's only split, else test; ``--languages``: default all).
+Rerunning the same command resumes an interrupted build, does nothing when the
 index is current and rebuilds it when the model's files or the images changed. Under ``torchrun`` or
 ``accelerate launch`` the images are split among the processes.
 """
@@ -17,14 +19,16 @@ from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder")
-    parser.add_argument("images", metavar="IMAGES", help="a folder of images, or a benchmark name / parquet folder")
+    parser.add_argument("images", metavar="IMAGES",
+                        help="a folder of images (with a metadata.jsonl for captions), or a benchmark name / parquet folder")
     parser.add_argument("--output", required=True, help="the index folder to write")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
                         help="flat: exact inner product (default); ivf or hnsw: approximate, for large galleries")
     parser.add_argument("--nlist", type=positive_int, default=None, help="IVF clusters (default about sqrt(images))")
-    parser.add_argument("--split", default="test", help="benchmark split (default test)")
+    parser.add_argument("--split", default=None,
+                        help="split of a benchmark or captioned folder (default: the folder's only split, else test)")
     parser.add_argument("--languages", default=None, type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
-                        help="benchmark caption languages, comma-separated (default: all)")
+                        help="caption languages of a benchmark or captioned folder, comma-separated (default: all)")
     parser.add_argument("--data-dir", default=None, help="local copy of a published benchmark")
     parser.add_argument("--image-dir", action="append", default=None, help="benchmark image folder (repeatable)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")

@@ -92,7 +92,8 @@ def benchmark_source(
 ) -> GallerySource:
     """One split of a benchmark (``load_benchmark``): its images, ids and captions.
 
-    The fingerprint hashes the benchmark, split, ids and captions and the image bytes (or paths).
+    The fingerprint hashes the benchmark, split, ids and captions and the image bytes (or, for image
+    files, their paths, sizes and modification times, so rewriting an image changes it).
     """
     from ...data import load_benchmark
 
@@ -103,7 +104,7 @@ def benchmark_source(
     raw = dataset.cast_column("image", datasets.Image(decode=False))["image"]
     image_hash = hashlib.sha256()
     for image in raw:
-        image_hash.update(image["bytes"] if image.get("bytes") else str(image.get("path")).encode("utf-8"))
+        image_hash.update(image["bytes"] if image.get("bytes") else _file_stamp(image["path"]))
     paths = [None if image.get("bytes") else image.get("path") for image in raw]
     description = {"kind": "benchmark", "benchmark": str(name_or_path), "split": split, "languages": chosen}
     captions = [dict(row) for row in dataset["captions"]]
@@ -138,10 +139,42 @@ def write_benchmark_images(source: GallerySource, folder: Path) -> list[str]:
     return paths
 
 
-def source_from_argument(images: str, **benchmark_options) -> GallerySource:
-    """``IMAGES`` of ``ccr index``: a folder of image files, else a benchmark name or parquet folder
-    (``benchmark_options``: the keyword arguments of :func:`benchmark_source`)."""
+def _file_stamp(path: str) -> bytes:
+    """An image file's path, size and modification time, for a fingerprint."""
+    stat = os.stat(path)
+    return f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+
+
+def _default_split(images: str) -> str:
+    """The split indexed when none is named: the only split of a folder that has one (an image folder with
+    its metadata file at the top is one train split), else test."""
+    from ...data import open_benchmark
+
+    splits = open_benchmark(images).splits if Path(images).is_dir() else []
+    return splits[0] if len(splits) == 1 else "test"
+
+
+def source_from_argument(images: str, split: str | None = None, languages: Sequence[str] | None = None,
+                         data_dir: str | None = None, image_dir: list[str] | None = None) -> GallerySource:
+    """``IMAGES`` of ``ccr index``: a folder of image files, indexed without captions; a folder of images
+    with captions (a ``metadata.jsonl`` / ``metadata.csv``, ``modeling_ccr.data.imagefolder``) or a
+    benchmark name or parquet folder, indexed as a benchmark (:func:`benchmark_source`) with its captions in
+    ``languages`` (default: all) from ``split`` (default: a folder's only split, else test).
+
+    ``split`` and ``languages`` (``--split``, ``--languages``) given for a folder without captions raise
+    ValueError: they would not apply.
+    """
+    from ...data.imagefolder import is_image_folder
+
     path = Path(images)
-    if path.is_dir() and not any(path.glob("*.parquet")) and not any(path.glob("data/*.parquet")):
+    captioned = is_image_folder(path) or any(path.glob("*.parquet")) or any(path.glob("data/*.parquet"))
+    if path.is_dir() and not captioned:
+        if split is not None or languages is not None:
+            raise ValueError(
+                f"--split and --languages apply to captioned images, but {images} is a folder of images without "
+                "captions (no metadata.jsonl or metadata.csv): leave them out, or add a metadata file with the "
+                "captions (see modeling_ccr.data.imagefolder)"
+            )
         return folder_source(path)
-    return benchmark_source(images, **benchmark_options)
+    split = split if split is not None else _default_split(images)
+    return benchmark_source(images, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
