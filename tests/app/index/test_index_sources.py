@@ -4,6 +4,7 @@ split and languages asked for; ``--split`` / ``--languages`` for a folder withou
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,13 @@ def test_split_or_languages_for_a_folder_without_captions_is_a_one_line_error(mo
         "with the captions (see modeling_ccr.data.imagefolder)\n"
     )
     assert not (tmp_path / "index").exists()
+
+
+def test_rewriting_an_image_of_a_captioned_folder_changes_its_fingerprint(tmp_path):
+    images = write_captioned_folder(tmp_path / "squares", {None: [0, 1]})
+    before = source_from_argument(str(images)).fingerprint
+    rewritten = images / "square1.png"
+    stamp = rewritten.stat().st_mtime_ns
+    Image.new("RGB", (16, 12), COLOURS[2]).save(rewritten)  # same name, other pixels
+    os.utime(rewritten, ns=(stamp + 10**9, stamp + 10**9))  # as a rewrite a second later (coarse clocks)
+    assert source_from_argument(str(images)).fingerprint != before  # so the index is rebuilt
