@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from modeling_ccr.app.index import GalleryIndex
-from modeling_ccr.app.index.sources import source_from_argument
+from modeling_ccr.app.index.sources import benchmark_source, source_from_argument
 from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.testing import save_tiny_model
 
@@ -74,11 +74,11 @@ def test_split_or_languages_for_a_folder_without_captions_is_a_one_line_error(mo
     assert not (tmp_path / "index").exists()
 
 
-def test_rewriting_an_image_of_a_captioned_folder_changes_its_fingerprint(tmp_path):
-    images = write_captioned_folder(tmp_path / "squares", {None: [0, 1]})
-    before = source_from_argument(str(images)).fingerprint
+def test_rewriting_an_image_file_of_a_benchmark_changes_its_fingerprint(tmp_path):
+    images = write_captioned_folder(tmp_path / "squares", {None: [0, 1]})  # its images are files, not bytes
+    before = benchmark_source(str(images), split="train").fingerprint
     rewritten = images / "square1.png"
     stamp = rewritten.stat().st_mtime_ns
     Image.new("RGB", (16, 12), COLOURS[2]).save(rewritten)  # same name, other pixels
     os.utime(rewritten, ns=(stamp + 10**9, stamp + 10**9))  # as a rewrite a second later (coarse clocks)
-    assert source_from_argument(str(images)).fingerprint != before  # so the index is rebuilt
+    assert benchmark_source(str(images), split="train").fingerprint != before  # so the index is rebuilt
