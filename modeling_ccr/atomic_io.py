@@ -13,6 +13,11 @@ here:
   copied) into it unchanged; then the two folders are swapped, so the path holds the complete old or the
   complete new output. Stale artifacts (old weight shards, an old ``model.safetensors.index.json``) are
   left behind with the old folder and cannot be loaded by mistake.
+
+Folder writes hold the output's lock (:func:`modeling_ccr.output_lock.output_lock`, waiting for another
+process that writes the same output, as two first uses of a cache folder do); under it, staging
+folders that an interrupted write of the same output left beside it (``.<NAME>.<8 random>.staging``) are
+removed first, with one line saying so.
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ import ctypes
 import errno
 import fnmatch
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .output_lock import output_lock
+
+logger = logging.getLogger(__name__)
+
+STAGING_SUFFIX = ".staging"
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux): swap two paths atomically
 _AT_FDCWD = -100
 
@@ -79,18 +91,18 @@ def publish_folder(output_dir: str | os.PathLike, write: Callable[[Path], None])
     error re-raised.
     """
     output = Path(output_dir)
-    if holds_anything(output):
-        raise FileExistsError(
-            f"{output} already exists and is not an empty folder; pass a new output folder or delete it."
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_folder(output)
-    try:
-        write(staging)
-        os.replace(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with output_lock(output, wait=True):
+        if holds_anything(output):
+            raise FileExistsError(
+                f"{output} already exists and is not an empty folder; pass a new output folder or delete it."
+            )
+        staging = _staging_folder(output)
+        try:
+            write(staging)
+            os.replace(staging, output)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return output
 
 
@@ -135,18 +147,19 @@ def write_output(output_dir: str | os.PathLike, write: Callable[[Path], None], k
     folder is left complete and unchanged and no staging folder remains.
     """
     output = Path(output_dir)
-    if not check_output(output, kind, overwrite):
-        publish_folder(output, write)
-        return []
-    staging = _staging_folder(output)
-    try:
-        write(staging)
-        kept = _carry_over(output, staging, kind)
-        old = _swap(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(old)
+    with output_lock(output, wait=True):
+        if not check_output(output, kind, overwrite):
+            publish_folder(output, write)
+            return []
+        staging = _staging_folder(output)
+        try:
+            write(staging)
+            kept = _carry_over(output, staging, kind)
+            old = _swap(staging, output)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(old)
     return kept
 
 
@@ -168,10 +181,28 @@ def check_output_files(paths: Sequence[Path], kind: OutputKind, overwrite: bool)
 
 
 def _staging_folder(output: Path) -> Path:
+    """A new, empty staging folder beside ``output``, after removing those of interrupted writes."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".staging", dir=output.parent))
+    remove_interrupted_staging(output)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=STAGING_SUFFIX, dir=output.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the published folder is meant to be shared
     return staging
+
+
+def remove_interrupted_staging(output: Path) -> list[Path]:
+    """Remove the staging folders of ``output`` (named as :func:`_staging_folder` names them: nothing else)
+    that a killed write left beside it, logging one line; returns them. Call it holding ``output``'s lock:
+    then no live writer owns them."""
+    pattern = re.compile(rf"\.{re.escape(output.name)}\.[a-z0-9_]{{8}}{re.escape(STAGING_SUFFIX)}")
+    stale = sorted(path for path in output.parent.iterdir()
+                   if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink())
+    if stale:
+        size = sum(file.stat().st_size for path in stale for file in path.rglob("*") if file.is_file())
+        for path in stale:
+            shutil.rmtree(path)
+        logger.warning("removed %d staging folder(s) of an interrupted write of %s (%.1f MB): %s", len(stale),
+                       output, size / 1e6, ", ".join(path.name for path in stale))
+    return stale
 
 
 def _carry_over(old: Path, new: Path, kind: OutputKind) -> list[str]:

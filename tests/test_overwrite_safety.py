@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from evaluation.eval_fixtures import LANGUAGES, write_parquet_benchmark  # tests/ is on the path (rootdir)
+from killed_runs import run_ccr_killed_at
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModel
@@ -316,3 +318,26 @@ def test_export_refused_then_replaced_keeping_user_files_and_dropping_stale_onnx
     assert tree(output)["model.safetensors"] != before["model.safetensors"]
     assert not (output / "onnx").exists()  # ONNX graphs of the old weights must not be published with the new
     assert user_part(output) == user
+
+
+# Interrupted writes and file modes
+
+
+def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next_run(tmp_path, caplog):
+    model = save_tiny_model(tmp_path / "model", seed=5)
+    output = tmp_path / "hub"
+    assert ccr("export", str(model), "--output", str(output)).returncode == 0
+    user = add_user_files(output)
+    before = tree(output)
+    # killed while it writes the card, after the weights: its staging folder is left beside the output
+    run_ccr_killed_at("modeling_ccr.app.hub.export:model_card", "export", model, "--output", output, "--overwrite")
+    staging = [name for name in siblings(output) if re.fullmatch(r"\.hub\.[a-z0-9_]{8}\.staging", name)]
+    assert siblings(output) == sorted([*staging, ".hub.lock"]) and len(staging) == 1  # the lock file: stale
+    assert (output.parent / staging[0] / "model.safetensors").is_file() and tree(output) == before
+    (output.parent / ".hub.notes.staging").mkdir()  # not named as staging folders are: never touched
+    result = ccr("export", str(model), "--output", str(output), "--overwrite")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert siblings(output) == [".hub.notes.staging"] and user_part(output) == user
+    removed = [r.getMessage() for r in caplog.records if "staging folder" in r.getMessage()]
+    assert len(removed) == 1 and removed[0].startswith(f"removed 1 staging folder(s) of an interrupted write of {output}")
+    assert staging[0] in removed[0]

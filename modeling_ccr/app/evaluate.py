@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import nullcontext
 
-from ..evaluation.distributed import setup_distributed
+from ..evaluation.distributed import DistributedContext, setup_distributed
 from ..evaluation.pipeline import evaluate_retrieval
 from ..evaluation.report import build_report, check_report_output, write_report
 from ..evaluation.rerank import RERANK_MODES
+from ..output_lock import output_lock
 from .cli import finite_float, model_folder, positive_int
 from .dataset_options import add_dataset_arguments
 
@@ -49,49 +51,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    context = setup_distributed(args.device)
+    try:
+        with output_lock(args.output) if context.is_main else nullcontext():  # before any work
+            return _evaluate(args, context)
+    finally:
+        context.close()
+
+
+def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
+    """The evaluation of :func:`run` in ``context`` (process 0 holds the lock of ``--output``)."""
     from transformers import AutoModel, AutoProcessor
 
     from ..data.arguments import load_dataset_from_args
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_report_output(args.output, args.overwrite)  # a bad or taken --output fails before any work
-    context = setup_distributed(args.device)
-    try:
-        dataset = load_dataset_from_args(args, args.split)
-        model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
-        processor = AutoProcessor.from_pretrained(args.model_dir)
-        result = evaluate_retrieval(
-            model,
-            processor,
-            dataset,
-            k_test=None if args.no_rerank else args.k_test,
+    dataset = load_dataset_from_args(args, args.split)
+    model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
+    processor = AutoProcessor.from_pretrained(args.model_dir)
+    result = evaluate_retrieval(
+        model,
+        processor,
+        dataset,
+        k_test=None if args.no_rerank else args.k_test,
+        rerank_mode=args.rerank_mode,
+        itm_weight=args.itm_weight,
+        batch_size=args.batch_size,
+        itm_batch_size=args.itm_batch_size,
+        chunk_size=args.chunk_size,
+        mrv_kind=args.mrv_kind,
+        context=context,
+        progress=context.is_main and not args.no_progress,
+    )
+    if context.is_main:
+        report = build_report(
+            result.metrics,
+            model_dir=args.model_dir,
+            dataset=str(args.dataset),
+            split=args.split,
+            languages=result.languages,
+            num_images=len(dataset),
+            k_test=result.k_test,
+            mrv_kind=args.mrv_kind,
             rerank_mode=args.rerank_mode,
             itm_weight=args.itm_weight,
-            batch_size=args.batch_size,
-            itm_batch_size=args.itm_batch_size,
-            chunk_size=args.chunk_size,
-            mrv_kind=args.mrv_kind,
-            context=context,
-            progress=context.is_main and not args.no_progress,
         )
-        if context.is_main:
-            report = build_report(
-                result.metrics,
-                model_dir=args.model_dir,
-                dataset=str(args.dataset),
-                split=args.split,
-                languages=result.languages,
-                num_images=len(dataset),
-                k_test=result.k_test,
-                mrv_kind=args.mrv_kind,
-                rerank_mode=args.rerank_mode,
-                itm_weight=args.itm_weight,
-            )
-            ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}
-            paths = write_report(report, ranks, args.output, overwrite=args.overwrite)
-            sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
-            logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
-        context.barrier()
-    finally:
-        context.close()
+        ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}
+        paths = write_report(report, ranks, args.output, overwrite=args.overwrite)
+        sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
+        logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    context.barrier()
     return 0

@@ -30,6 +30,7 @@ from ..default_model import CCR_MODEL_FOLDER, ensure_default_model
 from ..evaluation.pipeline import PreparedEvaluation, choose_itm_weight
 from ..evaluation.report import build_report, check_report_output, write_report
 from ..modeling_ccr import CCRModel
+from ..output_lock import check_writable, output_lock
 from ..training import CCRTrainingArguments, ModelArguments, train
 from .cli import positive_int
 from .stages import StageRecorder
@@ -123,10 +124,17 @@ def check_outputs(output: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
-    """The main job with the options of :func:`add_arguments`; its stages go to ``recorder`` (a new one by
-    default, created before the output checks, so its clock covers the whole run)."""
+    """The main job with the options of :func:`add_arguments`, holding the lock of ``--output``; its stages
+    go to ``recorder`` (a new one by default, created before the output checks, so its clock covers the whole
+    run)."""
     recorder = StageRecorder() if recorder is None else recorder
+    with output_lock(args.output):  # before any work: an unwritable or busy --output fails at once
+        return _run_job(args, recorder)
+
+
+def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
     output = Path(args.output)
+    check_writable(output / "summary.json")  # an existing --output is written into
     replace = args.overwrite or args.resume
     check_outputs(output, replace)
     timings = {}

@@ -12,7 +12,8 @@ Folder layout of a run (``output_dir``):
 An existing ``model/`` is replaced only with ``--overwrite`` or ``--resume`` (the same run going on), and then
 its other files are kept (:func:`modeling_ccr.atomic_io.write_output`). Checkpoints of an earlier run are
 resumed with ``--resume``; with ``--overwrite`` a new run starts and the old ones are renamed
-``checkpoints-replaced-<time>`` (kept, never resumed).
+``checkpoints-replaced-<time>`` (kept, never resumed). Process 0 holds the run folder's lock
+(:func:`modeling_ccr.output_lock.output_lock`) for the whole run.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..data.arguments import DataArguments, load_dataset_from_args
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
 from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
 from ..modeling_ccr import CCRModel
+from ..output_lock import check_writable, output_lock
 from .collator import CCRDataCollator
 from .feature_cache import vision_blocks
 from .objective import LOSS_STYLES, CCRObjective
@@ -304,17 +306,18 @@ def train(
     step when the run sees every image at least once; a shorter run fills it with the images its steps meet.
     """
     stage = stage or (lambda name: nullcontext())
-    with stage("train: load model + data"):
-        run = _set_up(args, model_args or ModelArguments(), data_args or DataArguments(), callbacks)
-    if run.objective.feature_cache is not None and _covers_an_epoch(args, len(run.dataset)):
-        with stage("train: fill frozen-feature cache"):
-            start = time.perf_counter()
-            sizes = prefill_frozen_features(run.trainer, run.objective, run.dataset, run.processor, run.languages,
-                                            args)
-            run.cache_fill = {**sizes, "seconds": round(time.perf_counter() - start, 1)}
-        logger.info("frozen-feature cache: %d images, %d texts", sizes["images"], sizes["texts"])
-    with stage("train: steps + save"):
-        return _train_and_save(run, args)
+    with output_lock(args.output_dir) if args.process_index == 0 else nullcontext():  # before any work
+        with stage("train: load model + data"):
+            run = _set_up(args, model_args or ModelArguments(), data_args or DataArguments(), callbacks)
+        if run.objective.feature_cache is not None and _covers_an_epoch(args, len(run.dataset)):
+            with stage("train: fill frozen-feature cache"):
+                start = time.perf_counter()
+                sizes = prefill_frozen_features(run.trainer, run.objective, run.dataset, run.processor,
+                                                run.languages, args)
+                run.cache_fill = {**sizes, "seconds": round(time.perf_counter() - start, 1)}
+            logger.info("frozen-feature cache: %d images, %d texts", sizes["images"], sizes["texts"])
+        with stage("train: steps + save"):
+            return _train_and_save(run, args)
 
 
 def _covers_an_epoch(args: CCRTrainingArguments, n_images: int) -> bool:
@@ -371,6 +374,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
             callbacks: list[TrainerCallback] | None) -> _Run:
     """Checks the outputs, loads the data and the model, chooses what trains and builds the Trainer."""
     output = Path(args.output_dir)
+    check_writable(output / "model")  # the run writes into output_dir: fail before loading anything
     checkpoint_dir = output / "checkpoints"
     resume_from = _resume_checkpoint(args, checkpoint_dir) if args.resume else None
     if args.resume and resume_from is None:

@@ -22,6 +22,7 @@ from hub_cards.model_card import load_report, model_card
 from ...atomic_io import check_output, write_output
 from ...default_model import CCR_MODEL_FOLDER
 from ...modeling_ccr import CCRModel
+from ...output_lock import output_lock
 from ...processing_ccr import CCRProcessor
 from ..cli import model_folder
 
@@ -160,13 +161,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = export_model(
-            args.model_dir, args.output, args.report, repo_id=args.repo_id, metric_space=args.metric_space,
-            demo_space=args.demo_space, dataset_repo=args.dataset_repo, base_models=args.base_model,
-            license=args.license, with_onnx=args.onnx, overwrite=args.overwrite,
-        )
+        with output_lock(args.output):  # before the model loads: an unwritable or busy output fails at once
+            result = export_model(
+                args.model_dir, args.output, args.report, repo_id=args.repo_id, metric_space=args.metric_space,
+                demo_space=args.demo_space, dataset_repo=args.dataset_repo, base_models=args.base_model,
+                license=args.license, with_onnx=args.onnx, overwrite=args.overwrite,
+            )
     except (ValueError, OSError) as error:
-        print(f"ccr export: {error}", file=sys.stderr)
+        print(f"ccr export: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {len(result.files)} files to {result.folder}")
     if result.kept:

@@ -5,13 +5,15 @@ with captions (metadata.jsonl / metadata.csv), a benchmark name or a parquet fol
 captions (``--split``: default the folder's only split, else test; ``--languages``: default all).
 Rerunning the same command resumes an interrupted build, does nothing when the
 index is current and rebuilds it when the model's files or the images changed. Under ``torchrun`` or
-``accelerate launch`` the images are split among the processes.
+``accelerate launch`` the images are split among the processes. A second run on the same ``--output`` is
+refused while this one runs; an unwritable ``--output`` is reported before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 
 from ..cli import model_folder, positive_int
 from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
@@ -43,23 +45,27 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoProcessor
 
     from ...evaluation.distributed import setup_distributed
-    from .gallery import build_index, output_state
+    from ...output_lock import output_lock
+    from .gallery import build_index, discard_interrupted_work, output_state
     from .sources import source_from_argument
 
     context = setup_distributed(args.device)
     try:
-        source = source_from_argument(args.images, split=args.split, languages=args.languages,
-                                      data_dir=args.data_dir, image_dir=args.image_dir)
-        if output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite) == "current":
-            if context.is_main:
-                print(f"index {args.output} is up to date: {len(source)} images ({args.index_type})")
-            return 0
-        model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
-        processor = AutoProcessor.from_pretrained(args.model_dir)
-        result = build_index(model, processor, source, args.output, model_dir=args.model_dir,
-                             index_type=args.index_type, nlist=args.nlist, batch_size=args.batch_size,
-                             chunk_images=args.chunk_images, overwrite=args.overwrite, context=context,
-                             progress=context.is_main and not args.no_progress)
+        with output_lock(args.output) if context.is_main else nullcontext():  # before any model loads
+            source = source_from_argument(args.images, split=args.split, languages=args.languages,
+                                          data_dir=args.data_dir, image_dir=args.image_dir)
+            state = output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite)
+            if state == "current":
+                if context.is_main:
+                    discard_interrupted_work(args.output)
+                    print(f"index {args.output} is up to date: {len(source)} images ({args.index_type})")
+                return 0
+            model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
+            processor = AutoProcessor.from_pretrained(args.model_dir)
+            result = build_index(model, processor, source, args.output, model_dir=args.model_dir,
+                                 index_type=args.index_type, nlist=args.nlist, batch_size=args.batch_size,
+                                 chunk_images=args.chunk_images, overwrite=args.overwrite, context=context,
+                                 progress=context.is_main and not args.no_progress)
     except (ValueError, OSError) as error:
         print(f"ccr index: error: {error}", file=sys.stderr)
         return 2

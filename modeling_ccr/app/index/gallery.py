@@ -10,7 +10,10 @@ Folder layout of an index (``ccr index ... --output INDEX``):
 The folder is published atomically (written beside it, then swapped in; files in it that are not the
 index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
 Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
-so an interrupted build resumes from the last complete chunk. Under ``torchrun`` / ``accelerate launch``
+so an interrupted build resumes from the last complete chunk; the next build of the same index that cannot
+use them (the index is up to date, or it is of another model or folder) removes them, saying so, and a build
+that fails before its first chunk leaves no work folder. The build holds the index's lock
+(:func:`modeling_ccr.output_lock.output_lock`). Under ``torchrun`` / ``accelerate launch``
 each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
 gathered in rank order and process 0 writes the index.
 """
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +34,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...atomic_io import OutputKind, atomic_write, check_output, holds_anything, write_output
+from ...atomic_io import (
+    OutputKind,
+    atomic_write,
+    check_output,
+    holds_anything,
+    remove_interrupted_staging,
+    write_output,
+)
 from ...evaluation.distributed import DistributedContext
 from ...evaluation.encode import encode_benchmark
+from ...output_lock import output_lock
 from .sources import GallerySource, write_benchmark_images
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "ccr-gallery-index"
 FORMAT_VERSION = 1
@@ -121,15 +136,39 @@ def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source
     )
 
 
+def work_folder(output: str | os.PathLike) -> Path:
+    """Where a build of the index at ``output`` keeps its resumable chunks: ``.<INDEX>.partial`` beside it."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.partial")
+
+
+def discard_interrupted_work(output: str | os.PathLike) -> None:
+    """Remove what interrupted builds left beside ``output`` when the index there is up to date: staging
+    folders (:func:`modeling_ccr.atomic_io.remove_interrupted_staging`) and the work folder, none of whose
+    chunks can be used; one line for each. Only a work folder of ours (with its progress record) is
+    removed. Call it holding the index's lock, so that no live build owns them."""
+    remove_interrupted_staging(Path(output))
+    work = work_folder(output)
+    if _read_json(work / PROGRESS_FILE) is None:
+        return
+    chunks = len(list(work.glob("chunk-*.npz")))
+    shutil.rmtree(work)
+    logger.warning("removed %s: %d chunk(s) of an interrupted build, not needed as the index %s is up to date",
+                   work, chunks, output)
+
+
 def _prepare_work(work: Path, progress: dict, context: DistributedContext) -> None:
     """Create (or reset, when it belongs to another build) the resumable work folder."""
     if context.is_main:
         previous = _read_json(work / PROGRESS_FILE)
         if work.exists() and previous is None and any(work.iterdir()):
             raise ValueError(f"{work} exists and is not a gallery build folder: move it away and rerun")
-        if previous is not None and previous != progress:
-            for chunk in work.glob("chunk-*.npz"):  # chunks of another model or folder: ours, stale
-                chunk.unlink()
+        stale = list(work.glob("chunk-*.npz")) if previous is not None and previous != progress else []
+        for chunk in stale:  # chunks of another model or folder: ours, stale
+            chunk.unlink()
+        if stale:
+            logger.warning("removed %d chunk(s) of an interrupted build of another model or image folder from %s",
+                           len(stale), work)
         work.mkdir(parents=True, exist_ok=True)
         (work / PROGRESS_FILE).write_text(json.dumps(progress, indent=1), encoding="utf-8")
     context.barrier()
@@ -218,19 +257,44 @@ def build_index(
         raise ValueError(f"batch_size and chunk_images must be >= 1, got {batch_size} and {chunk_images}")
     context = context or DistributedContext(device=model.device)
     output = Path(output)
-    state = output_state(output, model_dir, source, index_type, nlist, overwrite)
-    model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
-    if state == "current":
-        return BuildResult(output, "current", len(source), 0, 0)
-    work = output.with_name(f".{output.name}.partial")
-    num_chunks = math.ceil(len(source) / chunk_images)
-    if num_chunks < context.world_size:
-        raise ValueError(
-            f"{len(source)} images make {num_chunks} chunks of {chunk_images} for {context.world_size} "
-            "processes: launch fewer processes or lower --chunk-images"
-        )
-    _prepare_work(work, {"fingerprints": fingerprints, "chunk_images": chunk_images, "count": len(source)}, context)
-    chunks = context.shard(num_chunks)
+    with output_lock(output) if context.is_main else nullcontext():
+        state = output_state(output, model_dir, source, index_type, nlist, overwrite)
+        model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
+        if state == "current":
+            if context.is_main:
+                discard_interrupted_work(output)
+            return BuildResult(output, "current", len(source), 0, 0)
+        work = work_folder(output)
+        num_chunks = math.ceil(len(source) / chunk_images)
+        if num_chunks < context.world_size:
+            raise ValueError(
+                f"{len(source)} images make {num_chunks} chunks of {chunk_images} for {context.world_size} "
+                "processes: launch fewer processes or lower --chunk-images"
+            )
+        _prepare_work(work, {"fingerprints": fingerprints, "chunk_images": chunk_images, "count": len(source)},
+                      context)
+        try:
+            parts, embedded, resumed = _embed_chunks(model, processor, source, work, context.shard(num_chunks),
+                                                     chunk_images, batch_size, progress)
+        except BaseException:
+            if context.is_main and not any(work.glob("chunk-*.npz")):
+                shutil.rmtree(work, ignore_errors=True)  # nothing to resume from
+            raise
+        gathered = {
+            name: context.gather_rows(torch.from_numpy(np.concatenate([part[name] for part in parts]))).numpy()
+            for name in parts[0]
+        }
+        if context.is_main:
+            _publish(output, source, gathered, model_id, fingerprints, settings, nlist)
+            shutil.rmtree(work)
+        context.barrier()
+    return BuildResult(output, "built" if state == "new" else "rebuilt", len(source), embedded, resumed)
+
+
+def _embed_chunks(model, processor, source: GallerySource, work: Path, chunks: range, chunk_images: int,
+                  batch_size: int, progress: bool) -> tuple[list[dict], int, int]:
+    """This process's ``chunks``, each loaded from ``work`` when an earlier build saved it, else embedded
+    and saved there. Returns (the chunks' arrays in order, images embedded now, images loaded)."""
     my_rows = range(chunks.start * chunk_images, min(chunks.stop * chunk_images, len(source)))
     done = [c for c in chunks if (work / f"chunk-{c:06d}.npz").is_file()]
     resumed = sum(len(range(c * chunk_images, min((c + 1) * chunk_images, len(source)))) for c in done)
@@ -248,15 +312,7 @@ def build_index(
             _save_chunk(path, arrays)
             parts.append(arrays)
             embedded += len(rows)
-    gathered = {
-        name: context.gather_rows(torch.from_numpy(np.concatenate([part[name] for part in parts]))).numpy()
-        for name in parts[0]
-    }
-    if context.is_main:
-        _publish(output, source, gathered, model_id, fingerprints, settings, nlist)
-        shutil.rmtree(work)
-    context.barrier()
-    return BuildResult(output, "built" if state == "new" else "rebuilt", len(source), embedded, resumed)
+    return parts, embedded, resumed
 
 
 def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) -> None:
