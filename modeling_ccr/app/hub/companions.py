@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             folder = export_benchmark(args.output, args.model, args.metric_space, args.overwrite)
     except ValueError as error:
-        print(f"ccr export-companion: {error}", file=sys.stderr)
+        print(f"ccr export-companion: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote the {args.kind} folder to {folder}; publish it with: ccr push {folder} {PUSH_HINTS[args.kind]}")
     return 0

@@ -97,8 +97,11 @@ class ConversionReport:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The model state dict of a released checkpoint (``{"model": ...}`` or a bare state dict).
 
-    Loaded with ``torch.load(weights_only=True)``: no code in the file is run.
+    Loaded with ``torch.load(weights_only=True)``: no code in the file is run. A missing, empty or
+    unreadable file raises a ValueError naming it.
     """
+    if os.path.isfile(path) and os.path.getsize(path) == 0:  # torch's own error for it has no message
+        raise ValueError(f"{path} is empty (0 bytes): the download or copy was cut short; fetch the checkpoint again")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as error:
@@ -339,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
         report = convert_ccrk(args.checkpoint, args.output, args.tokenizer, args.image_size, args.text_attention_heads,
                               overwrite=args.overwrite)
     except (ValueError, OSError) as error:
-        print(f"ccr convert-ccrk: {str(error).splitlines()[0]}", file=sys.stderr)
+        print(f"ccr convert-ccrk: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     print(f"converted {len(report.mapped) + len(report.split)} tensors into {args.output} "
           f"({len(report.split)} fused qkv split, {len(report.recomputed)} buffers recomputed, "

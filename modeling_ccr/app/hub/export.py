@@ -61,6 +61,14 @@ def provenance(model_dir: str | os.PathLike, model: CCRModel) -> dict:
     return {}
 
 
+def licences_with_code_note(note: str) -> str:
+    """The LICENSES.md of an export: the model folder's licence ``note`` and the code licence line once, at
+    the end (an export of an export, which already has the line, gets the same text)."""
+    code_line = CODE_LICENSE_NOTE.strip()
+    kept = "\n".join(line for line in note.splitlines() if line.strip() != code_line)
+    return kept.rstrip("\n") + "\n" + CODE_LICENSE_NOTE
+
+
 def _report_name(index: int, report: dict) -> str:
     stage = "similarity" if report.get("k_test") is None else f"rerank{report['k_test']}"
     stem = "-".join(str(part) for part in (report["dataset"], report["split"] or "default", stage))
@@ -109,7 +117,7 @@ def export_model(
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         source_licences = Path(model_dir) / LICENSES_FILE
         note = source_licences.read_text(encoding="utf-8") if source_licences.is_file() else "# Licences\n"
-        (staging / LICENSES_FILE).write_text(note.rstrip("\n") + "\n" + CODE_LICENSE_NOTE, encoding="utf-8")
+        (staging / LICENSES_FILE).write_text(licences_with_code_note(note), encoding="utf-8")
         for name in ("training_run.json", PROVENANCE_FILE):
             if (Path(model_dir) / name).is_file():
                 shutil.copyfile(Path(model_dir) / name, staging / name)

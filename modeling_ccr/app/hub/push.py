@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         url = push_folder(args.folder, args.repo, repo_type=args.repo_type, private=args.private)
     except (ValueError, HfHubHTTPError) as error:
-        print(f"ccr push: {str(error).splitlines()[0]}", file=sys.stderr)
+        print(f"ccr push: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     print(f"uploaded {len(files)} files to {args.repo_type} {args.repo}: {url}")
     return 0

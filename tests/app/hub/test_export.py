@@ -159,6 +159,15 @@ def test_export_never_replaces_an_existing_folder_without_overwrite(tiny_model_d
     assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
 
 
+
+def test_re_exporting_an_export_keeps_one_code_licence_line(tiny_export, tmp_path):
+    licences = (tiny_export / "LICENSES.md").read_text()
+    assert licences.count("- Model code") == 1 and "test weights" in licences
+    again = export_model(tiny_export, tmp_path / "again").folder
+    assert (again / "LICENSES.md").read_text() == licences
+    assert (export_model(again, tmp_path / "third").folder / "LICENSES.md").read_text() == licences
+
+
 def test_export_cli_error_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "export", str(tmp_path / "nothing"),
                              "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
