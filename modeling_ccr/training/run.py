@@ -12,7 +12,9 @@ Folder layout of a run (``output_dir``):
 An existing ``model/`` is replaced only with ``--overwrite`` or ``--resume`` (the same run going on), and then
 its other files are kept (:func:`modeling_ccr.atomic_io.write_output`). Checkpoints of an earlier run are
 resumed with ``--resume``; with ``--overwrite`` a new run starts and the old ones are renamed
-``checkpoints-replaced-<time>`` (kept, never resumed). Process 0 holds the run folder's lock
+``checkpoints-replaced-<time>`` (kept, never resumed). A checkpoint that a kill left incomplete is set aside
+by ``--resume`` (renamed ``incomplete-checkpoint-N-<time>``); when no complete one is left, ``--resume``
+starts from step 0 and says so. Process 0 holds the run folder's lock
 (:func:`modeling_ccr.output_lock.output_lock`) for the whole run.
 """
 
@@ -127,7 +129,8 @@ class CCRTrainingArguments(TrainingArguments):
     cache_frozen_features: bool | None = field(
         default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and keep it "
                                 "in memory (default: on a CPU, for data sets of up to 20,000 images)"})
-    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir "
+                                                  "(from step 0 when there is none)"})
     overwrite: bool = field(
         default=False, metadata={"help": "replace the model files of output_dir/model (its other files are kept) and "
                                  "start a new run beside old checkpoints (renamed checkpoints-replaced-<time>)"})
@@ -377,10 +380,11 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
     check_writable(output / "model")  # the run writes into output_dir: fail before loading anything
     checkpoint_dir = output / "checkpoints"
     resume_from = _resume_checkpoint(args, checkpoint_dir) if args.resume else None
-    if args.resume and resume_from is None:
-        raise ValueError(f"--resume: no complete checkpoint under {checkpoint_dir}; run without --resume to start")
+    if args.resume and resume_from is None and args.process_index == 0:
+        # e.g. killed while saving its first checkpoint: nothing to go on from, so the run starts over
+        logger.warning("--resume: no complete checkpoint under %s: starting from step 0", checkpoint_dir)
     final_dir = output / "model"
-    replace_model = args.overwrite or args.resume  # --resume: the model of the same run, going on
+    replace_model = args.overwrite or resume_from is not None  # resumed: the model of the same run, going on
     check_output(final_dir, CCR_MODEL_FOLDER, replace_model)  # before training, not after
     if not args.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
         if not args.overwrite:
