@@ -124,8 +124,8 @@ def check_text_inputs(
 
     input_ids must be an int64/int32 ``[T, L]`` tensor with T >= 1, 1 <= L <= ``max_tokens`` (the tower's
     position limit; None: no limit) and every id in ``[0, vocab_size)``; attention_mask None or ``[T, L]``
-    with at least one non-zero entry per row. One reduction per tensor and one device sync; the offending
-    row is looked up only to name it.
+    holding only 0 and 1 (see :func:`check_attention_mask`). One reduction per tensor and one device sync;
+    the offending row is looked up only to name it.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(
@@ -153,8 +153,8 @@ def check_text_inputs(
     low, high = torch.aminmax(input_ids)
     flags = [low < 0, high >= vocab_size]
     if attention_mask is not None:
-        flags.append(~(attention_mask != 0).any(dim=1).all())
-    out_of_range, over_vocab, *empty_row = torch.stack(flags).tolist()
+        flags += _attention_mask_flags(attention_mask)
+    out_of_range, over_vocab, *mask_flags = torch.stack(flags).tolist()
     if out_of_range or over_vocab:
         bad = (input_ids < 0) | (input_ids >= vocab_size)
         row, column = bad.nonzero()[0].tolist()
@@ -162,7 +162,31 @@ def check_text_inputs(
             f"input_ids row {row} holds token id {input_ids[row, column].item()}, outside the vocabulary "
             f"[0, {vocab_size}): encode the texts with this model's processor (its tokenizer)"
         )
-    if empty_row and empty_row[0]:
+    if mask_flags:
+        check_attention_mask(attention_mask, mask_flags)
+
+
+def _attention_mask_flags(attention_mask: torch.Tensor) -> list[torch.Tensor]:
+    """Two 0-dim bool tensors for :func:`check_attention_mask`: a value other than 0 and 1, an all-zero row."""
+    return [((attention_mask != 0) & (attention_mask != 1)).any(), ~(attention_mask != 0).any(dim=1).all()]
+
+
+def check_attention_mask(attention_mask: torch.Tensor, flags: list[bool] | None = None) -> None:
+    """Refuse an attention_mask ``[T, L]`` holding a value other than 0 (padding) and 1 (a token), or a row
+    of zeros (a text without a token), naming the row.
+
+    Another value is not a mask: the text tower turns it into an additive bias and mean pooling into a
+    weight, so a -1 would change the embedding rather than hide the token. ``flags``: the values of
+    :func:`_attention_mask_flags`, when the caller has them from its own device sync.
+    """
+    not_binary, empty_row = flags if flags is not None else torch.stack(_attention_mask_flags(attention_mask)).tolist()
+    if not_binary:
+        row, column = ((attention_mask != 0) & (attention_mask != 1)).nonzero()[0].tolist()
+        raise ValueError(
+            f"attention_mask row {row} holds {attention_mask[row, column].item()}: a mask holds 1 for a token and "
+            "0 for padding, nothing else; pass the attention_mask the processor returned"
+        )
+    if empty_row:
         row = (attention_mask == 0).all(dim=1).nonzero()[0].item()
         raise ValueError(
             f"attention_mask row {row} is all zeros, so text {row} has no token to encode: every text needs at "
@@ -176,8 +200,8 @@ def check_fusion_inputs(
     image_tokens: torch.Tensor,
     image_index: torch.Tensor | None,
 ) -> None:
-    """Refuse fusion inputs that do not pair up: text_states ``[M, L, H]``, attention_mask ``[M, L]`` with a
-    non-zero entry per row, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with image_index long ``[M]`` in
+    """Refuse fusion inputs that do not pair up: text_states ``[M, L, H]``, attention_mask ``[M, L]`` of 0 and 1
+    with a non-zero entry per row, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with image_index long ``[M]`` in
     ``[0, U)``). One reduction per tensor and one device sync."""
     if text_states.dim() != 3 or image_tokens.dim() != 3:
         raise ValueError(
@@ -200,14 +224,12 @@ def check_fusion_inputs(
             f"image_index must be a long tensor with one image per text row, shape ({n_texts},), "
             f"got {image_index.dtype} {tuple(image_index.shape)}"
         )
-    flags = [~(attention_mask != 0).any(dim=1).all()]
+    flags = _attention_mask_flags(attention_mask)
     if image_index is not None and n_texts:
         low, high = torch.aminmax(image_index)
         flags.append((low < 0) | (high >= n_images))
-    empty_row, *bad_index = torch.stack(flags).tolist()
-    if empty_row:
-        row = (attention_mask == 0).all(dim=1).nonzero()[0].item()
-        raise ValueError(f"attention_mask row {row} is all zeros: every text needs at least one token")
+    not_binary, empty_row, *bad_index = torch.stack(flags).tolist()
+    check_attention_mask(attention_mask, [not_binary, empty_row])
     if bad_index and bad_index[0]:
         raise ValueError(f"image_index must hold image rows in [0, {n_images}), got values {low.item()}..{high.item()}")
 
@@ -632,12 +654,16 @@ class CCRModel(CCRPreTrainedModel):
 
         With ``vision_pooling="mean"`` the CLS is the average of the tower's tokens, prepended to them;
         with ``"cls"`` the tower's own token 0 is used. Convolutional maps ``[B, C, h, w]`` are flattened
-        row-major to ``[B, h*w, C]`` first. An empty batch or NaN / infinite pixel values raise a ValueError.
+        row-major to ``[B, h*w, C]`` first. Any float dtype is taken and cast to the tower's (as transformers'
+        ViT and CLIP do). An empty batch or NaN / infinite pixel values raise a ValueError.
         """
         self._check_pixel_values(pixel_values)
         return self._image_tokens(pixel_values)
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        # In the tower's dtype, as transformers' ViT and CLIP cast them: the processor gives float32 whatever
+        # the model's dtype, and a float64 array's tensor is float64; convolutions refuse a mixed pair.
+        pixel_values = pixel_values.to(self.vision_model.dtype)
         return self.image_tokens_from_states(self.vision_model(pixel_values=pixel_values).last_hidden_state)
 
     def image_tokens_from_states(self, states: torch.Tensor) -> torch.Tensor:

@@ -305,6 +305,20 @@ def test_pixel_values_of_the_wrong_shape_or_dtype_are_refused():
         model.get_image_features(torch.zeros(1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, dtype=torch.uint8))
 
 
+
+@pytest.mark.parametrize("vision", ["swin", "efficientnet_lite"])
+def test_float64_pixel_values_give_the_float32_embeddings(vision):
+    """Convolutional towers refused float64 input with a RuntimeError; pixel values are now cast to the tower's
+    dtype first, as transformers' ViT and CLIP do, so a float64 array's tensor gives the float32 result."""
+    model = tiny_ccr_model(vision)
+    pixel_values = torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.get_image_features(pixel_values)
+        assert torch.equal(model.get_image_features(pixel_values.double()), expected)
+        ids = torch.full((2, 4), 10)
+        assert torch.equal(model(pixel_values=pixel_values.double(), input_ids=ids).image_embeds, expected)
+
+
 # ----- model: texts ----------------------------------------------------------------------------
 
 
@@ -352,6 +366,31 @@ def test_text_batches_and_masks_that_cannot_be_encoded_are_refused():
     ):
         with pytest.raises(ValueError, match="attention_mask row 1 is all zeros"):
             call()
+
+
+
+@pytest.mark.parametrize("value", [-1, 2, 0.5])
+def test_attention_masks_hold_only_zeros_and_ones(value):
+    """A -1 was accepted and changed the embedding: the tower adds it as a bias, mean pooling weighs by it."""
+    model = tiny_ccr_model(text_pooling="mean")
+    ids = torch.full((3, 5), 10)
+    mask = torch.ones(3, 5, dtype=torch.float if value == 0.5 else torch.long)
+    mask[2, 4] = value
+    states = model.encode_text(ids, torch.ones_like(ids))
+    tokens = model.get_image_tokens(torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE))
+    for call in (
+        lambda: model.get_text_features(ids, mask),
+        lambda: model.encode_text(ids, mask),
+        lambda: model(pixel_values=torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_ids=ids, attention_mask=mask),
+        lambda: model.fuse(states, mask, tokens),
+        lambda: model.score_pairs(tokens, ids, mask),
+    ):
+        with pytest.raises(ValueError, match=rf"attention_mask row 2 holds {value}: a mask holds 1 for a token and 0 for padding"):
+            call()
+    boolean = torch.ones(3, 5, dtype=torch.bool)
+    boolean[2, 4] = False
+    with torch.no_grad():  # a bool mask and a 0/1 mask are the same mask
+        assert torch.equal(model.get_text_features(ids, boolean), model.get_text_features(ids, boolean.long()))
 
 
 def test_fusion_and_pair_scoring_inputs_are_checked():
