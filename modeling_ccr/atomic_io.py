@@ -17,7 +17,9 @@ here:
 Folder writes hold the output's lock (:func:`modeling_ccr.output_lock.output_lock`, waiting for another
 process that writes the same output, as two first uses of a cache folder do); under it, staging
 folders that an interrupted write of the same output left beside it (``.<NAME>.<8 random>.staging``) are
-removed first, with one line saying so.
+removed first, with one line saying so. Every file written gets the mode a new file gets under the process
+umask (``0644`` under the usual ``022``): writers that create private temporary files (``tempfile``,
+safetensors) would otherwise publish weights that no other user or service can read.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> No
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, _new_file_mode(executable=False))  # mkstemp made it private
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -98,7 +101,7 @@ def publish_folder(output_dir: str | os.PathLike, write: Callable[[Path], None])
             )
         staging = _staging_folder(output)
         try:
-            write(staging)
+            _write_shared(write, staging)
             os.replace(staging, output)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -153,7 +156,7 @@ def write_output(output_dir: str | os.PathLike, write: Callable[[Path], None], k
             return []
         staging = _staging_folder(output)
         try:
-            write(staging)
+            _write_shared(write, staging)
             kept = _carry_over(output, staging, kind)
             old = _swap(staging, output)
         except BaseException:
@@ -185,7 +188,7 @@ def _staging_folder(output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     remove_interrupted_staging(output)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=STAGING_SUFFIX, dir=output.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the published folder is meant to be shared
+    staging.chmod(_new_file_mode(executable=True))  # mkdtemp makes it private; it becomes the output
     return staging
 
 
@@ -203,6 +206,22 @@ def remove_interrupted_staging(output: Path) -> list[Path]:
         logger.warning("removed %d staging folder(s) of an interrupted write of %s (%.1f MB): %s", len(stale),
                        output, size / 1e6, ", ".join(path.name for path in stale))
     return stale
+
+
+def _write_shared(write: Callable[[Path], None], staging: Path) -> None:
+    """``write(staging)``, then give every file it wrote the mode of a new file under the umask."""
+    write(staging)
+    file_mode, executable_mode = _new_file_mode(executable=False), _new_file_mode(executable=True)
+    for path in staging.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(executable_mode if path.stat().st_mode & 0o111 else file_mode)
+
+
+def _new_file_mode(executable: bool) -> int:
+    """The mode ``open()`` (``mkdir`` when ``executable``) gives a new file under the process umask."""
+    umask = os.umask(0o022)  # the only portable way to read it is to set it; restored at once
+    os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask
 
 
 def _carry_over(old: Path, new: Path, kind: OutputKind) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -341,3 +342,19 @@ def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next_run(tmp_pa
     removed = [r.getMessage() for r in caplog.records if "staging folder" in r.getMessage()]
     assert len(removed) == 1 and removed[0].startswith(f"removed 1 staging folder(s) of an interrupted write of {output}")
     assert staging[0] in removed[0]
+
+
+@pytest.mark.parametrize(("umask", "bits", "expected"), [(0o022, 0o044, 0o044), (0o077, 0o077, 0)],
+                         ids=["umask-022-readable-by-others", "umask-077-private"])
+def test_written_files_keep_the_umask_permissions(tmp_path, umask, bits, expected):
+    """Weights included (safetensors writes them private), and files written with atomic_write."""
+    previous = os.umask(umask)
+    try:
+        folder = tmp_path / "model"
+        save_model_folder(tiny_ccr_model(), tiny_ccr_processor(), folder, "licences\n")
+        atomic_write(folder / "summary.json", lambda path: path.write_text("{}"))
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in [folder, *folder.iterdir()]}
+    assert "model.safetensors" in modes and "summary.json" in modes
+    assert {name: oct(mode) for name, mode in modes.items() if mode & bits != expected} == {}
