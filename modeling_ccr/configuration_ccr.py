@@ -38,6 +38,18 @@ def _sub_config(value: Any, default_model_type: str, name: str) -> PretrainedCon
         ) from error
 
 
+def check_sub_configs(config_dict: dict[str, Any], source: str) -> None:
+    """Refuse a saved CCR config (``source`` names it in the message) without ``vision_config`` and
+    ``text_config`` mappings: ``save_pretrained`` always writes both, and without one the tower would be
+    built in its default shape, which the saved weights do not fit."""
+    for name in ("vision_config", "text_config"):
+        if not isinstance(config_dict.get(name), dict):
+            raise ValueError(
+                f"{source} has no {name!r} mapping (the {name.split('_')[0]} tower's settings), which "
+                "save_pretrained always writes: put back the config.json saved with the model's weights"
+            )
+
+
 class CCRConfig(PretrainedConfig):
     r"""Configuration of :class:`CCRModel`.
 
@@ -127,7 +139,15 @@ class CCRConfig(PretrainedConfig):
                 "CCRModel.save_pretrained, ccr build-default, ccr train or ccr convert-ccrk); load other "
                 "models with transformers.AutoModel."
             )
+        check_sub_configs(config_dict, f"the config.json of {pretrained_model_name_or_path}")
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> CCRConfig:
+        """``PretrainedConfig.from_dict`` (what ``AutoConfig`` reads a config.json with) that refuses a saved
+        config lacking a tower's sub-config (:func:`check_sub_configs`)."""
+        check_sub_configs(config_dict, "the CCR config.json")
+        return super().from_dict(config_dict, **kwargs)
 
     @property
     def num_text_layers(self) -> int:

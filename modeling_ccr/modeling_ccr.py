@@ -14,6 +14,7 @@ Part of the remote-code set: imports only torch, the public transformers API and
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
@@ -480,21 +481,101 @@ def build_tower(config) -> PreTrainedModel:
         return AutoModel.from_config(config)
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a ``.safetensors`` file's layout (an 8-byte little-endian header length, a JSON
-    header whose ``data_offsets`` cover the rest of the file exactly), or None when it is whole."""
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """The JSON header of a ``.safetensors`` file (it follows an 8-byte little-endian length) and that length.
+
+    Raises ValueError saying what is wrong when the file ends inside its header or the header is not JSON.
+    """
     size = path.stat().st_size
     with path.open("rb") as handle:
         header_size = int.from_bytes(handle.read(8), "little") if size >= 8 else 0
         if size < 8 or 8 + header_size > size:
-            return f"ends inside its header ({size} bytes)"
+            raise ValueError(f"ends inside its header ({size} bytes)")
         try:
             header = json.loads(handle.read(header_size))
         except ValueError:
-            return "has an unreadable header"
+            header = None
+    if not isinstance(header, dict):
+        raise ValueError("has an unreadable header")
+    return header, header_size
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a ``.safetensors`` file's layout (an 8-byte little-endian header length, a JSON
+    header whose ``data_offsets`` cover the rest of the file exactly), or None when it is whole."""
+    try:
+        header, header_size = _safetensors_header(path)
+    except ValueError as problem:
+        return str(problem)
     ends = [entry["data_offsets"][1] for entry in header.values() if isinstance(entry, dict) and "data_offsets" in entry]
     expected = 8 + header_size + max(ends, default=0)
+    size = path.stat().st_size
     return None if expected == size else f"holds {size} bytes where its header describes {expected}"
+
+
+# The config.json field that sets the shapes of each group of weights, by name. The towers come first: a
+# tower's hidden size also shapes the projections and the fusion layers. The fusion encoder and the MLM
+# head take the text tower's sizes.
+_SHAPE_FIELDS = (
+    ("vision_model.", "vision_config"),
+    ("text_model.", "text_config"),
+    ("vision_projection.", "projection_dim"),
+    ("text_projection.", "projection_dim"),
+    ("itm_head.", "itm_hidden_size"),
+    ("", "text_config"),
+)
+
+
+def _stored_shapes(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, file name)}`` of the tensors in a folder's readable ``.safetensors`` files, from their
+    headers (no tensor is read); the ``ccr.`` prefix of a pre-training checkpoint is dropped from names."""
+    shapes = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            header, _ = _safetensors_header(path)
+        except ValueError:
+            continue  # loading names the unreadable file
+        for name, entry in header.items():
+            if isinstance(entry, dict) and "shape" in entry:
+                shapes[name.removeprefix("ccr.")] = (tuple(entry["shape"]), path.name)
+    return shapes
+
+
+def weights_config_disagreement(folder: str | os.PathLike, config: CCRConfig) -> str | None:
+    """What the ``.safetensors`` weights of a local model folder and ``config`` disagree on, for an error
+    message naming the config field and one tensor; None when every stored tensor has the shape the config
+    gives it. Reads the files' headers only and builds the model on the meta device (no memory)."""
+    with torch.device("meta"):
+        expected = {name: tuple(tensor.shape) for name, tensor in CCRModel(config).state_dict().items()}
+    stored = _stored_shapes(Path(folder))
+    mismatched = [name for name, (shape, _) in stored.items() if name in expected and shape != expected[name]]
+    if not mismatched:
+        return None
+    field, name = next((field, name) for prefix, field in _SHAPE_FIELDS for name in mismatched if name.startswith(prefix))
+    value = getattr(config, field)
+    setting = f"{field} ({value} in config.json)" if isinstance(value, int) else field
+    shape, file_name = stored[name]
+    others = f" (and {len(mismatched) - 1} more tensors)" if len(mismatched) > 1 else ""
+    return (
+        f"config.json of {folder} and its weights disagree on {setting}: {file_name} holds {name} of shape "
+        f"{list(shape)}, config.json makes it {list(expected[name])}{others}. Put back the config.json saved "
+        "with these weights, or load the folder this config.json belongs to."
+    )
+
+
+def first_non_finite_tensor(module: nn.Module) -> str | None:
+    """The name of the first floating-point tensor of ``module``'s state dict that holds NaN or an infinite
+    value; None when all are finite.
+
+    One float32 sum per tensor (a NaN or an infinity makes it non-finite); only a tensor whose sum is not
+    finite is then checked element by element, since a sum of large finite values can overflow too.
+    """
+    for name, tensor in module.state_dict().items():
+        if not tensor.is_floating_point() or tensor.device.type == "meta":
+            continue
+        if not torch.isfinite(tensor.sum(dtype=torch.float32)) and not torch.isfinite(tensor).all():
+            return name
+    return None
 
 
 def _describe_unreadable_weights(name_or_path: str | os.PathLike) -> str:
@@ -518,11 +599,23 @@ class CCRPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """``PreTrainedModel.from_pretrained``; a weight file that cannot be read (truncated or corrupt,
-        e.g. by an interrupted download or copy) raises ValueError naming the file, instead of the
-        reader's bare error."""
+        """``PreTrainedModel.from_pretrained`` that raises a one-line ValueError, instead of the loader's
+        traceback or a silently broken model, for:
+
+        - weights whose shapes disagree with config.json (a local folder; checked from the weight files'
+          headers before loading), naming the config field and a tensor;
+        - a weight file that cannot be read (truncated or corrupt, e.g. by an interrupted download or
+          copy), naming the file;
+        - weights holding NaN or infinite values (one pass over the loaded tensors), naming the tensor.
+        """
+        folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
+        if folder.is_dir():
+            config = cls._config_to_check(folder, kwargs)
+            problem = None if config is None else weights_config_disagreement(folder, config)
+            if problem is not None:
+                raise ValueError(problem)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except Exception as error:
             if type(error).__module__.split(".")[0] != "safetensors":  # the reader's own error type
                 raise
@@ -531,6 +624,24 @@ class CCRPreTrainedModel(PreTrainedModel):
                 f"{_describe_unreadable_weights(pretrained_model_name_or_path)} ({error}). The file is "
                 "truncated or corrupt: save, copy or download the model again."
             ) from error
+        bad = first_non_finite_tensor(loaded[0] if isinstance(loaded, tuple) else loaded)  # tuple: with loading info
+        if bad is not None:
+            raise ValueError(
+                f"the weights of {pretrained_model_name_or_path} hold NaN or infinite values in {bad}: the weight "
+                "file is damaged or was saved from a training run that diverged; save, copy or download the model "
+                "again, or load an earlier checkpoint"
+            )
+        return loaded
+
+    @classmethod
+    def _config_to_check(cls, folder: Path, kwargs: dict) -> PretrainedConfig | None:
+        """The config ``from_pretrained(folder, **kwargs)`` builds the model from: the ``config`` given, or
+        the folder's config.json with the config fields among ``kwargs``; None for a ``config`` given as a path."""
+        given = kwargs.get("config")
+        if given is not None:
+            return given if isinstance(given, PretrainedConfig) else None
+        fields = inspect.signature(CCRConfig.__init__).parameters
+        return CCRConfig.from_pretrained(folder, **{key: value for key, value in kwargs.items() if key in fields})
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -20,6 +20,22 @@ from ..captions import image_major_captions
 TEXT_BATCH_SIZE = 64  # captions per text-encoder pass, of about the same length
 
 
+def check_finite_embeddings(embeds, what: str, first_row: int = 0) -> None:
+    """Refuse embeddings ``[N, D]`` (a tensor or an array) holding NaN or infinite values, naming the first
+    such row as ``what`` number ``first_row + i``: written to an index or scored, they would match nothing.
+
+    The model's weights and pixel values are checked where they enter, so such values come from the
+    computation itself (a half-precision overflow, say).
+    """
+    finite = torch.isfinite(torch.as_tensor(embeds)).all(dim=1)
+    if not finite.all():
+        row = first_row + int((~finite).nonzero()[0])
+        raise ValueError(
+            f"the embedding of {what} {row} holds NaN or infinite values, so it would match nothing: the model "
+            "computed them; run it in float32 (half precision can overflow)"
+        )
+
+
 @dataclass
 class EncodedBenchmark:
     """Embeddings of a block of n images and their n*K captions (CPU tensors).
