@@ -123,21 +123,22 @@ def describe(path: Path, limit: int = 3) -> str:
     return shown + (f" and {len(entries) - limit} more" if len(entries) > limit else "")
 
 
-def check_output(output: str | os.PathLike, kind: OutputKind, overwrite: bool) -> bool:
+def check_output(output: str | os.PathLike, kind: OutputKind, overwrite: bool, flag: str = "--output") -> bool:
     """The overwrite rule: returns whether ``output`` holds an earlier output that a write will replace.
 
     Raises ValueError when ``output`` holds anything that is not ``kind`` (even with ``overwrite``), or
-    holds one of ``kind`` and ``overwrite`` is false. A missing or empty folder is fine (False).
+    holds one of ``kind`` and ``overwrite`` is false. A missing or empty folder is fine (False). ``flag``:
+    the command's option that chooses the output, which the messages name.
     """
     output = Path(output)
     if not holds_anything(output):
         return False
     if not output.is_dir() or not kind.recognizes(output):
         raise ValueError(f"{output} exists and is not {kind.name} (it holds {describe(output)}): nothing was "
-                         "written; choose a new or empty --output")
+                         f"written; choose a new or empty {flag}")
     if not overwrite:
         raise ValueError(f"{output} already exists and holds {kind.name} ({describe(output)}): pass --overwrite "
-                         f"to replace {kind.name}'s files and keep your other files, or choose another --output")
+                         f"to replace {kind.name}'s files and keep your other files, or choose another {flag}")
     return True
 
 

@@ -93,11 +93,17 @@ def port_number(text: str) -> int:
     return value
 
 
+# A saved tokenizer's vocabulary: a fast tokenizer's tokenizer.json, or the files a slow one is built from
+# (SentencePiece models, WordPiece / BPE vocabularies, tiktoken ranks).
+TOKENIZER_VOCABULARY_FILES = ("tokenizer.json", "*.model", "vocab.*", "*.tiktoken")
+
+
 def model_folder(text: str) -> str:
-    """argparse type of MODEL_DIR: an existing folder holding a CCR model's config.json.
+    """argparse type of MODEL_DIR: an existing folder holding a CCR model's config.json and its tokenizer.
 
     The model type is checked by ``CCRConfig.from_pretrained`` (which refuses another ``model_type``), so
-    a wrong folder fails here, before any weights or data load.
+    a wrong folder fails here, before any weights or data load; so does a folder without tokenizer files
+    (for which transformers would advise installing sentencepiece).
     """
     path = Path(text)
     if not path.is_dir():
@@ -117,6 +123,12 @@ def model_folder(text: str) -> str:
         CCRConfig.from_pretrained(text)
     except (ValueError, OSError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if not any(any(path.glob(pattern)) for pattern in TOKENIZER_VOCABULARY_FILES):
+        raise argparse.ArgumentTypeError(
+            f"{text} holds no tokenizer files (tokenizer.json, or a vocabulary such as sentencepiece.bpe.model): "
+            "copy them from the folder the model was saved from, or save the model's processor into it "
+            "(processor.save_pretrained)"
+        )
     return text
 
 

@@ -58,18 +58,43 @@ def parse_arguments(argv: list[str], prog: str = "ccr train", description: str =
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The options of a ``--config`` file (YAML for ``.yaml`` / ``.yml``, else JSON), keys with underscores.
+
+    A file that is missing, not UTF-8 text or not valid YAML / JSON raises a one-line ValueError naming the
+    file and, for a syntax error, the line and column.
+    """
     if not path.is_file():
         raise ValueError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): pass a YAML or JSON file of options") from None
+    data = _parse_yaml(path, text) if path.suffix in (".yaml", ".yml") else _parse_json(path, text)
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of options, got {type(data).__name__}")
-    return {key.replace("-", "_"): value for key, value in data.items()}
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    """``text`` of the YAML file ``path`` parsed; a syntax error is a ValueError naming where it is."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)  # where the parser stopped, when it knows
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}; fix the file") from None
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    """``text`` of the JSON file ``path`` parsed; a syntax error is a ValueError naming where it is."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}; fix "
+                         "the file, or give it a .yaml name if it is YAML") from None
 
 
 def run_argv(argv: list[str], prog: str, description: str) -> int:

@@ -14,6 +14,7 @@ import datasets
 
 from .assemble import ON_MISSING_CHOICES
 from .load import BENCHMARK_NAMES, load_benchmark
+from .schema import DEFAULT_LANGUAGES
 
 
 @dataclass
@@ -26,7 +27,7 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "local copy of a published benchmark, in its layout"})
     image_dir: list[str] | None = field(default=None, metadata={"help": "folders holding the images"})
     languages: list[str] | None = field(default=None, metadata={
-        "help": "language codes, in order, space- or comma-separated (default: all the benchmark has)"})
+        "help": f"language codes, in order, space- or comma-separated (default: {','.join(DEFAULT_LANGUAGES)})"})
     on_missing: str = field(default="error", metadata={
         "help": "instances lacking a selected language or a readable image: stop with an error, or drop them and "
                 "report the count", "choices": list(ON_MISSING_CHOICES)})

@@ -385,12 +385,12 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         logger.warning("--resume: no complete checkpoint under %s: starting from step 0", checkpoint_dir)
     final_dir = output / "model"
     replace_model = args.overwrite or resume_from is not None  # resumed: the model of the same run, going on
-    check_output(final_dir, CCR_MODEL_FOLDER, replace_model)  # before training, not after
+    check_output(final_dir, CCR_MODEL_FOLDER, replace_model, flag="--output-dir")  # before training, not after
     if not args.resume and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
         if not args.overwrite:
             raise ValueError(f"{checkpoint_dir} already holds checkpoints: pass --resume to continue that run, "
                              "--overwrite to start a new one (the old checkpoints are set aside), or choose "
-                             "another --output_dir")
+                             "another --output-dir")
         if args.process_index == 0:
             _set_aside_checkpoints(checkpoint_dir)
     dataset, languages = _load_training_data(data_args, args.per_device_train_batch_size)

@@ -7,16 +7,21 @@ import argparse
 import contextlib
 import importlib
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from safetensors.torch import load_file, save_file
 from transformers import BertConfig
 
 from modeling_ccr.app.cli import SUBCOMMANDS, CommandParser, main
 from modeling_ccr.app.testing import run_ccr_in_process
+from modeling_ccr.data import DEFAULT_LANGUAGES
 from modeling_ccr.testing import save_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,3 +164,106 @@ def test_help_shows_every_option_default(words):
         module.add_arguments(parser)
     options = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
     assert options and text.lower().count("default") >= len(options), text
+
+
+# ----- a broken model folder or options file: one line, no traceback ------------------------------------------
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, colour in enumerate([(200, 30, 30), (30, 30, 200)]):
+        Image.new("RGB", (20, 20), colour).save(folder / f"{i}.png")
+    return folder
+
+
+def _copy_model(model_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(model_dir, tmp_path / "model"))
+
+
+def test_index_with_nan_weights_is_refused_before_anything_is_written(ccr_here, model_dir, image_folder, tmp_path):
+    folder = _copy_model(model_dir, tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    weights["text_projection.weight"][0, 0] = float("nan")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    result = ccr_here("index", folder, image_folder, "--output", tmp_path / "index", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"ccr index: error: the weights of {folder} hold NaN or infinite values in text_projection.weight: the weight "
+        "file is damaged or was saved from a training run that diverged; save, copy or download the model again, or "
+        "load an earlier checkpoint"
+    )
+    assert not (tmp_path / "index").exists()
+
+
+def test_index_with_a_projection_dim_that_does_not_fit_the_weights_names_the_field(ccr_here, model_dir, image_folder,
+                                                                                    tmp_path):
+    folder = _copy_model(model_dir, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "projection_dim": 32}))  # the weights have 16
+    result = ccr_here("index", folder, image_folder, "--output", tmp_path / "index", cwd=tmp_path)
+    line = one_error_line(result, f"ccr index: error: config.json of {folder} and its weights disagree on "
+                                  "projection_dim (32 in config.json): model.safetensors holds ")
+    assert "Put back the config.json saved with these weights" in line
+
+
+def test_a_config_without_text_config_is_refused_as_an_argument(ccr_here, model_dir, image_folder, tmp_path):
+    folder = _copy_model(model_dir, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    del config["text_config"]
+    (folder / "config.json").write_text(json.dumps(config))
+    result = ccr_here("index", folder, image_folder, "--output", tmp_path / "index", cwd=tmp_path)
+    assert one_error_line(result, "ccr index: error: argument MODEL_DIR: ") == (
+        f"ccr index: error: argument MODEL_DIR: the config.json of {folder} has no 'text_config' mapping (the text "
+        "tower's settings), which save_pretrained always writes: put back the config.json saved with the model's "
+        "weights (see 'ccr index --help')"
+    )
+
+
+def test_a_model_folder_without_tokenizer_files_says_they_are_missing(ccr_here, model_dir, image_folder, tmp_path):
+    folder = _copy_model(model_dir, tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    result = ccr_here("index", folder, image_folder, "--output", tmp_path / "index", cwd=tmp_path)
+    line = one_error_line(result, f"ccr index: error: argument MODEL_DIR: {folder} holds no tokenizer files ")
+    assert "copy them from the folder the model was saved from" in line and "sentencepiece or" not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("run.yaml", "max_steps: [1, 2\nloss_style: one-to-k\n", "is not valid YAML at line 2, column 11: expected ',' or ']'"),
+        ("run.json", '{"max_steps": 1,}', "is not valid JSON at line 1, column 17: Expecting property name"),
+    ],
+)
+def test_a_broken_config_file_names_the_file_and_the_place(ccr_here, tmp_path, name, text, problem):
+    (tmp_path / name).write_text(text)
+    line = one_error_line(ccr_here("train", "--config", tmp_path / name, cwd=tmp_path), "ccr train: error: ")
+    assert line.startswith(f"ccr train: error: {tmp_path / name} {problem}")
+
+
+def test_train_help_states_the_languages_it_trains_on_by_default():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(out.getvalue().split())
+    assert f"(default: {','.join(DEFAULT_LANGUAGES)})" in help_text and "all the benchmark has" not in help_text
+
+
+def test_train_into_a_finished_run_names_the_output_dir_flag(ccr_here, model_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run / "model")
+    result = ccr_here("train", "--model", model_dir, "--output-dir", run, "--max-steps", "1", cwd=tmp_path)
+    line = one_error_line(result, f"ccr train: error: {run / 'model'} already exists and holds a CCR model folder")
+    assert line.endswith("pass --overwrite to replace a CCR model folder's files and keep your other files, or choose "
+                         "another --output-dir")
+
+
+def test_convert_ccrk_of_an_empty_file_says_it_is_empty(ccr_here, tmp_path):
+    (tmp_path / "ccrk.th").write_bytes(b"")
+    result = ccr_here("convert-ccrk", tmp_path / "ccrk.th", "--output", tmp_path / "out", cwd=tmp_path)
+    assert one_error_line(result, "ccr convert-ccrk: error: ") == (
+        f"ccr convert-ccrk: error: {tmp_path / 'ccrk.th'} is empty (0 bytes): the download or copy was cut short; "
+        "fetch the checkpoint again"
+    )
