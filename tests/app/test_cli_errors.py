@@ -197,6 +197,20 @@ def test_index_with_nan_weights_is_refused_before_anything_is_written(ccr_here, 
     assert not (tmp_path / "index").exists()
 
 
+
+def test_index_refuses_embeddings_that_overflow_before_anything_is_written(ccr_here, model_dir, image_folder, tmp_path):
+    """Finite weights that overflow float32 in the image projection make NaN embeddings, which matched nothing."""
+    folder = _copy_model(model_dir, tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    weights["vision_projection.weight"].fill_(3e38)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    result = ccr_here("index", folder, image_folder, "--output", tmp_path / "index", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "ccr index: error: the embedding of image 0 holds NaN or infinite values, so it would match nothing: ")
+    assert not (tmp_path / "index").exists()
+
+
 def test_index_with_a_projection_dim_that_does_not_fit_the_weights_names_the_field(ccr_here, model_dir, image_folder,
                                                                                     tmp_path):
     folder = _copy_model(model_dir, tmp_path)

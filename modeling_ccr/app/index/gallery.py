@@ -43,7 +43,7 @@ from ...atomic_io import (
     write_output,
 )
 from ...evaluation.distributed import DistributedContext
-from ...evaluation.encode import encode_benchmark
+from ...evaluation.encode import check_finite_embeddings, encode_benchmark
 from ...output_lock import output_lock
 from .sources import GallerySource, write_benchmark_images
 
@@ -309,6 +309,7 @@ def _embed_chunks(model, processor, source: GallerySource, work: Path, chunks: r
                     parts.append(dict(saved))
                 continue
             arrays = _embed_chunk(model, processor, source, rows, batch_size, bar)
+            check_finite_embeddings(arrays["image_embeds"], "image", first_row=rows.start)  # before saving
             _save_chunk(path, arrays)
             parts.append(arrays)
             embedded += len(rows)
