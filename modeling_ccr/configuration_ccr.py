@@ -15,6 +15,38 @@ from .configuration_efficientnet_lite import EfficientNetLiteConfig
 
 TEXT_POOLING_MODES = ("cls", "mean")
 VISION_POOLING_MODES = ("mean", "cls")
+RERANKING_MODES = ("similarity", "replace", "combine")
+
+
+def check_reranking(value: Any) -> dict[str, Any] | None:
+    """The ``reranking`` entry of a CCR config, checked: None, or a dict with
+    ``"mode"``: ``"similarity"`` (rank by the dual encoder alone), ``"replace"`` (the ITM "matches" logit
+    replaces the similarity of the top ``"k_test"`` candidates, the paper's protocol) or ``"combine"``
+    (similarity + ``"itm_weight"`` * logit over the top ``"k_test"``), plus an optional ``"chosen_on"`` note
+    (where and how it was chosen). Returns a copy with ``k_test`` an int and ``itm_weight`` a float."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("mode") not in RERANKING_MODES:
+        raise ValueError(
+            f"reranking must be None or a dict whose 'mode' is one of {RERANKING_MODES}, got {value!r}: e.g. "
+            "{'mode': 'combine', 'k_test': 16, 'itm_weight': 0.1}"
+        )
+    needed = {"similarity": (), "replace": ("k_test",), "combine": ("k_test", "itm_weight")}[value["mode"]]
+    unknown = set(value) - {"mode", "chosen_on", *needed}
+    missing = [key for key in needed if key not in value]
+    if unknown or missing:
+        raise ValueError(f"reranking {value!r}: mode {value['mode']!r} takes the keys {['mode', *needed, 'chosen_on']}"
+                         + (f"; unknown {sorted(unknown)}" if unknown else "") + (f"; missing {missing}" if missing else ""))
+    checked = dict(value)
+    if "k_test" in checked:
+        if isinstance(checked["k_test"], bool) or not isinstance(checked["k_test"], int) or checked["k_test"] < 1:
+            raise ValueError(f"reranking k_test must be an integer >= 1, got {checked['k_test']!r}")
+    if "itm_weight" in checked:
+        weight = checked["itm_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight or abs(weight) == float("inf"):
+            raise ValueError(f"reranking itm_weight must be a finite number, got {weight!r}")
+        checked["itm_weight"] = float(weight)
+    return checked
 
 
 def _sub_config(value: Any, default_model_type: str, name: str) -> PretrainedConfig:
@@ -71,6 +103,10 @@ class CCRConfig(PretrainedConfig):
         itm_hidden_size: hidden width of the ITM head MLP (default: twice the text hidden size).
         mlm_probability, mlm_max_masks: cross-modal MLM masking of the training objective (0.4, at most 12).
         initializer_range: std of the normal initialisation of new weights.
+        reranking: the second stage chosen for this model on a validation split (:func:`check_reranking`),
+            which ``ccr evaluate``, ``ccr search``, the demo and the evaluation functions use when not told
+            otherwise; None: nothing chosen (they re-rank as the paper does: "replace" over the top 128, or
+            not at all where re-ranking is opt-in).
     """
 
     model_type = "ccr"
@@ -92,6 +128,7 @@ class CCRConfig(PretrainedConfig):
         mlm_probability: float = 0.4,
         mlm_max_masks: int = 12,
         initializer_range: float = 0.02,
+        reranking: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         self.vision_config = _sub_config(vision_config, EfficientNetLiteConfig.model_type, "vision_config")
@@ -120,6 +157,7 @@ class CCRConfig(PretrainedConfig):
         self.mlm_probability = float(mlm_probability)
         self.mlm_max_masks = int(mlm_max_masks)
         self.initializer_range = float(initializer_range)
+        self.reranking = check_reranking(reranking)
         super().__init__(**kwargs)
 
     @classmethod

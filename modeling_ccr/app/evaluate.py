@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from ..evaluation.distributed import DistributedContext, setup_distributed
 from ..evaluation.pipeline import evaluate_retrieval
 from ..evaluation.report import build_report, check_report_output, write_report
-from ..evaluation.rerank import RERANK_MODES
+from ..evaluation.rerank import RERANK_MODES, resolve_reranking
 from ..output_lock import output_lock
 from .cli import finite_float, model_folder, positive_int
 from .dataset_options import add_dataset_arguments
@@ -31,12 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder (save_pretrained)")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--k-test", type=positive_int, default=128, help="candidates re-ranked by ITM per query")
-    parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only")
-    parser.add_argument("--rerank-mode", choices=RERANK_MODES, default="replace",
+    parser.add_argument("--k-test", type=positive_int, default=None,
+                        help="candidates re-ranked by ITM per query (default: the model's saved choice, else 128)")
+    parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only (--rerank-mode similarity)")
+    parser.add_argument("--rerank-mode", choices=("similarity", *RERANK_MODES), default=None,
                         help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
-                        "--itm-weight * logit (choose the weight on a validation split)")
-    parser.add_argument("--itm-weight", type=finite_float, default=1.0, help="the ITM logit's weight with --rerank-mode combine")
+                        "--itm-weight * logit (choose the weight on a validation split); similarity: no re-ranking "
+                        "(default: the mode saved in the model's config by ccr main-job, else replace)")
+    parser.add_argument("--itm-weight", type=finite_float, default=None,
+                        help="the ITM logit's weight with --rerank-mode combine (default: the model's saved choice, else 1)")
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
@@ -70,13 +73,17 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
     dataset = load_dataset_from_args(args, args.split)
     model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
     processor = AutoProcessor.from_pretrained(args.model_dir)
+    ranking = resolve_reranking(model.config, "similarity" if args.no_rerank else args.rerank_mode, args.k_test,
+                                args.itm_weight)
+    if context.is_main:
+        logger.info("ranking: %s", ranking.describe())
     result = evaluate_retrieval(
         model,
         processor,
         dataset,
-        k_test=None if args.no_rerank else args.k_test,
-        rerank_mode=args.rerank_mode,
-        itm_weight=args.itm_weight,
+        k_test=ranking.k_test,
+        rerank_mode=ranking.mode or "replace",
+        itm_weight=ranking.itm_weight if ranking.itm_weight is not None else 1.0,
         batch_size=args.batch_size,
         itm_batch_size=args.itm_batch_size,
         chunk_size=args.chunk_size,
@@ -94,8 +101,9 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
             num_images=len(dataset),
             k_test=result.k_test,
             mrv_kind=args.mrv_kind,
-            rerank_mode=args.rerank_mode,
-            itm_weight=args.itm_weight,
+            rerank_mode=ranking.mode,
+            itm_weight=ranking.itm_weight,
+            reranking_source=ranking.source,
         )
         ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}
         paths = write_report(report, ranks, args.output, overwrite=args.overwrite)

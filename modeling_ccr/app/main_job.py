@@ -20,15 +20,18 @@ import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from transformers import AutoProcessor
 
 from ..atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
+from ..configuration_ccr import CCRConfig, check_reranking
 from ..data import load_benchmark
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model
-from ..evaluation.pipeline import PreparedEvaluation, choose_itm_weight
+from ..evaluation.pipeline import PreparedEvaluation, choose_reranking
 from ..evaluation.report import build_report, check_report_output, write_report
+from ..evaluation.rerank import resolve_reranking
 from ..modeling_ccr import CCRModel
 from ..output_lock import check_writable, output_lock
 from ..training import CCRTrainingArguments, ModelArguments, train
@@ -51,22 +54,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run's model, reports and summary in --output (other files are kept)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--max-eval-images", type=positive_int, default=None,
+                        help="evaluate on the first N images of each split only: a quick check of the whole job "
+                        "(its figures are not comparable with whole-split ones; default: every image)")
 
 
 def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: bool = True,
-                          overwrite: bool = False, recorder: StageRecorder | None = None) -> dict:
+                          overwrite: bool = False, recorder: StageRecorder | None = None,
+                          max_images: int | None = None) -> dict:
     """Evaluate a model folder on the embedded benchmark's validation and test splits, three ways.
 
     Each split is encoded once and each (query, candidate) pair scored by the fusion encoder once; the
-    "combine" weight is chosen on validation (:func:`choose_itm_weight`). Writes one report per split and
-    ranking under ``output`` and returns ``{"validation": {ranking: report}, "test": {...},
-    "itm_weight": w, "itm_weight_validation_recall": {w: recall}, "timings": {...}}``. Earlier reports there
-    are replaced only with ``overwrite``.
+    "combine" weight and the re-ranking to keep are chosen on validation (:func:`choose_reranking`). Writes
+    one report per split and ranking under ``output`` and returns ``{"validation": {ranking: report}, "test":
+    {...}, "reranking": the chosen config entry, "itm_weight": w, "itm_weight_validation_recall": {w: recall},
+    "timings": {...}}``. Earlier reports there
+    are replaced only with ``overwrite``. ``max_images`` keeps the first N images of each split (each report
+    records its number of images).
 
     With a ``recorder``, its stages are "load the trained model", then per split "<split>: encode + prepare
     re-ranking" (loading the split, encoding its images and captions, the pair scorer's text states and image
-    keys / values), on validation "validation: choose ITM weight (scores every pair once)" and "<split>: rank
-    3 ways + reports".
+    keys / values), on validation "validation: choose the re-ranking (scores every pair once)" and "<split>:
+    rank 3 ways + reports".
     """
     stage = recorder.stage if recorder is not None else (lambda name: nullcontext())
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -80,10 +89,13 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
         with torch.inference_mode():
             with stage(f"{split}: encode + prepare re-ranking"):
                 dataset = load_benchmark("cldr-emoji", split=split)
+                if max_images is not None and max_images < len(dataset):
+                    dataset = dataset.select(range(max_images))
                 prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
             if itm_weight is None:  # chosen on validation, applied to test as is
-                with stage(f"{split}: choose ITM weight (scores every pair once)"):
-                    itm_weight, tried = choose_itm_weight(prepared)
+                with stage(f"{split}: choose the re-ranking (scores every pair once)"):
+                    result["reranking"], itm_weight, tried = choose_reranking(prepared, f"cldr-emoji {split}" + (
+                        f" (its first {max_images} images)" if max_images is not None else ""))
                 result["itm_weight"], result["itm_weight_validation_recall"] = itm_weight, tried
             with stage(f"{split}: rank 3 ways + reports"):
                 reports = _rank_and_report(prepared, model_dir, split, len(dataset), itm_weight, output, overwrite)
@@ -153,15 +165,22 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
     print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {loss}")
 
     evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress,
-                                       overwrite=replace, recorder=recorder)
+                                       overwrite=replace, recorder=recorder, max_images=args.max_eval_images)
     timings.update(evaluation["timings"])
+    save_reranking(result["model_dir"], evaluation["reranking"])
     summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"],
-               "k_test": args.k_test, "itm_weight": evaluation["itm_weight"]}
+               "k_test": args.k_test, "itm_weight": evaluation["itm_weight"], "reranking": evaluation["reranking"],
+               "max_eval_images": args.max_eval_images}
     for split in SPLITS:
         for ranking, report in evaluation[split].items():
             summary[f"{split}_{ranking}"] = {"mean_recall": report["mean_recall"], "mrv": report["mrv"]}
             print(summary_line(f"{split} {ranking}", report))
     print(f"combine re-ranking: ITM weight {evaluation['itm_weight']} (chosen on validation)")
+    print(f"re-ranking saved in the model's config (ccr evaluate, ccr search and the demo use it): "
+          f"{resolve_reranking(SimpleNamespace(reranking=evaluation['reranking'])).describe()}")
+    if args.max_eval_images is not None:
+        print(f"evaluated on the first {args.max_eval_images} images of each split (--max-eval-images): a check, "
+              "not figures to compare with whole-split ones")
     summary["timings"] = timings
     summary["stages"] = recorder.as_json()
     text = json.dumps(summary, indent=2)
@@ -169,6 +188,15 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
     print(f"summary: {output / 'summary.json'}")
     print(f"stages (wall time, peak memory):\n{recorder.table()}")
     return 0
+
+
+def save_reranking(model_dir: str, reranking: dict) -> None:
+    """Write ``reranking`` (a config entry, :func:`~modeling_ccr.configuration_ccr.check_reranking`) into the
+    ``config.json`` of the model folder the job trained, atomically; nothing else of the folder changes."""
+    config = CCRConfig.from_pretrained(model_dir)
+    config.reranking = check_reranking(reranking)
+    text = config.to_json_string()
+    atomic_write(Path(model_dir) / "config.json", lambda target: target.write_text(text, encoding="utf-8"))
 
 
 def _fmt(value: float | None) -> str:

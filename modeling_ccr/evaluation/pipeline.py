@@ -111,6 +111,27 @@ def choose_itm_weight(
     return best, recall
 
 
+def choose_reranking(prepared: PreparedEvaluation, name: str,
+                     weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID) -> tuple[dict, float, dict[float, float]]:
+    """The second stage with the best mean recall on a prepared (validation) split ``name``, as a CCR config's
+    ``reranking`` entry (:func:`~modeling_ccr.configuration_ccr.check_reranking`): similarity only (the
+    "combine" weight 0), "combine" with the best weight of ``weights`` (:func:`choose_itm_weight`) or the
+    paper's "replace"; ties go to the simpler (similarity, then the smaller weight, then "replace").
+    Returns ``(entry, best "combine" weight, {weight: mean recall})``."""
+    weight, recall = choose_itm_weight(prepared, weights)
+    replace = prepared.evaluate("replace").metrics["mean_recall"]
+    baseline = recall.get(0.0, prepared.evaluate(None).metrics["mean_recall"])
+    if replace > recall[weight]:
+        choice, best = {"mode": "replace", "k_test": prepared.k_test}, replace
+    elif weight == 0 or recall[weight] <= baseline:
+        choice, best = {"mode": "similarity"}, baseline
+    else:
+        choice, best = {"mode": "combine", "k_test": prepared.k_test, "itm_weight": weight}, recall[weight]
+    choice["chosen_on"] = (f"{name}, mean recall {best:.2f} (similarity {baseline:.2f}, replace {replace:.2f}, "
+                           f"combine with the best ITM weight {recall[weight]:.2f})")
+    return choice, weight, recall
+
+
 class PreparedEvaluation:
     """A split encoded once, with a pair scorer that remembers its ITM logits, ready to rank in several
     ways (similarity only, "replace" or "combine" re-ranking) without encoding or scoring pairs again.

@@ -25,6 +25,7 @@ ITM logits (ties: lower candidate index first).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -53,6 +54,55 @@ def top_k_candidates(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 RERANK_MODES = ("replace", "combine")
 DEFAULT_ITM_WEIGHT_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+PAPER_K_TEST = 128  # candidates the paper re-ranks per query (256 on COCO)
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """How one run ranks: ``mode`` None (similarity only), ``"replace"`` or ``"combine"`` over the top
+    ``k_test`` candidates, ``itm_weight`` (``"combine"`` only), and ``source``, where that came from."""
+
+    mode: str | None
+    k_test: int | None
+    itm_weight: float | None
+    source: str
+
+    def describe(self) -> str:
+        """One line, e.g. "combine over the top 16, ITM weight 0.05 (the model's saved choice: ...)"."""
+        if self.mode is None:
+            return f"similarity only ({self.source})"
+        weight = f", ITM weight {self.itm_weight:g}" if self.mode == "combine" else ""
+        return f"{self.mode} over the top {self.k_test}{weight} ({self.source})"
+
+
+def resolve_reranking(config, mode: str | None = None, k_test: int | None = None,
+                      itm_weight: float | None = None) -> Reranking:
+    """The ranking of a run: what is given wins; the rest comes from ``config.reranking`` (the model's saved
+    choice, :func:`~modeling_ccr.configuration_ccr.check_reranking`), else from the paper ("replace" over
+    the top 128; ITM weight 1 for "combine"). ``mode``: ``"similarity"``, ``"replace"``, ``"combine"`` or
+    None (the saved mode, else "replace"); a saved ``"similarity"`` choice with a ``k_test`` or
+    ``itm_weight`` given re-ranks ("combine" with a weight, else "replace")."""
+    saved = getattr(config, "reranking", None) or {}
+    given = mode is not None or k_test is not None or itm_weight is not None
+    if mode is None:
+        mode = saved.get("mode", "replace")
+        if mode == "similarity" and given:
+            mode = "combine" if itm_weight is not None else "replace"
+    if mode not in ("similarity", *RERANK_MODES):
+        raise ValueError(f"unknown re-ranking mode {mode!r}: use similarity, {', '.join(RERANK_MODES)}")
+    saved_weight = saved.get("itm_weight") if saved.get("mode") == "combine" else None
+    used_saved = (not given and bool(saved)) or (mode != "similarity" and k_test is None and "k_test" in saved) or (
+        mode == "combine" and itm_weight is None and saved_weight is not None)
+    note = "the model's saved choice" + (f": {saved['chosen_on']}" if saved.get("chosen_on") else "")
+    source = note if used_saved and not given else ("the paper's protocol" if not given else "as asked")
+    if used_saved and given:
+        source += f"; the rest from {note}"
+    if mode == "similarity":
+        return Reranking(None, None, None, source)
+    k_test = k_test if k_test is not None else saved.get("k_test", PAPER_K_TEST)
+    if mode == "combine":
+        itm_weight = itm_weight if itm_weight is not None else (saved_weight if saved_weight is not None else 1.0)
+    return Reranking(mode, k_test, itm_weight if mode == "combine" else None, source)
 
 
 class CachedPairScorer:

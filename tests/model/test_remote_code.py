@@ -37,6 +37,7 @@ REMOTE_SCRIPT = textwrap.dedent(
         out = model(**batch)
     print(json.dumps({"model": type(model).__module__ + "." + type(model).__name__,
                       "processor": type(processor).__name__,
+                      "reranking": model.config.reranking,
                       "logits": out.logits_per_image.tolist()}))
     """
 )
@@ -44,6 +45,7 @@ REMOTE_SCRIPT = textwrap.dedent(
 
 def test_remote_code_load_without_the_package(tmp_path):
     model, processor = tiny_ccr_model("efficientnet_lite"), tiny_ccr_processor()
+    model.config.reranking = {"mode": "combine", "k_test": 16, "itm_weight": 0.05, "chosen_on": "a validation split"}
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
@@ -63,4 +65,5 @@ def test_remote_code_load_without_the_package(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["model"].startswith("transformers_modules.") and report["model"].endswith(".CCRModel")
     assert report["processor"] == "CCRProcessor"
+    assert report["reranking"] == model.config.reranking  # the saved re-ranking choice travels with the folder
     assert torch.allclose(torch.tensor(report["logits"]), expected, atol=1e-5)

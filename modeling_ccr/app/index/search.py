@@ -10,13 +10,15 @@ import torch
 from evaluate_mrv.rank_variance import rank_spread_per_instance
 
 from ...evaluation.ranks import gold_ranks
+from ...evaluation.rerank import RERANK_MODES
 from .gallery import GalleryIndex
 
 
 @dataclass
 class ImageHit:
-    """One text -> image result: gallery item ``index``, its ``score`` (cosine similarity, or the ITM
-    "matches" logit when ``reranked``) and the first-stage ``similarity``."""
+    """One text -> image result: gallery item ``index``, its ``score`` (cosine similarity; when ``reranked``
+    the ITM "matches" logit, or with "combine" similarity + ITM weight * logit) and the first-stage
+    ``similarity``."""
 
     index: int
     score: float
@@ -40,15 +42,20 @@ def encode_images(model, processor, images: list) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def search_text(model, processor, index: GalleryIndex, query: str, k: int = 10, rerank: int = 0) -> list[ImageHit]:
+def search_text(model, processor, index: GalleryIndex, query: str, k: int = 10, rerank: int = 0,
+                mode: str = "replace", itm_weight: float = 1.0) -> list[ImageHit]:
     """The top ``k`` gallery images for ``query``, best first.
 
     With ``rerank = N > 0`` the first-stage top ``max(k, N)`` are retrieved and the best N of them are
-    re-scored by the fusion encoder (ITM "matches" logit, ``model.score_pairs``); they are ordered by that
-    logit (ties: higher similarity first) above the remaining candidates, which keep their similarity order.
+    re-scored by the fusion encoder (ITM "matches" logit, ``model.score_pairs``): with ``mode`` "replace"
+    the logit is their score, with "combine" similarity + ``itm_weight`` * logit (as in evaluation,
+    :mod:`modeling_ccr.evaluation.rerank`); they are ordered by that score (ties: higher similarity first)
+    above the remaining candidates, which keep their similarity order.
     """
     if k < 1 or rerank < 0:
         raise ValueError(f"k must be >= 1 and rerank >= 0, got k={k}, rerank={rerank}")
+    if mode not in RERANK_MODES:
+        raise ValueError(f"unknown re-ranking mode {mode!r}: use one of {', '.join(RERANK_MODES)}")
     scores, indices = index.search(encode_queries(model, processor, [query]), max(k, rerank))
     hits = [ImageHit(int(i), float(s), float(s), False) for s, i in zip(scores[0], indices[0], strict=True) if i >= 0]
     n = min(rerank, len(hits))
@@ -57,7 +64,9 @@ def search_text(model, processor, index: GalleryIndex, query: str, k: int = 10, 
         tokens = model.get_image_tokens(pixels["pixel_values"].to(model.device, model.dtype))
         text = processor(text=[query] * n, return_tensors="pt")
         logits = model.score_pairs(tokens, text["input_ids"].to(model.device), text["attention_mask"].to(model.device))
-        rescored = [ImageHit(hit.index, float(logit), hit.similarity, True)
+        weight = itm_weight if mode == "combine" else None
+        rescored = [ImageHit(hit.index, float(logit) if weight is None else hit.similarity + weight * float(logit),
+                             hit.similarity, True)
                     for hit, logit in zip(hits[:n], logits.float().cpu(), strict=True)]
         hits = sorted(rescored, key=lambda hit: -hit.score) + hits[n:]  # sorted() is stable
     return hits[:k]

@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", default=None,
                         help="language of the captions printed beside the results (default: the first the gallery has)")
     parser.add_argument("--k", type=int, default=10, help="results to print (default 10)")
-    parser.add_argument("--rerank", type=int, default=0, metavar="N",
-                        help="re-score the top N with the fusion encoder (default 0: similarity only)")
+    parser.add_argument("--rerank", type=int, default=None, metavar="N",
+                        help="re-score the top N with the fusion encoder, 0 for similarity only (default: the "
+                        "re-ranking saved in the model's config by ccr main-job, else 0)")
     parser.add_argument("--model", default=None, type=model_folder, help="the model folder (default: the one that built the index)")
 
 
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # what was typed is checked before the model loads
-        check_query(args.query), check_language(args.lang, GalleryIndex(args.index)), check_counts(args.k, args.rerank)
+        check_query(args.query), check_language(args.lang, GalleryIndex(args.index))
+        check_counts(args.k, 0 if args.rerank is None else args.rerank)
         index, model, processor = open_index(args.index, args.model)
         rows = text_to_image_rows(args.query, index, model, processor, language=args.lang, k=args.k,
                                   rerank=args.rerank)

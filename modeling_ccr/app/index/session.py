@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ...data import DEFAULT_LANGUAGES
+from ...evaluation.rerank import resolve_reranking
 from .gallery import GalleryIndex, model_fingerprint
 from .search import search_text
 
@@ -80,15 +81,28 @@ def open_index(index_dir: str | os.PathLike, model_dir: str | os.PathLike | None
     return index, model, processor
 
 
-def text_to_image_rows(query, index: GalleryIndex, model, processor, language=None, k=10, rerank=0) -> list[dict]:
+def text_to_image_rows(query, index: GalleryIndex, model, processor, language=None, k=10, rerank=None) -> list[dict]:
     """Checked text -> image search: rows ``{"index", "id", "path", "score", "similarity", "reranked",
-    "caption"}`` best first (caption in ``language`` where the gallery has captions)."""
+    "caption"}`` best first (caption in ``language`` where the gallery has captions). ``rerank`` N re-ranks
+    the top N (0: none) in the mode the model's config saved (:func:`saved_search_reranking`, else "replace");
+    None: as the model's saved choice says (none without one)."""
     query = check_query(query)
     language = check_language(language, index)
-    k, rerank = check_counts(k, rerank)
+    saved_n, mode, itm_weight = saved_search_reranking(model.config)
+    k, rerank = check_counts(k, saved_n if rerank is None else rerank)
     return [
         {"index": hit.index, "id": index.items[hit.index]["id"], "path": str(index.image_path(hit.index)),
          "score": hit.score, "similarity": hit.similarity, "reranked": hit.reranked,
          "caption": index.caption(hit.index, language)}
-        for hit in search_text(model, processor, index, query, k=k, rerank=rerank)
+        for hit in search_text(model, processor, index, query, k=k, rerank=rerank, mode=mode, itm_weight=itm_weight)
     ]
+
+
+def saved_search_reranking(config) -> tuple[int, str, float]:
+    """``(top N, mode, itm_weight)`` of search re-ranking by the model's saved choice (``config.reranking``,
+    written by ``ccr main-job``): its ``k_test`` capped at ``MAX_K`` and its mode; ``(0, "replace", 1.0)``
+    (similarity only; "replace" where N is asked for) for a model without one or whose choice is "similarity"."""
+    ranking = resolve_reranking(config)
+    if getattr(config, "reranking", None) is None or ranking.mode is None:
+        return 0, "replace", 1.0
+    return min(ranking.k_test, MAX_K), ranking.mode, ranking.itm_weight if ranking.itm_weight is not None else 1.0

@@ -15,7 +15,7 @@ from PIL import Image
 from modeling_ccr.app.cli import main as ccr
 from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
 from modeling_ccr.app.index.search import encode_images, encode_queries
-from modeling_ccr.app.index.session import load_model, open_index
+from modeling_ccr.app.index.session import load_model, open_index, text_to_image_rows
 from modeling_ccr.testing import save_tiny_model
 from modeling_ccr.testing_processes import launcher_command, run_command
 
@@ -168,3 +168,24 @@ def test_torchrun_build_equals_single_process(model_dir, images, tmp_path):
     distributed, single = GalleryIndex(tmp_path / "ddp"), GalleryIndex(tmp_path / "single")
     assert [item["id"] for item in distributed.items] == [item["id"] for item in single.items]
     torch.testing.assert_close(distributed.image_embeds, single.image_embeds, atol=1e-5, rtol=1e-4)
+
+
+def test_search_reranks_as_the_models_saved_choice_says(model_dir, images, tmp_path):
+    """Without a re-rank count, the top ``k_test`` of the model's saved "combine" choice are scored
+    similarity + weight * ITM logit (each logit computed here pair by pair)."""
+    config = json.loads((model_dir / "config.json").read_text())
+    config["reranking"] = {"mode": "combine", "k_test": 4, "itm_weight": 0.5}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    build(model_dir, images, tmp_path / "index")
+    index, model, processor = open_index(tmp_path / "index")
+    rows = text_to_image_rows("red square", index, model, processor, k=6)
+    assert [row["reranked"] for row in rows] == [True] * 4 + [False] * 2
+    text = processor(text=["red square"], return_tensors="pt")
+    for row in rows[:4]:
+        pixels = processor(images=[row["path"]], return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            logit = model.itm_logits(model.get_image_tokens(pixels), text["input_ids"], text["attention_mask"])[0, 1]
+        assert row["score"] == pytest.approx(row["similarity"] + 0.5 * float(logit), abs=1e-4)
+    assert [row["score"] for row in rows[:4]] == sorted((row["score"] for row in rows[:4]), reverse=True)
+    plain = text_to_image_rows("red square", index, model, processor, k=6, rerank=0)
+    assert not any(row["reranked"] for row in plain)
