@@ -19,7 +19,7 @@ import pandas as pd
 from ...atomic_io import atomic_write
 from ...processing_ccr import to_rgb_image
 from ..index.gallery import GalleryIndex
-from ..index.session import MAX_K, known_languages
+from ..index.session import MAX_K, known_languages, saved_search_reranking
 from . import handlers
 
 CONCURRENCY_LIMIT = 4  # requests served at once; the rest wait in the queue
@@ -105,8 +105,9 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
                                        allow_custom_value=True, scale=1)
             with gr.Row():
                 k = gr.Slider(1, min(MAX_K, len(index)), value=min(8, len(index)), step=1, label="Results")
-                rerank = gr.Slider(0, min(MAX_K, len(index)), value=0, step=1,
-                                   label="Re-rank the top N with the fusion encoder (0: off)")
+                rerank = gr.Slider(0, min(MAX_K, len(index)), value=min(saved_search_reranking(model.config)[0], len(index)),
+                                   step=1, label="Re-rank the top N with the fusion encoder (0: off; starts at the "
+                                   "model's saved choice)")
             button = gr.Button("Search", variant="primary", elem_id="t2i-search")
             status = gr.Markdown(elem_id="t2i-status")
             gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="t2i-gallery")

@@ -15,7 +15,13 @@ from PIL import Image, UnidentifiedImageError
 from ...processing_ccr import check_image_size, to_rgb_image
 from ..index.gallery import GalleryIndex
 from ..index.search import encode_images, rank_captions
-from ..index.session import check_language, check_query, known_languages, text_to_image_rows
+from ..index.session import (
+    check_language,
+    check_query,
+    known_languages,
+    saved_search_reranking,
+    text_to_image_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +57,15 @@ def text_to_image(query, index: GalleryIndex, model, processor, language="en", k
     """Query (any language) -> (gallery ``[(image path, label)]`` best first, status message).
 
     Labels read "rank. caption (in ``language``) or id · score"; with ``rerank`` N > 0 the top N are
-    re-scored by the fusion encoder and their score is the ITM "matches" logit.
+    re-scored by the fusion encoder in the mode the model's config saved (:func:`saved_search_reranking`):
+    the ITM "matches" logit ("replace") or cosine + weight * logit ("combine").
     """
     rows = text_to_image_rows(query, index, model, processor, language=language, k=k, rerank=rerank)
     gallery = [(row["path"], f"{rank}. {row['caption'] or row['id']} · {row['score']:.3f}")
                for rank, row in enumerate(rows, start=1)]
-    how = f", top {min(rerank, len(rows))} re-ranked by the fusion encoder (ITM logit)" if rerank else " (cosine)"
+    _, mode, weight = saved_search_reranking(model.config)
+    score = f"cosine + {weight:g} × ITM logit" if mode == "combine" else "ITM logit"
+    how = f", top {min(rerank, len(rows))} re-ranked by the fusion encoder ({score})" if rerank else " (cosine)"
     return gallery, f"{len(rows)} of {len(index)} images for “{query.strip()}”{how}."
 
 

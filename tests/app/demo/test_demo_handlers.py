@@ -44,6 +44,15 @@ def test_text_to_image_rerank_orders_the_top_n_by_the_itm_logit(gallery, loaded)
     assert "top 5 re-ranked" in message
 
 
+def test_text_to_image_combines_as_the_models_saved_choice_says(gallery, loaded, monkeypatch):
+    model, processor = loaded
+    monkeypatch.setattr(model.config, "reranking", {"mode": "combine", "k_test": 3, "itm_weight": 0.5})
+    items, message = handlers.text_to_image("猫の顔", gallery, model, processor, language="ja", k=5, rerank=3)
+    assert message.endswith("top 3 re-ranked by the fusion encoder (cosine + 0.5 × ITM logit).")
+    scores = [float(label.rsplit("· ", 1)[1]) for _, label in items]
+    assert scores[:3] == sorted(scores[:3], reverse=True) and len(items) == 5
+
+
 @pytest.mark.parametrize("query, language, expected", [
     ("", "en", "The query is empty"),
     ("   ", "en", "The query is empty"),
