@@ -85,6 +85,8 @@ def main() -> None:
                                                                   api_name="/text_to_image"),
                 "/text_to_image (k 8, rerank 8)": lambda i: client.predict(QUERIES[i % len(QUERIES)], "en", 8, 8,
                                                                             api_name="/text_to_image"),
+                "/text_to_image (k 16, rerank 16)": lambda i: client.predict(QUERIES[i % len(QUERIES)], "en", 16, 16,
+                                                                              api_name="/text_to_image"),
                 "/image_to_text (pick)": lambda i: client.predict(None, picks[i % len(picks)], api_name="/image_to_text"),
                 "/image_to_text (upload)": lambda i: client.predict(upload, None, api_name="/image_to_text"),
                 "/consistency (5 languages)": lambda i: client.predict(
