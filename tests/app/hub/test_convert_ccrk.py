@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from ccrk_fixtures import HIDDEN, TEXT_HEADS, TEXT_LAYERS, WINDOW, save_checkpoint, synthetic_ccrk_state_dict
-from hub_helpers import cli_env
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr.app.hub.convert_ccrk import ccrk_config, convert_ccrk, map_state_dict
+from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.testing import save_tiny_model, tiny_tokenizer
 
@@ -34,10 +32,8 @@ def released(tmp_path_factory):
 def converted(released, tmp_path_factory):
     _, checkpoint, tokenizer = released
     output = tmp_path_factory.mktemp("converted") / "ccrk-tiny"
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "convert-ccrk", str(checkpoint),
-                             "--output", str(output), "--tokenizer", str(tokenizer), "--image-size", "32",
-                             "--text-attention-heads", str(TEXT_HEADS)],
-                            env=cli_env(), capture_output=True, text=True, timeout=300)
+    result = run_ccr_in_process("convert-ccrk", checkpoint, "--output", output, "--tokenizer", tokenizer,
+                                "--image-size", "32", "--text-attention-heads", TEXT_HEADS)
     assert result.returncode == 0, result.stderr[-3000:]
     return output, result.stdout
 
@@ -197,11 +193,9 @@ def test_an_existing_model_folder_needs_overwrite_and_keeps_other_files(released
 
 def test_not_a_checkpoint_is_one_clear_line(tmp_path):
     (tmp_path / "x.th").write_bytes(b"not a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "convert-ccrk", str(tmp_path / "x.th"),
-                             "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
+    result = run_ccr_in_process("convert-ccrk", tmp_path / "x.th", "--output", tmp_path / "out")
     assert result.returncode == 2 and result.stderr.startswith("ccr convert-ccrk: ")
     assert result.stderr.strip().count("\n") == 0 and "weights_only=True" in result.stderr
-
 
 
 def test_an_empty_checkpoint_is_named_as_empty(tmp_path):
