@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hub_helpers import HIDE_PACKAGES, cli_env, run_hidden
+from hub_helpers import HIDE_PACKAGES, run_hidden
 from PIL import Image
 
 from modeling_ccr.app.hub.export import export_model
 from modeling_ccr.app.hub.onnx_export import run_onnx
+from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.processing_ccr import CCRProcessor
 
@@ -130,9 +129,7 @@ def _check_onnx(folder: Path, model_dir: Path) -> float:
 
 
 def test_onnx_export_of_a_tiny_model_matches_pytorch(tiny_model_dir, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "export", str(tiny_model_dir),
-                             "--output", str(tmp_path / "out"), "--onnx"], env=cli_env(),
-                            capture_output=True, text=True, timeout=600)
+    result = run_ccr_in_process("export", tiny_model_dir, "--output", tmp_path / "out", "--onnx")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ONNX vs PyTorch" in result.stdout
     _check_onnx(tmp_path / "out", tiny_model_dir)
@@ -169,8 +166,7 @@ def test_re_exporting_an_export_keeps_one_code_licence_line(tiny_export, tmp_pat
 
 
 def test_export_cli_error_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "export", str(tmp_path / "nothing"),
-                             "--output", str(tmp_path / "out")], env=cli_env(), capture_output=True, text=True)
+    result = run_ccr_in_process("export", tmp_path / "nothing", "--output", tmp_path / "out")
     assert result.returncode == 2 and result.stderr.startswith("ccr export: ")
     assert result.stderr.strip().count("\n") == 0
 
