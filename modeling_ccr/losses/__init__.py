@@ -31,8 +31,13 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
 - MLM head: ``CCRModel.from_backbones`` starts it from the text backbone's LM head when it has one.
 - ITM and MLM sampling run on each process's own batch (max(p) above is over the local matrix).
 - ITM hard negatives: ``sample_itm_triplets(negative_temperature=None)`` (default) draws them with the
-  contrastive temperature, as released; a temperature of their own (``ccr train
-  --itm_negative_temperature``) is this project's option, for easier negatives.
+  contrastive temperature, as released (``ccr train --itm_negative_temperature 0``); a temperature of their
+  own is this project's option, for easier negatives, and ``ccr train`` draws at 0.3 by default: with the
+  released draw (the contrastive temperature falls to 0.02-0.03, so nearly every draw is the single most
+  similar item) the head stays at its prior over the default's 600 steps (BENCHMARKS.md).
+- MLM: ``ccr train`` leaves it off by default (``--mlm_weight 0``; the paper's objective: ``--mlm_weight 1``):
+  on the default's 600 steps it delays the ITM head's escape from its prior and lowers its AUCs, with no
+  gain in retrieval (BENCHMARKS.md). ``CCRObjective`` weighs every component 1 unless told otherwise.
 - ITM loss: ``itm_loss(balanced=False)`` (default) is the released mean over the 3N pairs;
   ``balanced=True`` (``ccr train --itm_balanced``) weighs the positive and negative pairs half each.
 - Fusion input: every loss trains the image tower through the image tokens, as released; ``ccr train

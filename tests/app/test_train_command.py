@@ -155,6 +155,7 @@ def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_js
 
     record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"), parse_constant=refuse)
     assert record["steps"] == 1 and record["final_loss"] is None
+    assert record["objective"]["itm_negative_temperature"] == 0.3  # ccr train's draw, recorded with the run
     assert record["allocator"]["reason"]  # the ccr process's allocator setting, recorded with the run
     assert record["frozen_feature_cache_fill"] is None  # 1 step of 3 of the 6 images: filled in the step
 
