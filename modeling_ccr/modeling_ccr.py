@@ -959,7 +959,7 @@ class CCRModel(CCRPreTrainedModel):
             image_tokens=image_tokens,
             text_hidden_state=text_states,
         )
-        use_dict = return_dict if return_dict is not None else getattr(self.config, "use_return_dict", True)
+        use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
 
 

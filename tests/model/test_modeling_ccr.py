@@ -140,3 +140,18 @@ def test_processor_and_model_work_together():
     with torch.no_grad():
         out = model(**batch, return_loss=True)
     assert out.logits_per_image.shape == (2, 4)
+
+
+def test_forward_reads_return_dict_not_the_deprecated_use_return_dict(monkeypatch):
+    """transformers 5 warns on every first read of ``config.use_return_dict`` (deprecated): forward must not read it."""
+    from transformers import PretrainedConfig
+
+    reads = []
+    monkeypatch.setattr(PretrainedConfig, "use_return_dict", property(lambda config: reads.append(1) or True))
+    model = tiny_ccr_model()
+    pixel_values, input_ids, attention_mask = _batch()
+    with torch.no_grad():
+        as_dict = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask)
+        as_tuple = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, return_dict=False)
+    assert reads == [] and isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.logits_per_image)
