@@ -9,6 +9,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForZeroShotImageClassification,
     AutoProcessor,
 )
 
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 AutoConfig.register(CCRConfig.model_type, CCRConfig, exist_ok=True)
 AutoModel.register(CCRConfig, CCRModel, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(CCRConfig, CCRModel, exist_ok=True)
 AutoProcessor.register(CCRConfig, CCRProcessor, exist_ok=True)
 AutoConfig.register(EfficientNetLiteConfig.model_type, EfficientNetLiteConfig, exist_ok=True)
 AutoModel.register(EfficientNetLiteConfig, EfficientNetLiteModel, exist_ok=True)

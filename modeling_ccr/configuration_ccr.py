@@ -13,6 +13,9 @@ from transformers import AutoConfig, PretrainedConfig
 
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
 
+# The Auto class of the pipeline a CCR model card declares (zero-shot image classification): every saved
+# config maps it to the same class as AutoModel, so the pipeline loads any saved folder with remote code.
+PIPELINE_AUTO_CLASS = "AutoModelForZeroShotImageClassification"
 TEXT_POOLING_MODES = ("cls", "mean")
 VISION_POOLING_MODES = ("mean", "cls")
 RERANKING_MODES = ("similarity", "replace", "combine")
@@ -193,8 +196,13 @@ class CCRConfig(PretrainedConfig):
         return self.text_config.num_hidden_layers
 
     def to_dict(self) -> dict[str, Any]:
+        """``PretrainedConfig.to_dict`` with both sub-configs as dicts, and ``auto_map``'s AutoModel entry also
+        under ``PIPELINE_AUTO_CLASS``, so every saved folder serves the pipeline its card declares."""
         output = super().to_dict()
         output["vision_config"] = self.vision_config.to_dict()
         output["text_config"] = self.text_config.to_dict()
         output.pop("num_text_layers", None)
+        auto_map = output.get("auto_map")
+        if isinstance(auto_map, dict) and "AutoModel" in auto_map:
+            output["auto_map"] = {**auto_map, PIPELINE_AUTO_CLASS: auto_map["AutoModel"]}
         return output

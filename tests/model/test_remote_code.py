@@ -35,7 +35,12 @@ REMOTE_SCRIPT = textwrap.dedent(
     batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
     with torch.no_grad():
         out = model(**batch)
+    # the pipeline a CCR card declares, on the plain saved folder (no export step)
+    from transformers import pipeline
+    classify = pipeline("zero-shot-image-classification", model=folder, trust_remote_code=True)
+    labels = [entry["label"] for entry in classify(images[0], candidate_labels=["red", "blue"], hypothesis_template="{}")]
     print(json.dumps({"model": type(model).__module__ + "." + type(model).__name__,
+                      "pipeline_labels": labels,
                       "processor": type(processor).__name__,
                       "reranking": model.config.reranking,
                       "logits": out.logits_per_image.tolist()}))
@@ -66,4 +71,9 @@ def test_remote_code_load_without_the_package(tmp_path):
     assert report["model"].startswith("transformers_modules.") and report["model"].endswith(".CCRModel")
     assert report["processor"] == "CCRProcessor"
     assert report["reranking"] == model.config.reranking  # the saved re-ranking choice travels with the folder
+    assert config["auto_map"]["AutoModelForZeroShotImageClassification"] == "modeling_ccr.CCRModel"
+    with torch.no_grad():  # the pipeline ranks the labels as the model's own similarities do
+        red, blue = model.get_text_features(**processor(text=["red", "blue"], return_tensors="pt"))
+        image = model.get_image_features(processor(images=images[:1])["pixel_values"])[0]
+    assert report["pipeline_labels"] == (["red", "blue"] if image @ red >= image @ blue else ["blue", "red"])
     assert torch.allclose(torch.tensor(report["logits"]), expected, atol=1e-5)

@@ -29,7 +29,6 @@ from ..cli import model_folder
 DEFAULT_ORG = "ccr-1tok"
 PROVENANCE_FILE = "provenance.json"
 LICENSES_FILE = "LICENSES.md"
-PIPELINE_AUTO_CLASS = "AutoModelForZeroShotImageClassification"
 # What the embedded default model (``ccr build-default``) and the models trained from it start from.
 DEFAULT_MODEL_PROVENANCE = {
     "base_model": ["intfloat/multilingual-e5-small"],
@@ -109,12 +108,8 @@ def export_model(
     onnx_check: dict[str, float] = {}
 
     def write(staging: Path) -> None:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging)  # config.json's auto_map serves AutoModel and the card's pipeline
         processor.save_pretrained(staging)
-        config_path = staging / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        config["auto_map"][PIPELINE_AUTO_CLASS] = config["auto_map"]["AutoModel"]
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         source_licences = Path(model_dir) / LICENSES_FILE
         note = source_licences.read_text(encoding="utf-8") if source_licences.is_file() else "# Licences\n"
         (staging / LICENSES_FILE).write_text(licences_with_code_note(note), encoding="utf-8")
