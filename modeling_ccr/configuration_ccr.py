@@ -110,6 +110,9 @@ class CCRConfig(PretrainedConfig):
             which ``ccr evaluate``, ``ccr search``, the demo and the evaluation functions use when not told
             otherwise; None: nothing chosen (they re-rank as the paper does: "replace" over the top 128, or
             not at all where re-ranking is opt-in).
+        untrained: True for a model whose projections and heads are new random weights
+            (:meth:`CCRModel.from_backbones`, ``ccr build-default``): its retrieval is at chance, and ``ccr
+            index``, ``ccr search`` and the demo say so; ``ccr train`` saves its model with False.
     """
 
     model_type = "ccr"
@@ -132,6 +135,7 @@ class CCRConfig(PretrainedConfig):
         mlm_max_masks: int = 12,
         initializer_range: float = 0.02,
         reranking: dict[str, Any] | None = None,
+        untrained: bool = False,
         **kwargs: Any,
     ):
         self.vision_config = _sub_config(vision_config, EfficientNetLiteConfig.model_type, "vision_config")
@@ -161,6 +165,7 @@ class CCRConfig(PretrainedConfig):
         self.mlm_max_masks = int(mlm_max_masks)
         self.initializer_range = float(initializer_range)
         self.reranking = check_reranking(reranking)
+        self.untrained = bool(untrained)
         super().__init__(**kwargs)
 
     @classmethod

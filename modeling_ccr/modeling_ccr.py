@@ -726,6 +726,7 @@ class CCRModel(CCRPreTrainedModel):
             vision_config=vision_model.config,
             text_config=text_config,
             num_fusion_layers=len(fusion_layers),
+            untrained=True,  # new projections and heads: train before use
             **config_kwargs,
         )
         model = cls(config)

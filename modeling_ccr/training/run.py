@@ -473,6 +473,7 @@ def _train_and_save(run: _Run, args: CCRTrainingArguments) -> dict[str, Any]:
         }
         licence = Path(run.model_dir) / "LICENSES.md"
         note = licence.read_text(encoding="utf-8") if licence.is_file() else ""
+        trainer.model.ccr.config.untrained = False
         save_model_folder(trainer.model.ccr, run.processor, run.final_dir, note,
                           extra_files={"training_run.json": json.dumps(record, indent=2, default=str)},
                           overwrite=run.replace_model)

@@ -146,6 +146,8 @@ def test_a_half_written_checkpoint_is_set_aside_not_used(tiny_run):
 
 def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_json(tiny_run):
     model_dir, data_dir, output = tiny_run
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "untrained": True}))  # as build-default saves it
     finished = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", "1", "--logging-steps", "5")[3:])
     assert finished.returncode == 0, finished.stderr
     assert "1 steps, final loss n/a (no step logged)" in finished.stdout
@@ -156,6 +158,7 @@ def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_js
     record = json.loads((output / "model" / "training_run.json").read_text(encoding="utf-8"), parse_constant=refuse)
     assert record["steps"] == 1 and record["final_loss"] is None
     assert record["objective"]["itm_negative_temperature"] == 0.3  # ccr train's draw, recorded with the run
+    assert AutoModel.from_pretrained(output / "model").config.untrained is False  # trained, however briefly
     assert record["allocator"]["reason"]  # the ccr process's allocator setting, recorded with the run
     assert record["frozen_feature_cache_fill"] is None  # 1 step of 3 of the 6 images: filled in the step
 

@@ -37,6 +37,7 @@ def test_from_backbones_copies_the_chosen_layers_and_round_trips(towers, tmp_pat
     model = CCRModel.from_backbones(root / "swin", root / "xlmr", text_layers=text_layers,
                                     fusion_layers=fusion_layers, projection_dim=16).eval()
     assert model.config.num_text_layers == 2 and model.config.num_fusion_layers == 2
+    assert model.config.untrained  # new projections and heads: commands warn until it is trained
     assert model.config.vision_config.model_type == "swin"
     source_layers = xlmr.encoder.layer
     for target, source in enumerate(text_layers):

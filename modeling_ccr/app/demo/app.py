@@ -74,6 +74,13 @@ class ShownImages:
         return str(shown)
 
 
+def describe_model(model) -> str:
+    """The model's folder and whether it is trained, for the page."""
+    state = ("⚠️ untrained (random projections and heads, as ccr build-default saves them): results are at "
+             "chance level" if getattr(model.config, "untrained", False) else "trained")
+    return f"`{model.name_or_path}`, {state}"
+
+
 def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok demo") -> gr.Blocks:
     """The app over ``index`` with ``model`` / ``processor`` (loaded once, shared by every request)."""
     languages = known_languages(index)
@@ -96,7 +103,8 @@ def build_demo(index: GalleryIndex, model, processor, title: str = "ccr-1tok dem
         return handlers.consistency(text, index, model, processor)
 
     with gr.Blocks(title=title) as demo:
-        gr.Markdown(INTRO + f"\n\nGallery: {describe_gallery(index)}.")
+        gr.Markdown(INTRO + f"\n\nGallery: {describe_gallery(index)}.\n\nModel: {describe_model(model)}.",
+                    elem_id="about")
         with gr.Tab("Text → image"):
             with gr.Row():
                 query = gr.Textbox(label="Query (any language)", placeholder="e.g. rotes Herz, 猫の顔, кошка",

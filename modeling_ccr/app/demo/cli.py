@@ -17,14 +17,14 @@ from pathlib import Path
 from ...cache import cache_root
 from ..cli import model_folder, port_number
 
-TRAINED_DEFAULT_NAME = "trained-default"
+TRAINED_DEFAULT_NAME = "trained-default-v2"  # v2: the ITM recipe that learns (ccr train defaults)
 GALLERY_CACHE_NAME = "demo-galleries"
 DEFAULT_GALLERY = "cldr-emoji"
 
 
 def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_args=None, data_args=None,
                            **training_overrides) -> Path:
-    """The trained default model folder ``<cache>/trained-default/model``, trained on first use.
+    """The trained default model folder ``<cache>/trained-default-v2/model``, trained on first use.
 
     Training is ``modeling_ccr.training.run.train`` with the default arguments (``model_args`` /
     ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in
@@ -76,12 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..index.session import load_model
+    from ..index.session import load_model, untrained_warning
     from .app import build_demo, launch_demo
 
     try:
         model_dir = args.model_dir or ensure_trained_default()
         model, processor = load_model(model_dir, args.device)
+        warning = untrained_warning(model, model_dir)
+        if warning:
+            print(f"ccr demo: warning: {warning}", file=sys.stderr)
         index = ensure_gallery(model, processor, model_dir, args.gallery)
     except (ValueError, OSError) as error:
         print(f"ccr demo: error: {error}", file=sys.stderr)

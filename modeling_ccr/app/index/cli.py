@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ...evaluation.distributed import setup_distributed
     from ...output_lock import output_lock
     from .gallery import build_index, discard_interrupted_work, output_state
+    from .session import untrained_warning
     from .sources import source_from_argument
 
     context = setup_distributed(args.device)
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
             processor = AutoProcessor.from_pretrained(args.model_dir)
+            warning = untrained_warning(model, args.model_dir)
+            if warning and context.is_main:
+                print(f"ccr index: warning: {warning}", file=sys.stderr)
             result = build_index(model, processor, source, args.output, model_dir=args.model_dir,
                                  index_type=args.index_type, nlist=args.nlist, batch_size=args.batch_size,
                                  chunk_images=args.chunk_images, overwrite=args.overwrite, context=context,

@@ -26,13 +26,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .gallery import GalleryIndex
-    from .session import check_counts, check_language, check_query, open_index, text_to_image_rows
+    from .session import (
+        check_counts,
+        check_language,
+        check_query,
+        open_index,
+        text_to_image_rows,
+        untrained_warning,
+    )
 
     try:
         # what was typed is checked before the model loads
         check_query(args.query), check_language(args.lang, GalleryIndex(args.index))
         check_counts(args.k, 0 if args.rerank is None else args.rerank)
         index, model, processor = open_index(args.index, args.model)
+        warning = untrained_warning(model, args.model or index.manifest["model_dir"])
+        if warning:
+            print(f"ccr search: warning: {warning}", file=sys.stderr)
         rows = text_to_image_rows(args.query, index, model, processor, language=args.lang, k=args.k,
                                   rerank=args.rerank)
     except (ValueError, OSError) as error:

@@ -65,6 +65,15 @@ def load_model(model_dir: str | os.PathLike, device: str | None = None):
     return model, AutoProcessor.from_pretrained(model_dir)
 
 
+def untrained_warning(model, model_dir: str | os.PathLike) -> str | None:
+    """One line to show when ``model`` is untrained (``config.untrained``: new random projections and heads,
+    as ``ccr build-default`` saves them), else None."""
+    if not getattr(model.config, "untrained", False):
+        return None
+    return (f"{model_dir} is an untrained model (its projections and heads are random, as ccr build-default "
+            "saves them): its results are at chance level; train it first (ccr train, or bash scripts/main_job.sh)")
+
+
 def open_index(index_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None, device: str | None = None):
     """(index, model, processor); the model folder defaults to the one recorded in the index and must
     still have the files the index was built with."""

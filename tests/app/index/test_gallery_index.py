@@ -189,3 +189,19 @@ def test_search_reranks_as_the_models_saved_choice_says(model_dir, images, tmp_p
     assert [row["score"] for row in rows[:4]] == sorted((row["score"] for row in rows[:4]), reverse=True)
     plain = text_to_image_rows("red square", index, model, processor, k=6, rerank=0)
     assert not any(row["reranked"] for row in plain)
+
+
+def test_an_untrained_model_is_announced_once_by_index_search_and_the_demo_page(model_dir, images, tmp_path, capsys):
+    from modeling_ccr.app.demo.app import describe_model
+
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "untrained": True}))
+    assert ccr(["index", str(model_dir), str(images), "--output", str(tmp_path / "index"), "--no-progress"]) == 0
+    assert ccr(["search", str(tmp_path / "index"), "a red square", "--k", "2"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert [line.split(":")[0] for line in warnings] == ["ccr index", "ccr search"]
+    assert all(f"{model_dir} is an untrained model" in line and "at chance level" in line for line in warnings)
+    model, _ = load_model(model_dir)
+    assert "untrained" in describe_model(model) and str(model_dir) in describe_model(model)
+    (model_dir / "config.json").write_text(json.dumps({**config, "untrained": False}))
+    assert describe_model(load_model(model_dir)[0]).endswith(", trained")
