@@ -205,3 +205,21 @@ def test_an_untrained_model_is_announced_once_by_index_search_and_the_demo_page(
     assert "untrained" in describe_model(model) and str(model_dir) in describe_model(model)
     (model_dir / "config.json").write_text(json.dumps({**config, "untrained": False}))
     assert describe_model(load_model(model_dir)[0]).endswith(", trained")
+
+
+def test_search_takes_several_queries_and_prints_json(model_dir, images, tmp_path, capsys):
+    build(model_dir, images, tmp_path / "index")
+    queries = ["a red square", "blaues Quadrat"]
+    assert ccr(["search", str(tmp_path / "index"), *queries, "--k", "3", "--rerank", "0", "--json"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [answer["query"] for answer in answers] == queries
+    index, model, processor = open_index(tmp_path / "index")
+    for answer in answers:  # each query's results are those of a search for it alone
+        alone = text_to_image_rows(answer["query"], index, model, processor, k=3, rerank=0)
+        assert [result["rank"] for result in answer["results"]] == [1, 2, 3]
+        assert [result["path"] for result in answer["results"]] == [row["path"] for row in alone]
+        assert [result["score"] for result in answer["results"]] == pytest.approx([row["score"] for row in alone])
+    assert ccr(["search", str(tmp_path / "index"), *queries, "--k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("query: ")] == [f"query: {query}" for query in queries]
+    assert len(lines) == 2 + 2 * 2
