@@ -167,7 +167,17 @@ def _run_command(entry: tuple[tuple[str, ...], str, str], argv: list[str]) -> in
     parser = CommandParser(prog=prog, description=help_text, formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(words):])
-    return int(module.run(args) or 0)
+    if not getattr(args, "no_progress", False):
+        return int(module.run(args) or 0)
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # --no-progress: transformers' "Loading weights" bars too
+    try:
+        return int(module.run(args) or 0)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from eval_fixtures import write_parquet_benchmark
+from transformers.utils import logging as transformers_logging
 
 from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.configuration_ccr import CCRConfig, check_reranking
@@ -63,6 +64,8 @@ def test_ccr_evaluate_uses_the_saved_choice_and_flags_override_it(tmp_path):
     common = ["evaluate", model_dir, "--dataset", data, "--no-progress"]
     saved = run_ccr_in_process(*common, "--output", tmp_path / "saved.json")
     assert saved.returncode == 0, saved.stderr[-2000:]
+    assert "Loading weights" not in saved.stderr  # --no-progress hides transformers' bars too ...
+    assert transformers_logging.is_progress_bar_enabled()  # ... for that command only
     report = json.loads((tmp_path / "saved.json").read_text())
     assert report["k_test"] == 4 and report["reranking"]["mode"] == "combine" and report["reranking"]["itm_weight"] == 0.5
     assert report["reranking"]["source"] == "the model's saved choice: tiny validation"
