@@ -45,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         # what was typed is checked before the model loads
         queries = [check_query(query) for query in args.query]
-        check_language(args.lang, GalleryIndex(args.index))
+        gallery = GalleryIndex(args.index)
+        if args.lang and not gallery.languages:
+            raise ValueError(f"--lang picks the captions printed beside the results, but {args.index} holds no "
+                             "captions (an index of an image folder): leave --lang out")
+        check_language(args.lang, gallery)
         check_counts(args.k, 0 if args.rerank is None else args.rerank)
         index, model, processor = open_index(args.index, args.model)
         warning = untrained_warning(model, args.model or index.manifest["model_dir"])

@@ -223,3 +223,5 @@ def test_search_takes_several_queries_and_prints_json(model_dir, images, tmp_pat
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("query: ")] == [f"query: {query}" for query in queries]
     assert len(lines) == 2 + 2 * 2
+    assert ccr(["search", str(tmp_path / "index"), "x", "--lang", "de"]) == 2  # an image folder has no captions
+    assert capsys.readouterr().err.strip().endswith("holds no captions (an index of an image folder): leave --lang out")
