@@ -1,5 +1,6 @@
-"""Latency of the demo's endpoints (p50 / p95 over repeated calls through gradio_client) and the gallery
-index build throughput (images/s), on one machine, serving on 127.0.0.1 only.
+"""Latency of the demo's endpoints (p50 / p95 over repeated calls through gradio_client), of the search
+itself with and without re-ranking its top 16 (in process), and the gallery index build throughput
+(images/s), on one machine, serving on 127.0.0.1 only.
 
     python scripts/bench_demo.py [--model DIR] [--images FOLDER_OR_BENCHMARK] [--repeats 20]
 
@@ -22,6 +23,7 @@ from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.demo import handlers
 from modeling_ccr.app.demo.app import build_demo, launch_demo
 from modeling_ccr.app.index import GalleryIndex, build_index
+from modeling_ccr.app.index.search import search_text
 from modeling_ccr.app.index.session import load_model
 from modeling_ccr.app.index.sources import folder_source, source_from_argument
 from modeling_ccr.default_model import ensure_default_model
@@ -74,6 +76,10 @@ def main() -> None:
             seconds = time.perf_counter() - start
             print(f"index build: the same {len(folder)} images as a folder (no captions) in {seconds:.1f} s = "
                   f"{len(folder) / seconds:.1f} images/s")
+        for rerank in (0, 16):  # the search itself, in this process: what re-ranking the top 16 adds
+            seconds = timed(lambda i, n=rerank: search_text(model, processor, index, QUERIES[i % len(QUERIES)], k=16,
+                                                            rerank=n, mode="replace"), args.repeats)
+            print(f"{f'search_text (k 16, rerank {rerank})':<32} {percentiles(seconds)}")
         demo = build_demo(index, model, processor)
         _, url, _ = launch_demo(demo, prevent_thread_lock=True, quiet=True)
         try:
