@@ -8,7 +8,6 @@ import json
 import math
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -90,8 +89,8 @@ def study_folder(root: Path) -> Path:
 
 @pytest.fixture
 def run_script(monkeypatch):
-    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports); the test of the
-    one-line error below runs the real process."""
+    """The script's ``main`` with ARGS in this process (no fresh interpreter's imports), as ``python SCRIPT
+    ARGS`` would run it (``run_script_in_process``)."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     module = importlib.import_module(SCRIPT.stem)
     return lambda *args: run_script_in_process(module.main, SCRIPT, *args)
@@ -154,9 +153,8 @@ def test_report_only_aggregates_seeds_and_tests_differences(run_script, tmp_path
         assert plot.format == "PNG" and plot.width > 500
 
 
-def test_report_only_without_results_is_one_clear_line(tmp_path):
-    finished = subprocess.run([sys.executable, str(SCRIPT), "--output", str(tmp_path), "--report-only"],
-                              capture_output=True, text=True)
+def test_report_only_without_results_is_one_clear_line(run_script, tmp_path):
+    finished = run_script("--output", tmp_path, "--report-only")
     assert finished.returncode != 0
     assert finished.stderr.strip().splitlines() == [f"no finished model under {tmp_path / 'runs'}: run the study first"]
 

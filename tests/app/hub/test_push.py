@@ -9,6 +9,8 @@ from pathlib import Path
 from hub_helpers import cli_env
 from hub_standin import HubStandIn
 
+from modeling_ccr.app.testing import run_ccr_in_process
+
 
 def _push(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "push", str(folder), *args],
@@ -78,7 +80,7 @@ def test_offline_mode_is_one_clear_line(tiny_export, tmp_path):
 
 def test_push_refuses_a_folder_without_card(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    result = _push(tmp_path, "--repo", "test-org/x", "--dry-run", HF_TOKEN="hf_x")
+    result = run_ccr_in_process("push", tmp_path, "--repo", "test-org/x", "--dry-run")  # refused before any upload
     assert result.returncode == 2 and "no README.md" in result.stderr
 
 
