@@ -45,11 +45,14 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every option's default, except where its help text already states it."""
+    """Shows every option's default, except where its help text already states it, where the option is
+    required, or where the default is None (which says nothing)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
-        return help_text if "default" in help_text.lower() else super()._get_help_string(action)
+        if action.required or action.default is None or "default" in help_text.lower():
+            return help_text
+        return super()._get_help_string(action)
 
 
 class OneLineErrors:
