@@ -120,7 +120,7 @@ def choose_reranking(prepared: PreparedEvaluation, name: str,
     Returns ``(entry, best "combine" weight, {weight: mean recall})``."""
     weight, recall = choose_itm_weight(prepared, weights)
     replace = prepared.evaluate("replace").metrics["mean_recall"]
-    baseline = recall.get(0.0, prepared.evaluate(None).metrics["mean_recall"])
+    baseline = recall[0.0] if 0.0 in recall else prepared.evaluate(None).metrics["mean_recall"]
     if replace > recall[weight]:
         choice, best = {"mode": "replace", "k_test": prepared.k_test}, replace
     elif weight == 0 or recall[weight] <= baseline:
