@@ -16,10 +16,11 @@ import logging
 import sys
 from contextlib import nullcontext
 
+from ..configuration_ccr import RERANKING_MODES
 from ..evaluation.distributed import DistributedContext, setup_distributed
 from ..evaluation.pipeline import evaluate_retrieval
 from ..evaluation.report import build_report, check_report_output, write_report
-from ..evaluation.rerank import RERANK_MODES, resolve_reranking
+from ..evaluation.rerank import resolve_reranking
 from ..output_lock import output_lock
 from .cli import finite_float, model_folder, positive_int
 from .dataset_options import add_dataset_arguments
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k-test", type=positive_int, default=None,
                         help="candidates re-ranked by ITM per query (default: the model's saved choice, else 128)")
     parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only (--rerank-mode similarity)")
-    parser.add_argument("--rerank-mode", choices=("similarity", *RERANK_MODES), default=None,
+    parser.add_argument("--rerank-mode", choices=RERANKING_MODES, default=None,
                         help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
                         "--itm-weight * logit (choose the weight on a validation split); similarity: no re-ranking "
                         "(default: the mode saved in the model's config by ccr main-job, else replace)")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..configuration_ccr import RERANKING_MODES
 from .ranks import PairIndexer, gold_ranks
 
 # (image indices [M], text indices [M]) -> ITM "matches" logit [M] of each pair (image-major text indices).
@@ -88,8 +89,8 @@ def resolve_reranking(config, mode: str | None = None, k_test: int | None = None
         mode = saved.get("mode", "replace")
         if mode == "similarity" and given:
             mode = "combine" if itm_weight is not None else "replace"
-    if mode not in ("similarity", *RERANK_MODES):
-        raise ValueError(f"unknown re-ranking mode {mode!r}: use similarity, {', '.join(RERANK_MODES)}")
+    if mode not in RERANKING_MODES:
+        raise ValueError(f"unknown re-ranking mode {mode!r}: use {', '.join(RERANKING_MODES)}")
     saved_weight = saved.get("itm_weight") if saved.get("mode") == "combine" else None
     used_saved = (not given and bool(saved)) or (mode != "similarity" and k_test is None and "k_test" in saved) or (
         mode == "combine" and itm_weight is None and saved_weight is not None)
