@@ -37,13 +37,15 @@ def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
 
 
 class Encoded:
-    """A split encoded once: image tokens ``[N, P, Cv]`` and embeddings ``[N, D]``; per language, the captions'
-    token ids / masks ``[N, L]``, encoder states ``[N, L, H]`` and embeddings ``[N, D]`` (row i: image i)."""
+    """A split encoded once: image tokens ``[N, P, Cv]``, embeddings ``[N, D]`` and the fusion encoder's
+    per-layer keys and values of each image (``image_memory``); per language, the captions' token ids / masks
+    ``[N, L]``, encoder states ``[N, L, H]`` and embeddings ``[N, D]`` (row i: image i)."""
 
     def __init__(self, model, processor, dataset, languages: list[str], batch_size: int = 32):
         images = encode_benchmark(model, processor, dataset, languages, batch_size=batch_size, keep_image_tokens=True,
                                   encode_texts=False)
         self.image_tokens, self.image_embeds = images.image_tokens, images.image_embeds
+        self.image_memory = model.fusion.image_memory(self.image_tokens)  # keys and values once per image
         # every language tokenised in one call, so that all captions share one padded length and pairs of
         # any languages stack into one batch; every state is kept in memory
         captions = dataset["captions"]
@@ -65,8 +67,8 @@ class Encoded:
             rows = range(start, min(start + chunk, len(image_index)))
             states = torch.stack([self.texts[language_of[m]][2][text_index[m]] for m in rows])
             mask = torch.stack([self.texts[language_of[m]][1][text_index[m]] for m in rows])
-            logits = model.itm_logits(self.image_tokens, None, mask, text_states=states,
-                                      image_index=image_index[start : start + len(rows)])
+            fused = model.fusion(states, mask, self.image_memory, image_index[start : start + len(rows)], cls_only=True)
+            logits = model.itm_head(fused[:, 0])
             margins.append(logits[:, 1] - logits[:, 0])
         return torch.cat(margins)
 
