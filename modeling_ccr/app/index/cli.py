@@ -15,6 +15,7 @@ import argparse
 import sys
 from contextlib import nullcontext
 
+from ...data.assemble import ON_MISSING_CHOICES
 from ..cli import model_folder, positive_int
 from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="caption languages of a benchmark or captioned folder, comma-separated (default: all)")
     parser.add_argument("--data-dir", default=None, help="local copy of a published benchmark")
     parser.add_argument("--image-dir", action="append", default=None, help="benchmark image folder (repeatable)")
+    parser.add_argument("--on-missing", choices=ON_MISSING_CHOICES, default="error",
+                        help="an image that is missing or does not decode (or a caption missing in a chosen "
+                        "language): stop with an error (default), or drop it and index the rest, listing and "
+                        "counting what was left out")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
     parser.add_argument("--chunk-images", type=positive_int, default=DEFAULT_CHUNK_IMAGES,
                         help=f"images per resumable chunk (default {DEFAULT_CHUNK_IMAGES})")
@@ -46,21 +51,25 @@ def run(args: argparse.Namespace) -> int:
 
     from ...evaluation.distributed import setup_distributed
     from ...output_lock import output_lock
-    from .gallery import build_index, discard_interrupted_work, output_state
+    from .gallery import build_index, discard_interrupted_work, indexed_count, output_state
     from .session import untrained_warning
-    from .sources import source_from_argument
+    from .sources import skipped_summary, source_from_argument
 
     context = setup_distributed(args.device)
     try:
         with output_lock(args.output) if context.is_main else nullcontext():  # before any model loads
             source = source_from_argument(args.images, split=args.split, languages=args.languages,
-                                          data_dir=args.data_dir, image_dir=args.image_dir)
+                                          data_dir=args.data_dir, image_dir=args.image_dir,
+                                          on_missing=args.on_missing)
             state = output_state(args.output, args.model_dir, source, args.index_type, args.nlist, args.overwrite)
             if state == "current":
                 if context.is_main:
                     discard_interrupted_work(args.output)
-                    print(f"index {args.output} is up to date: {len(source)} images ({args.index_type})")
+                    print(f"index {args.output} is up to date: {indexed_count(args.output)} images ({args.index_type})")
                 return 0
+            source = source.without_unreadable(args.on_missing)  # before the model loads
+            if source.num_skipped and context.is_main:
+                print(f"ccr index: warning: {skipped_summary(source)}", file=sys.stderr)
             model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
             processor = AutoProcessor.from_pretrained(args.model_dir)
             warning = untrained_warning(model, args.model_dir)

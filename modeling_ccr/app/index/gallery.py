@@ -1,7 +1,8 @@
 """A gallery index: a CCR model's image embeddings in a FAISS index, with metadata, built resumably.
 
 Folder layout of an index (``ccr index ... --output INDEX``):
-    gallery.json          format, the model's fingerprint, the source, the index type, ids, paths, captions
+    gallery.json          format, the model's fingerprint, the source, the index type, ids, paths, captions,
+                          and the images left out as unreadable (``skipped``: count and names; --on-missing drop)
     images.faiss          the FAISS index over the n L2-normalised image embeddings ``[n, D]`` (inner product)
     image_embeds.npy      the same embeddings, float32 ``[n, D]`` (exact reference, rebuilding other types)
     caption_embeds.npy    benchmarks only: caption embeddings ``[n*K, D]``, image-major (row j*K + l)
@@ -134,6 +135,11 @@ def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source
         f"{output} is an index of another model or image folder ({manifest.get('model_dir')}, "
         f"{manifest.get('source')}): pass --overwrite to replace it, or choose another --output"
     )
+
+
+def indexed_count(output: str | os.PathLike) -> int:
+    """How many images the built index at ``output`` holds (its manifest's count)."""
+    return int(_read_json(Path(output) / MANIFEST)["count"])
 
 
 def work_folder(output: str | os.PathLike) -> Path:
@@ -338,6 +344,7 @@ def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) ->
             "dim": int(embeds.shape[1]),
             "image_root": str(source.folder) if source.folder is not None else None,
             "languages": source.languages,
+            "skipped": {"count": source.num_skipped, "images": source.skipped},
             "items": [
                 {"id": item_id, "path": path, **({"captions": source.captions[i]} if source.captions else {})}
                 for i, (item_id, path) in enumerate(zip(source.ids, paths, strict=True))

@@ -12,11 +12,13 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
 from PIL import Image
+
+from ...data.assemble import check_image_bytes, check_on_missing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -38,9 +40,44 @@ class GallerySource:
     fingerprint: str
     folder: Path | None = None
     dataset: datasets.Dataset | None = None
+    skipped: list[str] = field(default_factory=list)  # "name: why" of images left out (a benchmark's first 10)
+    num_skipped: int = 0  # how many images were left out (on_missing="drop")
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def without_unreadable(self, on_missing: str = "error") -> GallerySource:
+        """This source less the image files that do not decode, checked by decoding each one (a folder's
+        images; a benchmark's were checked as it loaded, by ``load_benchmark(on_missing=...)``).
+
+        ``on_missing="error"`` raises ValueError naming the first unreadable file and the fix;
+        ``"drop"`` returns a source without them, ``skipped`` naming them and ``num_skipped`` counting them.
+        The fingerprint stays the folder's, so an index built without them is current until a file changes.
+        """
+        check_on_missing(on_missing)
+        if self.dataset is not None:
+            return self
+        problems = {}
+        for i, path in enumerate(self.paths):
+            try:
+                complaint = check_image_bytes((self.folder / path).read_bytes())
+            except OSError as error:
+                complaint = f"{type(error).__name__}: {error}"
+            if complaint is None:
+                continue
+            if on_missing == "error":
+                raise ValueError(
+                    f"image {self.folder / path} does not decode ({complaint}): replace or remove the file, or "
+                    "pass --on-missing drop to index the other images (the skipped ones are listed)"
+                )
+            problems[i] = f"{path}: {complaint}"
+        if not problems:
+            return self
+        if len(problems) == len(self.paths):
+            raise ValueError(f"none of the {len(self.paths)} images of {self.folder} decodes: nothing to index")
+        kept = [i for i in range(len(self.paths)) if i not in problems]
+        return replace(self, ids=[self.ids[i] for i in kept], paths=[self.paths[i] for i in kept],
+                       skipped=list(problems.values()), num_skipped=len(problems))
 
     def images(self, rows: range) -> list[Image.Image | str]:
         """Images of ``rows`` (PIL images, or file paths the processor opens)."""
@@ -89,15 +126,20 @@ def benchmark_source(
     languages: Sequence[str] | None = None,
     data_dir: str | None = None,
     image_dir: list[str] | None = None,
+    on_missing: str = "error",
 ) -> GallerySource:
-    """One split of a benchmark (``load_benchmark``): its images, ids and captions.
+    """One split of a benchmark (``load_benchmark``): its images, ids and captions. ``on_missing``:
+    ``"error"`` refuses an image that is missing or does not decode (or a caption missing in a chosen
+    language); ``"drop"`` leaves such instances out, counted in ``num_skipped`` (the first few named in
+    ``skipped``).
 
     The fingerprint hashes the benchmark, split, ids and captions and the image bytes (or, for image
     files, their paths, sizes and modification times, so rewriting an image changes it).
     """
     from ...data import load_benchmark
 
-    dataset = load_benchmark(name_or_path, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
+    dataset, report = load_benchmark(name_or_path, split=split, languages=languages, data_dir=data_dir,
+                                     image_dir=image_dir, on_missing=on_missing, return_report=True)
     if len(dataset) == 0:
         raise ValueError(f"split {split!r} of {name_or_path} has no images: choose another split")
     chosen = list(dataset.features["captions"])
@@ -116,6 +158,8 @@ def benchmark_source(
         languages=chosen,
         fingerprint=_digest([description, list(dataset["id"]), captions, image_hash.hexdigest()]),
         dataset=dataset,
+        skipped=list(report.splits[split].dropped_examples),
+        num_skipped=report.splits[split].num_dropped,
     )
 
 
@@ -155,14 +199,16 @@ def _default_split(images: str) -> str:
 
 
 def source_from_argument(images: str, split: str | None = None, languages: Sequence[str] | None = None,
-                         data_dir: str | None = None, image_dir: list[str] | None = None) -> GallerySource:
+                         data_dir: str | None = None, image_dir: list[str] | None = None,
+                         on_missing: str = "error") -> GallerySource:
     """``IMAGES`` of ``ccr index``: a folder of image files, indexed without captions; a folder of images
     with captions (a ``metadata.jsonl`` / ``metadata.csv``, ``modeling_ccr.data.imagefolder``) or a
     benchmark name or parquet folder, indexed as a benchmark (:func:`benchmark_source`) with its captions in
     ``languages`` (default: all) from ``split`` (default: a folder's only split, else test).
 
     ``split`` and ``languages`` (``--split``, ``--languages``) given for a folder without captions raise
-    ValueError: they would not apply.
+    ValueError: they would not apply. ``on_missing`` is passed to :func:`benchmark_source`; a folder's
+    images are checked later, by :meth:`GallerySource.without_unreadable` (only when an index is built).
     """
     from ...data.imagefolder import is_image_folder
 
@@ -177,4 +223,13 @@ def source_from_argument(images: str, split: str | None = None, languages: Seque
             )
         return folder_source(path)
     split = split if split is not None else _default_split(images)
-    return benchmark_source(images, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir)
+    return benchmark_source(images, split=split, languages=languages, data_dir=data_dir, image_dir=image_dir,
+                            on_missing=on_missing)
+
+
+def skipped_summary(source: GallerySource, shown: int = 5) -> str:
+    """One line: how many images ``--on-missing drop`` left out and the first ``shown`` of them, with why."""
+    total = len(source) + source.num_skipped
+    more = source.num_skipped - min(shown, len(source.skipped))
+    names = "; ".join(source.skipped[:shown]) + (f"; and {more} more" if more > 0 else "")
+    return f"left out {source.num_skipped} of {total} images (--on-missing drop): {names}"
