@@ -1,48 +1,47 @@
 """ccr-1tok: cross-lingual cross-modal retrieval with 1-to-K contrastive learning.
 
-Importing the package registers the CCR classes with the transformers Auto classes, so an installed
-user loads saved models without ``trust_remote_code``; ``save_pretrained`` also writes ``auto_map`` and
-the code files, so the same folders load with ``trust_remote_code=True`` where the package is absent.
+Importing the package is light (no torch, no transformers): the public names below load on first use
+(PEP 562), and the CCR classes are registered with the transformers Auto classes as soon as transformers
+loads those (``modeling_ccr.auto_registration``), so an installed user loads saved models without
+``trust_remote_code``; ``save_pretrained`` also writes ``auto_map`` and the code files, so the same folders
+load with ``trust_remote_code=True`` where the package is absent.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForImageClassification,
-    AutoModelForZeroShotImageClassification,
-    AutoProcessor,
-)
+from __future__ import annotations
 
-from .configuration_ccr import CCRConfig
-from .configuration_efficientnet_lite import EfficientNetLiteConfig
-from .losses import OneToKContrastiveLoss, one_to_k_contrastive_loss
-from .modeling_ccr import CCRModel, CCROutput, CCRPreTrainedModel
-from .modeling_efficientnet_lite import EfficientNetLiteForImageClassification, EfficientNetLiteModel
-from .processing_ccr import CCRProcessor
+import importlib
+
+from . import auto_registration
 
 __version__ = "0.1.0"
 
-AutoConfig.register(CCRConfig.model_type, CCRConfig, exist_ok=True)
-AutoModel.register(CCRConfig, CCRModel, exist_ok=True)
-AutoModelForZeroShotImageClassification.register(CCRConfig, CCRModel, exist_ok=True)
-AutoProcessor.register(CCRConfig, CCRProcessor, exist_ok=True)
-AutoConfig.register(EfficientNetLiteConfig.model_type, EfficientNetLiteConfig, exist_ok=True)
-AutoModel.register(EfficientNetLiteConfig, EfficientNetLiteModel, exist_ok=True)
-AutoModelForImageClassification.register(EfficientNetLiteConfig, EfficientNetLiteForImageClassification, exist_ok=True)
+# public name -> the module that defines it
+_EXPORTS = {
+    "CCRConfig": ".configuration_ccr",
+    "CCRModel": ".modeling_ccr",
+    "CCROutput": ".modeling_ccr",
+    "CCRPreTrainedModel": ".modeling_ccr",
+    "CCRProcessor": ".processing_ccr",
+    "EfficientNetLiteConfig": ".configuration_efficientnet_lite",
+    "EfficientNetLiteForImageClassification": ".modeling_efficientnet_lite",
+    "EfficientNetLiteModel": ".modeling_efficientnet_lite",
+    "OneToKContrastiveLoss": ".losses",
+    "one_to_k_contrastive_loss": ".losses",
+}
+__all__ = sorted(_EXPORTS)
 
-CCRConfig.register_for_auto_class()
-CCRModel.register_for_auto_class("AutoModel")
-CCRProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = [
-    "CCRConfig",
-    "CCRModel",
-    "CCROutput",
-    "CCRPreTrainedModel",
-    "CCRProcessor",
-    "EfficientNetLiteConfig",
-    "EfficientNetLiteForImageClassification",
-    "EfficientNetLiteModel",
-    "OneToKContrastiveLoss",
-    "one_to_k_contrastive_loss",
-]
+def __getattr__(name: str):
+    """``modeling_ccr.CCRModel`` and the other public names, imported on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+auto_registration.install()

@@ -211,3 +211,7 @@ class CCRConfig(PretrainedConfig):
         if isinstance(auto_map, dict) and "AutoModel" in auto_map:
             output["auto_map"] = {**auto_map, PIPELINE_AUTO_CLASS: auto_map["AutoModel"]}
         return output
+
+
+# save_pretrained writes auto_map for these classes, so a saved folder loads with trust_remote_code=True
+CCRConfig.register_for_auto_class()

@@ -1042,3 +1042,6 @@ def _select_layers(state_dict: dict[str, torch.Tensor], layers: list[int]) -> di
         elif not key.startswith("pooler."):
             selected[key] = value
     return selected
+
+
+CCRModel.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map (trust_remote_code loading)

@@ -449,3 +449,6 @@ def _check_unicode(texts: list[str]) -> None:
                 f"text row {row} is not valid Unicode ({error.reason} at character {error.start}): decode the "
                 "source bytes with errors='replace' or fix the text"
             ) from None
+
+
+CCRProcessor.register_for_auto_class("AutoProcessor")  # save_pretrained writes auto_map (trust_remote_code loading)
