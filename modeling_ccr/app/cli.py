@@ -143,6 +143,18 @@ def _select(argv: list[str]) -> tuple[tuple[str, ...], str, str] | None:
     return None
 
 
+def _options_of(argv: list[str], words: tuple[str, ...]) -> list[str]:
+    """``argv`` less the command's words (the first non-option words), wherever options stand among them:
+    ``ccr --help train`` is ``ccr train --help``."""
+    rest, left = [], list(words)
+    for word in argv:
+        if left and not word.startswith("-") and word == left[0]:
+            left.pop(0)
+        else:
+            rest.append(word)
+    return rest
+
+
 def _overview() -> str:
     lines = ["usage: ccr [--debug] COMMAND [options]", "", "commands:"]
     lines += [f"  {' '.join(words):<16} {help_text}" for words, _, help_text in SUBCOMMANDS]
@@ -165,11 +177,12 @@ def _run_command(entry: tuple[tuple[str, ...], str, str], argv: list[str]) -> in
     words, module_name, help_text = entry
     prog = "ccr " + " ".join(words)
     module = importlib.import_module(module_name)
+    options = _options_of(argv, words)
     if hasattr(module, "run_argv"):
-        return int(module.run_argv(argv[len(words):], prog, help_text) or 0)
+        return int(module.run_argv(options, prog, help_text) or 0)
     parser = CommandParser(prog=prog, description=help_text, formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
-    args = parser.parse_args(argv[len(words):])
+    args = parser.parse_args(options)
     if not getattr(args, "no_progress", False):
         return int(module.run(args) or 0)
     from transformers.utils import logging as transformers_logging

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 from ..data.arguments import DataArguments
 from ..process_group import end_process_group
@@ -34,10 +34,25 @@ class TrainParser(OneLineErrors, HfArgumentParser):
 
 
 def build_parser(prog: str, description: str) -> HfArgumentParser:
-    parser = TrainParser(ARGUMENT_CLASSES, prog=prog, description=description,
+    """The parser of ``ccr train``. Its help shows the project's own options first (the model, the data,
+    the objective and ``--config``), then the ``transformers.TrainingArguments`` ones under their own
+    heading; the usage line is one line, not every option again."""
+    parser = TrainParser(ARGUMENT_CLASSES, prog=prog, description=description, usage="%(prog)s [options]",
                          formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML file of options (keys as the flags, with underscores); "
                         "flags given on the command line win")
+    inherited = {field.name for field in dataclasses.fields(TrainingArguments)}
+    ours = parser.add_argument_group("ccr train options (model, data, objective)")
+    theirs = parser.add_argument_group("transformers.TrainingArguments options (the Trainer's own)")
+    for action in list(parser._optionals._group_actions):  # argparse keeps no public API to regroup
+        if action.dest in inherited:
+            group = theirs
+        elif action.dest in ("help", "config"):
+            continue
+        else:
+            group = ours
+        parser._optionals._group_actions.remove(action)
+        group._group_actions.append(action)
     return parser
 
 

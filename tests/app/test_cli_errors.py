@@ -259,6 +259,31 @@ def test_a_broken_config_file_names_the_file_and_the_place(ccr_here, tmp_path, n
     assert line.startswith(f"ccr train: error: {tmp_path / name} {problem}")
 
 
+def help_of(*argv: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    assert exited.value.code == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("words", [("train",), ("index",), ("data", "build")], ids=" ".join)
+def test_help_before_the_command_is_the_commands_help(words):
+    assert help_of("--help", *words) == help_of(*words, "--help")
+
+
+def test_train_help_shows_the_projects_options_before_the_trainers():
+    text = help_of("train", "--help")
+    usage, ours, theirs = (text.index(heading) for heading in (
+        "usage: ccr train [options]\n", "ccr train options (model, data, objective):",
+        "transformers.TrainingArguments options"))
+    assert usage < ours < theirs
+    for flag in ("--model", "--dataset", "--loss_style", "--itm_negative_temperature"):  # the project's
+        assert ours < text.index(f"  {flag} ") < theirs, flag
+    for flag in ("--learning_rate", "--per_device_train_batch_size", "--max_steps"):  # TrainingArguments'
+        assert text.index(f"  {flag} ") > theirs, flag
+
+
 def test_train_help_states_the_languages_it_trains_on_by_default():
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
