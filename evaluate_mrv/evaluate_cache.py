@@ -18,6 +18,7 @@ path.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -95,11 +96,29 @@ def _make_newest(metric_folder: Path, script: Path) -> None:
         os.utime(script, (stamp, stamp))
 
 
+class InstalledVersionNote(logging.Filter):
+    """Drops ``evaluate``'s warning "Using the latest cached version of the module from FOLDER ... since it
+    couldn't be found locally ..., or remotely on the Hugging Face Hub" when FOLDER is the installed metric's:
+    for the installed metric that is the path ``evaluate.load("mrv")`` takes every time, not a stale fallback,
+    so the warning only alarmed. Any other module's warning (another cached version) passes."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = str(folder)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Using the latest cached version of the module from ")
+                    and self.folder in message)
+
+
 def register_or_warn() -> None:
     """:func:`register_in_evaluate_cache`, turning any failure into a warning (it runs inside
-    ``import evaluate``, which must not fail because of it)."""
+    ``import evaluate``, which must not fail because of it); then quiets evaluate's cached-version warning
+    for the installed metric (:class:`InstalledVersionNote`)."""
     try:
-        register_in_evaluate_cache()
+        folder = register_in_evaluate_cache()
+        logging.getLogger("evaluate.loading").addFilter(InstalledVersionNote(folder))
     except Exception as err:  # noqa: BLE001
         warnings.warn(
             f"could not install the 'mrv' metric into evaluate's module cache ({err!r}), so "

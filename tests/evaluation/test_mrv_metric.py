@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import shutil
@@ -104,6 +105,7 @@ def _check_loaded_by_name(completed: subprocess.CompletedProcess) -> None:
     loaded = json.loads(completed.stdout.strip().splitlines()[-1])
     assert loaded["result"]["mrv"] == pytest.approx(math.sqrt(6) / 2, abs=1e-12)
     assert "evaluate-metric--mrv" in loaded["module"]
+    assert "Using the latest cached version" not in completed.stderr  # the installed metric, loaded quietly
 
 
 def test_bare_name_loads_after_install_offline_from_any_folder(tmp_path):
@@ -201,3 +203,18 @@ def test_register_command(tmp_path):
     script = Path(completed.stdout.strip().rsplit(" ", 1)[-1])
     assert script.is_file() and script.parent.parent.name == "evaluate-metric--mrv"
     assert str(script).startswith(str(tmp_path / "modules"))
+
+
+def test_only_the_installed_versions_cached_module_warning_is_quieted(tmp_path):
+    installed = tmp_path / "evaluate-metric--mrv" / ("a" * 64)
+    note = evaluate_cache.InstalledVersionNote(installed)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("evaluate.loading", logging.WARNING, __file__, 1, message, None, None)
+
+    template = ("Using the latest cached version of the module from {} (last modified on Mon Dec  7 16:57:34 "
+                "2026) since it couldn't be found locally at evaluate-metric--mrv, or remotely on the Hugging "
+                "Face Hub.")
+    assert not note.filter(record(template.format(installed)))
+    assert note.filter(record(template.format(tmp_path / "evaluate-metric--mrv" / ("b" * 64))))
+    assert note.filter(record(f"Something else about {installed}"))
