@@ -50,7 +50,7 @@ def clean_worker(rank: int, port: int) -> None:
 def test_a_worker_that_never_joins_a_collective_fails_with_stacks():
     started = time.monotonic()
     with pytest.raises(ProcessesFailed, match=r"rank 0: timed out, rank 1: timed out") as failed:
-        run_workers(never_joining_worker, args=(free_port(),), nprocs=2, timeout_s=20)
+        run_workers(never_joining_worker, args=(free_port(),), nprocs=2, timeout_s=10)
     assert time.monotonic() - started < 60
     # faulthandler's dump of every thread of each rank, with the call each was stuck in
     rank_0, rank_1 = str(failed.value).split("--- rank 0 ---")[1].split("--- rank 1 ---")

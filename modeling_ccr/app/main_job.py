@@ -48,6 +48,9 @@ SUMMARY = OutputKind("a main-job summary",
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="runs/main", help="folder for the run")
     parser.add_argument("--max-steps", type=positive_int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--train-batch-size", type=positive_int,
+                        default=CCRTrainingArguments.per_device_train_batch_size,
+                        help="images per training step and device (a quick check can use fewer; at least 2)")
     parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run: its training from the last checkpoint, its reports replaced")
@@ -158,7 +161,8 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
 
     start = time.perf_counter()
     training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
-                                         resume=args.resume, overwrite=args.overwrite, disable_tqdm=args.no_progress)
+                                         per_device_train_batch_size=args.train_batch_size, resume=args.resume,
+                                         overwrite=args.overwrite, disable_tqdm=args.no_progress)
     result = train(training_args, ModelArguments(model=str(base_dir)), stage=recorder.stage)  # its stages: train: ...
     timings["train_s"] = round(time.perf_counter() - start, 1)
     loss = "n/a (no step logged)" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
@@ -168,7 +172,8 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
                                        overwrite=replace, recorder=recorder, max_images=args.max_eval_images)
     timings.update(evaluation["timings"])
     save_reranking(result["model_dir"], evaluation["reranking"])
-    summary = {"model_dir": result["model_dir"], "steps": result["steps"], "final_loss": result["final_loss"],
+    summary = {"model_dir": result["model_dir"], "steps": result["steps"], "train_batch_size": args.train_batch_size,
+               "final_loss": result["final_loss"],
                "k_test": args.k_test, "itm_weight": evaluation["itm_weight"], "reranking": evaluation["reranking"],
                "max_eval_images": args.max_eval_images}
     for split in SPLITS:

@@ -24,7 +24,7 @@ SLEEP_S = 0.3
 
 MAIN_JOB_STAGES = [
     "build or load the default model",
-    "train: load model + data",  # 2 steps see 128 of 1,085 images: the cache fills in them, no fill stage
+    "train: load model + data",  # 2 steps see 16 of 1,085 images: the cache fills in them, no fill stage
     "train: steps + save",
     "load the trained model",
     "validation: encode + prepare re-ranking",
@@ -140,7 +140,8 @@ def test_main_job_records_its_stages(tmp_path):
     output = tmp_path / "main"
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "main-job", "--output", str(output),
-                             "--max-steps", "2", "--k-test", "2", "--max-eval-images", "40", "--no-progress"],
+                             "--max-steps", "2", "--train-batch-size", "8", "--k-test", "2", "--max-eval-images", "20",
+                             "--no-progress"],
                             capture_output=True, text=True, timeout=1200)
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
@@ -153,14 +154,14 @@ def test_main_job_records_its_stages(tmp_path):
     for name in ("train: load model + data", "load the trained model"):  # both hold the model's weights
         assert by_name[name]["peak_rss_gib"] >= model_bytes / 2**30
     assert set(summary["timings"]) == {"build_default_s", "train_s", "eval_validation_s", "eval_test_s"}
-    assert summary["max_eval_images"] == 40
+    assert summary["max_eval_images"] == 20 and summary["steps"] == 2 and summary["train_batch_size"] == 8
     # the re-ranking chosen on validation is saved with the trained model, for evaluate, search and the demo
     saved = json.loads((output / "train" / "model" / "config.json").read_text())["reranking"]
     assert saved == summary["reranking"] and saved["mode"] in ("similarity", "replace", "combine")
-    assert saved["chosen_on"].startswith("cldr-emoji validation (its first 40 images), mean recall")
-    for split in ("validation", "test"):  # the first 40 images of each split, every ranking
+    assert saved["chosen_on"].startswith("cldr-emoji validation (its first 20 images), mean recall")
+    for split in ("validation", "test"):  # the first 20 images of each split, every ranking
         for ranking in ("similarity", "replace", "combine"):
-            assert json.loads((output / "eval" / f"{split}_{ranking}.json").read_text())["num_images"] == 40
+            assert json.loads((output / "eval" / f"{split}_{ranking}.json").read_text())["num_images"] == 20
     table = result.stdout[result.stdout.index("stages (wall time, peak memory):"):]
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
     for stage in recorded:
