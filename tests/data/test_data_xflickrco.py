@@ -20,10 +20,11 @@ IMAGES = [
 LANGS = ("en", "de", "ja")
 
 
-def write_fixture(root: Path, skip: dict[str, int] | None = None) -> Path:
-    """IGLUE layout with images 0-3 in en, de, ja; ``skip`` leaves image i out of a language's file."""
+def write_fixture(root: Path, skip: dict[str, int] | None = None, langs: tuple[str, ...] = LANGS) -> Path:
+    """IGLUE layout with images 0-3 in ``langs`` (default en, de, ja); ``skip`` leaves image i out of a
+    language's file."""
     skip = skip or {}
-    for lang in LANGS:
+    for lang in langs:
         folder = root / "annotations" / lang
         folder.mkdir(parents=True)
         lines = [
