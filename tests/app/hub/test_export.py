@@ -129,9 +129,14 @@ def _check_onnx(folder: Path, model_dir: Path) -> float:
 
 
 def test_onnx_export_of_a_tiny_model_matches_pytorch(tiny_model_dir, tmp_path):
-    result = run_ccr_in_process("export", tiny_model_dir, "--output", tmp_path / "out", "--onnx")
+    result = run_ccr_in_process("export", tiny_model_dir, "--output", tmp_path / "out", "--onnx",
+                                "--repo-id", "test-org/onnx-tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ONNX vs PyTorch" in result.stdout
+    # the CLI's --repo-id is the card's title; the ids it was not given are named as placeholders
+    assert "its card is for test-org/onnx-tiny\n" in result.stdout
+    assert "placeholder ids" in result.stdout and "--metric-space ccr-1tok/mrv" in result.stdout
+    assert (tmp_path / "out" / "README.md").read_text().split("\n---\n", 1)[1].strip().startswith("# test-org/onnx-tiny\n")
     _check_onnx(tmp_path / "out", tiny_model_dir)
 
 
@@ -182,4 +187,9 @@ def test_default_model_export_pipeline_and_onnx(tmp_path):
     ranking = _check_pipeline(tmp_path / "default", tmp_path)
     card = (tmp_path / "default" / "README.md").read_text()
     assert "intfloat/multilingual-e5-small" in card and 'hypothesis_template="query: {}"' in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(tmp_path / "default" / "README.md").data  # the default model records both towers
+    assert data.base_model == ["timm/tf_efficientnet_lite0.in1k", "intfloat/multilingual-e5-small"]
+    assert data.language and "dequantised to float32" in card and "**These weights are untrained.**" in card
     assert len(ranking) == 6

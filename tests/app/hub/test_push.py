@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hub_helpers import cli_env
 from hub_standin import HubStandIn
 
@@ -84,3 +85,25 @@ def test_push_refuses_a_folder_without_card(tmp_path):
     assert result.returncode == 2 and "no README.md" in result.stderr
 
 
+def test_push_refuses_a_card_written_for_another_repo(tiny_export, tmp_path):
+    """The card of `tiny_export` loads test-org/ccr-tiny: pushing it to me/test is refused, dry run or not."""
+    for dry_run in (["--dry-run"], []):
+        with HubStandIn() as hub:
+            result = _push(tiny_export, "--repo", "me/test", *dry_run,
+                           HF_ENDPOINT=hub.url, HF_TOKEN="hf_x", HF_HOME=str(tmp_path / "home"))
+        assert result.returncode == 2 and result.stdout == ""  # no file listed, nothing sent
+        assert hub.created == [] and hub.commits == [] and hub.unexpected == []
+        error = result.stderr.strip()
+        assert error.count("\n") == 0 and error.startswith("ccr push: error: ")
+        assert "test-org/ccr-tiny" in error and "not of me/test" in error
+        assert "--repo-id me/test" in error and "--repo test-org/ccr-tiny" in error  # both ways out
+
+
+def test_push_folder_checks_the_card_before_any_request(tiny_export):
+    from modeling_ccr.app.hub.push import push_folder
+
+    # no token and no Hub address are needed to be refused: the card is read first
+    with pytest.raises(ValueError, match=r"is the card of test-org/ccr-tiny, not of other/name"):
+        push_folder(tiny_export, "other/name", token="hf_x")
+    with pytest.raises(ValueError, match=r"--repo must be a Hub id 'org/name'"):
+        push_folder(tiny_export, "ccr-tiny", token="hf_x")
