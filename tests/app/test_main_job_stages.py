@@ -18,6 +18,7 @@ from modeling_ccr.app import stages
 from modeling_ccr.app.stages import StageRecorder
 from modeling_ccr.default_model import ensure_default_model
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 BIG_BYTES = 300_000_000
 BIG_GIB = BIG_BYTES / 2**30
 SLEEP_S = 0.3
@@ -162,6 +163,9 @@ def test_main_job_records_its_stages(tmp_path):
     for split in ("validation", "test"):  # the first 20 images of each split, every ranking
         for ranking in ("similarity", "replace", "combine"):
             assert json.loads((output / "eval" / f"{split}_{ranking}.json").read_text())["num_images"] == 20
+    # every file of the main job's run that the README names (runs/main/...) is one the job wrote
+    named = set(re.findall(r"runs/main/([\w./-]*[\w/])", README.read_text(encoding="utf-8")))
+    assert named and not [path for path in named if not (output / path).exists()]
     table = result.stdout[result.stdout.index("stages (wall time, peak memory):"):]
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
     for stage in recorded:
