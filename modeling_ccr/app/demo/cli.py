@@ -2,8 +2,9 @@
 
 With no MODEL_DIR the trained default model is used, trained first (``ccr train`` defaults, with a
 progress bar) into the cache when the cache has none. The gallery is an index folder (``ccr index``), a
-folder of images (indexed into the cache on first use, refreshed when it changes) or, by default, the
-embedded benchmark's test split.
+folder of images or, by default, the embedded benchmark's test split; the last two are indexed into the
+cache on first use (``<cache>/demo-galleries/<model folder + source>``) and that index is reused at every
+later start, rebuilt only when the model's files or the images changed.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_arg
 def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str | None,
                    cache_dir: str | os.PathLike | None = None, progress: bool = True):
     """The :class:`GalleryIndex` to serve: ``gallery`` itself when it is an index folder, else an index of
-    that image folder (or of the embedded benchmark's test split) built into the cache, kept current."""
+    that image folder (or of the embedded benchmark's test split) in the cache, built on first use and
+    reused while current (keyed by the model folder and the source; rebuilt when either's files change).
+    With ``progress``, says on stderr which index it serves and whether it was built or reused."""
     from ..index.gallery import MANIFEST, GalleryIndex, build_index, model_fingerprint
     from ..index.sources import benchmark_source, folder_source
 
@@ -62,7 +65,10 @@ def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str 
     source = benchmark_source(DEFAULT_GALLERY, split="test") if gallery is None else folder_source(gallery)
     key = hashlib.sha256(f"{Path(model_dir).resolve()}\0{source.description}".encode()).hexdigest()[:16]
     output = cache_root(cache_dir) / GALLERY_CACHE_NAME / key
-    build_index(model, processor, source, output, model_dir=model_dir, progress=progress)
+    result = build_index(model, processor, source, output, model_dir=model_dir, progress=progress)
+    if progress:
+        done = "reused" if result.status == "current" else f"{result.status} ({result.count} images), reused next time"
+        print(f"ccr demo: gallery index {output}: {done}", file=sys.stderr)
     return GalleryIndex(output)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ...processing_ccr import check_image_size, to_rgb_image
 from ..index.gallery import GalleryIndex
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: larger uploads are refused before they are decoded
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 TOP_CAPTIONS = 5
+CONSISTENCY_TOP = 5  # results per language in the consistency tab
 MAX_CONSISTENCY_LANGUAGES = 10
 PICK_SEPARATOR = " · "
 
@@ -85,9 +86,10 @@ def _picked_item(pick: str, index: GalleryIndex) -> int:
 
 
 def open_upload(path: str | Path) -> Image.Image:
-    """An uploaded file as an RGB image (transparency on white, as the processor does), refusing files over
-    ``MAX_UPLOAD_BYTES``, non-images, images over ``MAX_IMAGE_PIXELS`` and images the processor refuses by
-    their size (too elongated: :func:`check_image_size`), the last two from the file's header, before decoding."""
+    """An uploaded file as an RGB image, upright as its EXIF orientation says (a phone photo as the phone
+    showed it) and transparency on white (as the processor does), refusing files over ``MAX_UPLOAD_BYTES``,
+    non-images, images over ``MAX_IMAGE_PIXELS`` and images the processor refuses by their size (too
+    elongated: :func:`check_image_size`), the last two from the file's header, before decoding."""
     path = Path(path)
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         raise ValueError(f"The file is over {MAX_UPLOAD_BYTES // 2**20} MB: upload a smaller image.")
@@ -102,7 +104,7 @@ def open_upload(path: str | Path) -> Image.Image:
                 )
             check_image_size(width, height, f"The image ({width:,} x {height:,} pixels)")
             image.load()
-            return to_rgb_image(image.copy())
+            return to_rgb_image(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
         raise ValueError(
             f"{path.name} is not an image the demo can read: upload a PNG, JPEG, WebP, GIF or BMP file."
@@ -110,13 +112,14 @@ def open_upload(path: str | Path) -> Image.Image:
 
 
 def rank_chart(ranks: dict[str, int], rank_std: float | None, title: str) -> Figure:
-    """A small bar chart of the gold caption's 0-based rank per language, with its rank std."""
+    """A small bar chart of the gold caption's 0-based rank per language, titled ``title`` and its rank std
+    (on a second line, so that the title fits a phone's width)."""
     figure = Figure(figsize=(5.5, 2.6), dpi=100)
     axes = figure.subplots()
     languages = list(ranks)
     axes.bar(languages, [ranks[code] for code in languages], color="#4c72b0")
     axes.set_ylabel("gold caption rank (0 = first)")
-    std = f", rank std {rank_std:.2f} (its share of MRV)" if rank_std is not None else ""
+    std = f"\nrank std {rank_std:.2f} (its share of MRV)" if rank_std is not None else ""
     axes.set_title(f"{title}{std}", fontsize=9)
     figure.tight_layout()
     return figure
@@ -125,9 +128,11 @@ def rank_chart(ranks: dict[str, int], rank_std: float | None, title: str) -> Fig
 @friendly(None, pd.DataFrame(), None)
 def image_to_text(upload, pick, index: GalleryIndex, model, processor):
     """An uploaded image (file path) or a picked gallery item ("id · caption") -> (the image, a table of the
-    top captions per language (row r = rank r + 1, one column per language), gold-rank chart or None, message).
+    top captions per language, gold-rank chart or None, message).
 
-    For a picked item of a benchmark gallery the chart shows its own caption's rank in each language.
+    The table is long, one row per caption (columns language, rank (1 = best), caption, cosine score), so
+    that it wraps on a narrow screen however many languages the gallery has. For a picked item of a
+    benchmark gallery the chart shows its own caption's rank in each language.
     """
     if index.caption_embeds is None:
         raise ValueError("This gallery has no captions: start the demo on a benchmark gallery to rank captions.")
@@ -140,12 +145,14 @@ def image_to_text(upload, pick, index: GalleryIndex, model, processor):
     else:
         raise ValueError("Upload an image or pick one of the gallery's images first.")
     ranking = rank_captions(index, encode_images(model, processor, [image])[0], top=TOP_CAPTIONS, item=item)
-    table = pd.DataFrame({"rank": range(1, len(ranking.top[index.languages[0]]) + 1)} | {
-        code: [f"{index.caption(i, code)} ({score:.3f})" for i, score in ranking.top[code]] for code in index.languages
-    })
+    table = pd.DataFrame(
+        [(code, rank, index.caption(i, code), round(score, 3))
+         for code in index.languages for rank, (i, score) in enumerate(ranking.top[code], start=1)],
+        columns=["language", "rank", "caption", "score"],
+    )
     if item is None:
         return shown, table, None, f"Top {TOP_CAPTIONS} of {len(index)} captions in each language."
-    chart = rank_chart(ranking.gold_ranks, ranking.rank_std, f"{index.items[item]['id']}")
+    chart = rank_chart(ranking.gold_ranks, ranking.rank_std, f"Gold caption rank per language of {index.items[item]['id']}")
     worst = max(ranking.gold_ranks, key=ranking.gold_ranks.get)
     message = ("Gold caption ranks: " + ", ".join(f"{code} {rank}" for code, rank in ranking.gold_ranks.items())
                + f"; hardest language: {worst}.")
@@ -169,22 +176,25 @@ def parse_concept(text: str, index: GalleryIndex) -> list[tuple[str, str]]:
     return pairs
 
 
-@friendly(pd.DataFrame())
-def consistency(text, index: GalleryIndex, model, processor, k=5):
-    """One concept in several languages ("code: query" lines) -> (a table with one column per line and row r
-    the r-th result of each, side by side, a message saying how much the languages agree)."""
+@friendly([], pd.DataFrame())
+def consistency(text, index: GalleryIndex, model, processor, k=CONSISTENCY_TOP):
+    """One concept in several languages ("code: query" lines) -> (gallery ``[(image path, label)]``: the top
+    ``k`` images of each line in turn, so that a grid of ``k`` columns shows one language per row; a long
+    table, one row per result (columns query, rank, result (its caption in the gallery's first language, or
+    its id), cosine score); a message saying how much the languages agree)."""
     pairs = parse_concept(text, index)
     display = index.languages[0] if index.languages else None
-    columns, top_sets = [], []
-    for _, query in pairs:
-        rows = text_to_image_rows(query, index, model, processor, language=display, k=k)
-        columns.append([f"{row['caption'] or row['id']} ({row['score']:.3f})" for row in rows])
-        top_sets.append({row["index"] for row in rows})
-    table = pd.DataFrame({"rank": range(1, len(columns[0]) + 1)} | {
-        f"{language}: {query}": column for (language, query), column in zip(pairs, columns, strict=True)
-    })
+    gallery, rows, top_sets = [], [], []
+    for language, query in pairs:
+        found = text_to_image_rows(query, index, model, processor, language=display, k=k)
+        for rank, row in enumerate(found, start=1):
+            result = row["caption"] or row["id"]
+            gallery.append((row["path"], f"{language} {rank}. {result}"))
+            rows.append((f"{language}: {query}", rank, result, round(row["score"], 3)))
+        top_sets.append({row["index"] for row in found})
+    table = pd.DataFrame(rows, columns=["query", "rank", "result", "score"])
     shared = set.intersection(*top_sets)
     union = set.union(*top_sets)
     message = (f"{len(shared)} of {len(union)} images are in every language's top {k}; "
                f"languages: {', '.join(known_languages(index))}.")
-    return table, message
+    return gallery, table, message

@@ -1,4 +1,5 @@
-"""The app served on 127.0.0.1 and called through gradio_client: every endpoint, bad input, 20 queries at once."""
+"""The app served on 127.0.0.1 and called through gradio_client: every endpoint, its named and typed API,
+bad input (answered without a traceback in the server log), 20 queries at once."""
 
 from __future__ import annotations
 
@@ -32,31 +33,68 @@ def test_every_endpoint_answers(client, gallery, tmp_path):
     items, message = client.predict("Katzengesicht", "de", 4, 2, api_name="/text_to_image")
     assert len(items) == 4 and message.startswith("4 of 24 images for “Katzengesicht”, top 2 re-ranked")
     assert all(item["caption"].startswith(f"{rank}. ") for rank, item in enumerate(items, 1))
-    shown, table, chart, message = client.predict(None, handlers.pick_choices(gallery)[3], api_name="/image_to_text")
+    items, message = client.predict("Katzengesicht", api_name="/text_to_image")  # the defaults: en, 8, 0
+    assert len(items) == 8 and message == "8 of 24 images for “Katzengesicht” (cosine)."
+    shown, table, chart, message = client.predict(pick=handlers.pick_choices(gallery)[3], api_name="/image_to_text")
     assert shown and chart is not None and message.startswith("Gold caption ranks: en ")
-    assert table["headers"] == ["rank", "en", "de", "ja", "ru", "zh"] and len(table["data"]) == 5
+    assert table["headers"] == ["language", "rank", "caption", "score"] and len(table["data"]) == 5 * 5
     photo = tmp_path / "photo.png"
     Image.new("RGBA", (64, 48), (0, 90, 200, 255)).save(photo)
-    shown, table, chart, message = client.predict(handle_file(str(photo)), None, api_name="/image_to_text")
-    assert shown and chart is None and len(table["data"]) == 5
-    table, message = client.predict("en: cat\nja: 猫\nru: кошка", api_name="/consistency")
-    assert table["headers"] == ["rank", "en: cat", "ja: 猫", "ru: кошка"] and len(table["data"]) == 5
+    shown, table, chart, message = client.predict(handle_file(str(photo)), api_name="/image_to_text")
+    assert shown and chart is None and len(table["data"]) == 5 * 5
+    items, table, message = client.predict("en: cat\nja: 猫\nru: кошка", api_name="/consistency")
+    assert table["headers"] == ["query", "rank", "result", "score"] and len(table["data"]) == 3 * 5
+    assert [item["caption"].split(".")[0] for item in items] == [f"{code} {rank}" for code in ("en", "ja", "ru")
+                                                                 for rank in range(1, 6)]
 
 
-def test_bad_input_through_the_api_gets_a_message(client, tmp_path, huge_image):
+def test_the_api_names_and_types_every_parameter_and_output(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+    def parameters(endpoint):
+        return [(p["parameter_name"], p["python_type"]["type"], p["parameter_has_default"], p["parameter_default"])
+                for p in endpoints[endpoint]["parameters"]]
+
+    languages = "Literal['en', 'de', 'ja', 'ru', 'zh']"
+    assert parameters("/text_to_image") == [("query", "str", False, None), ("language", languages, True, "en"),
+                                            ("k", "int", True, 8), ("rerank", "int", True, 0)]
+    (upload, upload_type, *upload_default), (pick, _, *pick_default) = parameters("/image_to_text")
+    assert (upload, upload_type, upload_default, pick, pick_default) == (
+        "upload", "filepath", [True, None], "pick", [True, None])
+    assert [(name, has_default) for name, _, has_default, _ in parameters("/consistency")] == [("concept", True)]
+    assert {endpoint: [output["label"] for output in info["returns"]] for endpoint, info in endpoints.items()} == {
+        "/text_to_image": ["Results", "Status"],
+        "/image_to_text": ["Ranked image", "Captions ranked per language", "Gold caption rank per language", "Status"],
+        "/consistency": ["Top 5 per language", "Results per language", "Status"],
+    }
+    usage = client.view_api(print_info=False, return_format="str")
+    assert 'predict(query, language, k, rerank, api_name="/text_to_image") -> (results, status)' in usage
+    assert 'predict(upload, pick, api_name="/image_to_text") -> (ranked_image, ' in usage
+
+
+def test_bad_input_through_the_api_gets_a_message_and_no_traceback(client, tmp_path, huge_image, capfd):
     upload = tmp_path / "table.csv"
     upload.write_text("a,b\n1,2\n")
     cases = [
         (("", "en", 4, 0), "/text_to_image", "The query is empty"),
         (("x" * 5000, "en", 4, 0), "/text_to_image", "The query has 5,000 characters"),
         (("Katze", "klingon", 4, 0), "/text_to_image", "Unknown language code 'klingon'"),
+        (("Katze", "en", 1000, 0), "/text_to_image", "Ask for 1 to 100 results and re-rank 0 to 100 of them (got k=1000"),
+        (("Katze", "en", 0, 0), "/text_to_image", "Ask for 1 to 100 results"),
+        (("Katze", "en", 4, -1), "/text_to_image", "(got k=4, rerank=-1)"),
+        (("Katze", "en", "many", 0), "/text_to_image", "k must be a whole number, got 'many'"),
         ((handle_file(str(upload)), None), "/image_to_text", "table.csv is not an image the demo can read"),
         ((handle_file(str(huge_image)), None), "/image_to_text", "The image is 10,000 x 10,000 pixels"),
+        ((None, None), "/image_to_text", "Upload an image or pick one"),
         (("xx: cat",), "/consistency", "Unknown language code 'xx'"),
     ]
     for arguments, endpoint, expected in cases:
         message = client.predict(*arguments, api_name=endpoint)[-1]
         assert message.startswith("⚠️ ") and expected in message and "Traceback" not in message
+    items, message = client.predict("Katze", "en", 60, 0, api_name="/text_to_image")  # more than the gallery has
+    assert len(items) == 24 and message.startswith("24 of 24 images")
+    server_log = capfd.readouterr()
+    assert "Traceback" not in server_log.err + server_log.out
 
 
 def test_twenty_concurrent_queries_all_succeed(client):

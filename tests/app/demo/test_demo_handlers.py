@@ -12,6 +12,7 @@ from demo_gallery import GALLERY_LANGUAGES, GALLERY_SIZE
 from PIL import Image
 
 from modeling_ccr.app.demo import handlers
+from modeling_ccr.app.demo.app import describe_model
 from modeling_ccr.app.demo.cli import ensure_gallery, ensure_trained_default
 from modeling_ccr.app.index.search import encode_images, encode_queries
 from modeling_ccr.data import load_benchmark
@@ -77,18 +78,37 @@ def test_image_to_text_for_a_gallery_item_gives_the_evaluation_gold_ranks(galler
     assert message.startswith("Gold caption ranks: " + ", ".join(f"{c} {r}" for c, r in expected.items()))
     assert f"rank std {np.std(reference.numpy()):.2f}" in chart.axes[0].get_title()
     assert [bar.get_height() for bar in chart.axes[0].patches] == reference.tolist()
-    assert list(table.columns) == ["rank", *GALLERY_LANGUAGES] and len(table) == handlers.TOP_CAPTIONS
-    scores = (gallery.caption_embeds.view(GALLERY_SIZE, len(GALLERY_LANGUAGES), -1)[:, 2] @ embeds[0])
-    best = int(scores.argmax())
-    assert table["ja"][0] == f"{gallery.caption(best, 'ja')} ({float(scores[best]):.3f})"
+    top = handlers.TOP_CAPTIONS
+    assert list(table.columns) == ["language", "rank", "caption", "score"]
+    assert list(table["language"]) == [code for code in GALLERY_LANGUAGES for _ in range(top)]
+    assert list(table["rank"]) == list(range(1, top + 1)) * len(GALLERY_LANGUAGES)
+    scores = (gallery.caption_embeds.view(GALLERY_SIZE, len(GALLERY_LANGUAGES), -1)[:, 2] @ embeds[0]).topk(top)
+    japanese = table[table["language"] == "ja"]
+    assert list(japanese["caption"]) == [gallery.caption(int(i), "ja") for i in scores.indices]
+    assert np.allclose(japanese["score"], scores.values.numpy(), atol=5e-4)  # rounded to 3 decimals
 
 
 def test_image_to_text_for_an_upload(gallery, loaded, tmp_path):
     path = tmp_path / "photo.jpg"
     Image.new("RGB", (300, 200), (200, 30, 30)).save(path)
     shown, table, chart, message = handlers.image_to_text(str(path), None, gallery, *loaded)
-    assert shown == str(path) and chart is None and len(table) == handlers.TOP_CAPTIONS
+    assert shown == str(path) and chart is None and len(table) == handlers.TOP_CAPTIONS * len(GALLERY_LANGUAGES)
     assert message == f"Top {handlers.TOP_CAPTIONS} of {GALLERY_SIZE} captions in each language."
+
+
+def test_an_upload_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 ("rotate 90° clockwise to show") is read as the
+    phone showed it: the stored image's left side (red) on top."""
+    stored = Image.new("RGB", (300, 200), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 150, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif, quality=95)
+    upright = np.asarray(handlers.open_upload(path), dtype=int)
+    assert upright.shape == (300, 200, 3)
+    assert np.abs(upright[:140].mean(axis=(0, 1)) - [255, 0, 0]).max() < 10
+    assert np.abs(upright[160:].mean(axis=(0, 1)) - [0, 0, 255]).max() < 10
 
 
 def test_image_to_text_bad_input_gets_a_message(gallery, loaded, tmp_path, huge_image):
@@ -112,14 +132,19 @@ def test_image_to_text_bad_input_gets_a_message(gallery, loaded, tmp_path, huge_
 def test_consistency_aligns_rows_across_languages(gallery, loaded):
     model, processor = loaded
     queries = {"en": "cat face", "ja": "猫の顔", "ru": "морда кошки"}
-    table, message = handlers.consistency("\n".join(f"{c}: {q}" for c, q in queries.items()), gallery, model,
-                                          processor, k=4)
-    assert list(table.columns) == ["rank", "en: cat face", "ja: 猫の顔", "ru: морда кошки"]
+    items, table, message = handlers.consistency("\n".join(f"{c}: {q}" for c, q in queries.items()), gallery,
+                                                 model, processor, k=4)
+    assert list(table.columns) == ["query", "rank", "result", "score"] and len(table) == 4 * len(queries)
+    assert len(items) == 4 * len(queries)  # language by language: a grid of 4 columns shows one per row
     top_sets = []
-    for code, query in queries.items():
+    for row, (code, query) in enumerate(queries.items()):
         top = (encode_queries(model, processor, [query]) @ gallery.image_embeds.T)[0].topk(4)
-        expected = [f"{gallery.caption(int(i), 'en')} ({float(s):.3f})" for s, i in zip(*top, strict=True)]
-        assert list(table[f"{code}: {query}"]) == expected
+        captions = [gallery.caption(int(i), "en") for i in top.indices]
+        rows = table[table["query"] == f"{code}: {query}"]
+        assert list(rows["rank"]) == [1, 2, 3, 4] and list(rows["result"]) == captions
+        assert np.allclose(rows["score"], top.values.numpy(), atol=5e-4)
+        assert items[4 * row: 4 * row + 4] == [(str(gallery.image_path(int(i))), f"{code} {rank}. {caption}")
+                                               for rank, (i, caption) in enumerate(zip(top.indices, captions, strict=True), 1)]
         top_sets.append(set(top.indices.tolist()))
     shared, union = set.intersection(*top_sets), set.union(*top_sets)
     assert message.startswith(f"{len(shared)} of {len(union)} images are in every language's top 4")
@@ -133,8 +158,8 @@ def test_consistency_aligns_rows_across_languages(gallery, loaded):
     ("de: " + "x" * 5000, "The query has 5,000 characters"),
 ])
 def test_consistency_bad_input_gets_a_message(gallery, loaded, text, expected):
-    table, message = handlers.consistency(text, gallery, *loaded)
-    assert table.empty and message.startswith("⚠️ ") and expected in message
+    items, table, message = handlers.consistency(text, gallery, *loaded)
+    assert items == [] and table.empty and message.startswith("⚠️ ") and expected in message
 
 
 def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_path):
@@ -156,16 +181,31 @@ def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_p
     assert (first / "config.json").stat().st_mtime_ns == stamp
 
 
-def test_ensure_gallery_indexes_a_folder_once_and_checks_an_index_model(tiny_model_dir, loaded, gallery, tmp_path):
+def test_ensure_gallery_indexes_a_folder_once_and_checks_an_index_model(tiny_model_dir, loaded, gallery, tmp_path,
+                                                                        capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
         Image.new("RGB", (40, 30), colour).save(photos / f"{i}.jpg")
-    index = ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache", progress=False)
+    index = ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache")
     assert len(index) == 3 and index.caption_embeds is None and index.image_path(0) == photos / "0.jpg"
+    assert f"gallery index {index.folder}: built (3 images)" in capsys.readouterr().err
+    written = {path.name: path.stat().st_mtime_ns for path in index.folder.iterdir()}
+    # the next start reuses the index: nothing is written again
     assert ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache").folder == index.folder
+    assert {path.name: path.stat().st_mtime_ns for path in index.folder.iterdir()} == written
+    assert capsys.readouterr().err.strip().endswith(f"gallery index {index.folder}: reused")
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(photos / "3.jpg")  # a new image: indexed again
+    assert len(ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=tmp_path / "cache", progress=False)) == 4
     _, _, _, message = handlers.image_to_text(str(photos / "0.jpg"), None, index, *loaded)
     assert message == "⚠️ This gallery has no captions: start the demo on a benchmark gallery to rank captions."
     other = save_tiny_model(tmp_path / "other", seed=3)
     with pytest.raises(ValueError, match="was built with another model"):
         ensure_gallery(*loaded, other, str(gallery.folder))
+
+
+def test_the_page_says_which_model_and_whether_it_is_trained(tiny_model_dir, loaded, monkeypatch):
+    model, _ = loaded
+    assert describe_model(model) == f"`{tiny_model_dir}`, trained"
+    monkeypatch.setattr(model.config, "untrained", True, raising=False)
+    assert describe_model(model).startswith(f"`{tiny_model_dir}`, ⚠️ untrained")
