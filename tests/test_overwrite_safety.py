@@ -330,8 +330,9 @@ def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next_run(tmp_pa
     assert ccr("export", str(model), "--output", str(output)).returncode == 0
     user = add_user_files(output)
     before = tree(output)
-    # killed while it writes the card, after the weights: its staging folder is left beside the output
-    run_ccr_killed_at("modeling_ccr.app.hub.export:model_card", "export", model, "--output", output, "--overwrite")
+    # killed while it writes the card, after the weights: its staging folder is left beside the output (export_model
+    # imports model_card when it runs, so the card builder's own module is patched)
+    run_ccr_killed_at("hub_cards.model_card:model_card", "export", model, "--output", output, "--overwrite")
     staging = [name for name in siblings(output) if re.fullmatch(r"\.hub\.[a-z0-9_]{8}\.staging", name)]
     assert siblings(output) == sorted([*staging, ".hub.lock"]) and len(staging) == 1  # the lock file: stale
     assert (output.parent / staging[0] / "model.safetensors").is_file() and tree(output) == before

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..default_model import build_default_model
 from .cli import positive_int
 
 
@@ -16,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..default_model import build_default_model  # here: `ccr build-default --help` stays light
+
     model, _ = build_default_model(args.output, projection_dim=args.projection_dim, overwrite=args.overwrite)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"saved the default CCR model ({n_params / 1e6:.1f} M parameters) to {args.output}")

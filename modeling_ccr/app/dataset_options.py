@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.assemble import ON_MISSING_CHOICES
-from ..data.load import BENCHMARK_NAMES
+from ..constants import BENCHMARK_NAMES, ON_MISSING_CHOICES
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cldr-emoji") -> None:

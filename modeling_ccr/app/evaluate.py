@@ -15,15 +15,15 @@ import argparse
 import logging
 import sys
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-from ..configuration_ccr import RERANKING_MODES
-from ..evaluation.distributed import DistributedContext, setup_distributed
-from ..evaluation.pipeline import evaluate_retrieval
-from ..evaluation.report import build_report, check_report_output, write_report
-from ..evaluation.rerank import resolve_reranking
+from ..constants import RERANKING_MODES
 from ..output_lock import output_lock
 from .cli import finite_float, model_folder, positive_int
 from .dataset_options import add_dataset_arguments
+
+if TYPE_CHECKING:
+    from ..evaluation.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.distributed import setup_distributed  # here: `ccr evaluate --help` stays light
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     context = setup_distributed(args.device)
     try:
@@ -69,6 +71,9 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
     from transformers import AutoModel, AutoProcessor
 
     from ..data.arguments import load_dataset_from_args
+    from ..evaluation.pipeline import evaluate_retrieval
+    from ..evaluation.report import build_report, check_report_output, write_report
+    from ..evaluation.rerank import resolve_reranking
 
     check_report_output(args.output, args.overwrite)  # a bad or taken --output fails before any work
     dataset = load_dataset_from_args(args, args.split)

@@ -16,27 +16,22 @@ same run going on); either way files in it that the job does not write are kept.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
-
-import torch
-from transformers import AutoProcessor
+from typing import TYPE_CHECKING
 
 from ..atomic_io import OutputKind, atomic_write, check_output, check_output_files, is_json_object_with
-from ..configuration_ccr import CCRConfig, check_reranking
-from ..data import load_benchmark
-from ..default_model import CCR_MODEL_FOLDER, ensure_default_model
-from ..evaluation.pipeline import PreparedEvaluation, choose_reranking
-from ..evaluation.report import build_report, check_report_output, write_report
-from ..evaluation.rerank import resolve_reranking
-from ..modeling_ccr import CCRModel
+from ..constants import DEFAULT_MAX_STEPS, DEFAULT_TRAIN_BATCH_SIZE
 from ..output_lock import check_writable, output_lock
-from ..training import CCRTrainingArguments, ModelArguments, train
 from .cli import positive_int
-from .stages import StageRecorder
+
+if TYPE_CHECKING:
+    from ..evaluation.pipeline import PreparedEvaluation
+    from .stages import StageRecorder
 
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 RANKINGS = ("similarity", "replace", "combine")
@@ -47,9 +42,9 @@ SUMMARY = OutputKind("a main-job summary",
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="runs/main", help="folder for the run")
-    parser.add_argument("--max-steps", type=positive_int, default=CCRTrainingArguments.max_steps, help="training steps")
+    parser.add_argument("--max-steps", type=positive_int, default=DEFAULT_MAX_STEPS, help="training steps")
     parser.add_argument("--train-batch-size", type=positive_int,
-                        default=CCRTrainingArguments.per_device_train_batch_size,
+                        default=DEFAULT_TRAIN_BATCH_SIZE,
                         help="images per training step and device (a quick check can use fewer; at least 2)")
     parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true",
@@ -80,6 +75,13 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
     keys / values), on validation "validation: choose the re-ranking (scores every pair once)" and "<split>:
     rank 3 ways + reports".
     """
+    import torch
+    from transformers import AutoProcessor
+
+    from ..data import load_benchmark
+    from ..evaluation.pipeline import PreparedEvaluation, choose_reranking
+    from ..modeling_ccr import CCRModel
+
     stage = recorder.stage if recorder is not None else (lambda name: nullcontext())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with stage("load the trained model"):
@@ -110,6 +112,8 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
 def _rank_and_report(prepared: PreparedEvaluation, model_dir: str, split: str, num_images: int, itm_weight: float,
                      output: Path, overwrite: bool) -> dict:
     """Ranks a prepared split the three ways and writes a report of each; returns ``{ranking: report}``."""
+    from ..evaluation.report import build_report, write_report
+
     reports = {}
     for ranking in RANKINGS:
         evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
@@ -131,6 +135,9 @@ def summary_line(name: str, report: dict) -> str:
 def check_outputs(output: Path, overwrite: bool) -> None:
     """The overwrite rule for everything the job writes under ``output``: raises ValueError before any work
     when an earlier model, report or summary is there and ``overwrite`` is false."""
+    from ..default_model import CCR_MODEL_FOLDER
+    from ..evaluation.report import check_report_output
+
     check_output(output / "train" / "model", CCR_MODEL_FOLDER, overwrite)
     for split in SPLITS:
         for ranking in RANKINGS:
@@ -142,12 +149,27 @@ def run(args: argparse.Namespace, recorder: StageRecorder | None = None) -> int:
     """The main job with the options of :func:`add_arguments`, holding the lock of ``--output``; its stages
     go to ``recorder`` (a new one by default, created before the output checks, so its clock covers the whole
     run)."""
+    from .stages import StageRecorder  # here, as the job's other imports: `ccr main-job --help` stays light
+
+    _import_job_modules()  # before the recorder's clock starts
     recorder = StageRecorder() if recorder is None else recorder
     with output_lock(args.output):  # before any work: an unwritable or busy --output fails at once
         return _run_job(args, recorder)
 
 
+def _import_job_modules() -> None:
+    """Import the modules the job runs (and with them torch, transformers, datasets), which its functions
+    import where they use them: :func:`run` calls this before its recorder's clock starts, so the stages
+    table times the job, not these imports (as when this module imported them at its top)."""
+    for name in ("..training", "..evaluation.pipeline", "..evaluation.report", "..evaluation.rerank"):
+        importlib.import_module(name, __package__)
+
+
 def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
+    from ..default_model import ensure_default_model
+    from ..evaluation.rerank import resolve_reranking
+    from ..training import CCRTrainingArguments, ModelArguments, train
+
     output = Path(args.output)
     check_writable(output / "summary.json")  # an existing --output is written into
     replace = args.overwrite or args.resume
@@ -198,6 +220,8 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
 def save_reranking(model_dir: str, reranking: dict) -> None:
     """Write ``reranking`` (a config entry, :func:`~modeling_ccr.configuration_ccr.check_reranking`) into the
     ``config.json`` of the model folder the job trained, atomically; nothing else of the folder changes."""
+    from ..configuration_ccr import CCRConfig, check_reranking
+
     config = CCRConfig.from_pretrained(model_dir)
     config.reranking = check_reranking(reranking)
     text = config.to_json_string()

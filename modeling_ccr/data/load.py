@@ -10,6 +10,7 @@ from pathlib import Path
 
 import datasets
 
+from ..constants import BENCHMARK_NAMES, CLDR_EMOJI_DIR, PUBLISHED_BENCHMARKS
 from .assemble import BenchmarkSource, LoadReport, check_on_missing, materialize, select_languages
 from .cclm import CclmCorpus
 from .coco_multilingual import CocoMultilingual
@@ -22,17 +23,11 @@ from .xflickrco import XFlickrCO
 
 logger = logging.getLogger(__name__)
 
-CLDR_EMOJI_DIR = Path(__file__).resolve().parent / "cldr_emoji"
-
-# Benchmarks read from a local copy in their published layout (data_dir is required).
-_PUBLISHED: dict[str, Callable[[Path, ImageDirs | None], BenchmarkSource]] = {
-    "xflickrco": XFlickrCO,
-    "multi30k": Multi30K,
-    "coco-multilingual": CocoMultilingual,
-    "wit": Wit,
-    "cclm": CclmCorpus,
-}
-BENCHMARK_NAMES: tuple[str, ...] = ("cldr-emoji", *_PUBLISHED)
+# Benchmarks read from a local copy in their published layout (data_dir is required): the reader of each
+# name of PUBLISHED_BENCHMARKS, in its order (the option parsers read the names from modeling_ccr.constants).
+_PUBLISHED: dict[str, Callable[[Path, ImageDirs | None], BenchmarkSource]] = dict(
+    zip(PUBLISHED_BENCHMARKS, (XFlickrCO, Multi30K, CocoMultilingual, Wit, CclmCorpus), strict=True)
+)
 
 AnyDataset = datasets.Dataset | datasets.DatasetDict | datasets.IterableDataset | datasets.IterableDatasetDict
 

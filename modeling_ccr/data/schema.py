@@ -22,8 +22,7 @@ from typing import Any
 
 import datasets
 
-# The paper's ten languages, in the order the package uses them everywhere (zh is Simplified Chinese).
-DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr")
+from ..constants import DEFAULT_LANGUAGES  # the paper's ten languages, in the package's order
 
 COMMON_COLUMNS: tuple[str, ...] = ("id", "image", "captions", "keywords")
 

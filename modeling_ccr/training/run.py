@@ -39,6 +39,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from ..allocator import allocator_state
 from ..atomic_io import check_output
 from ..configuration_ccr import CCRConfig
+from ..constants import DEFAULT_MAX_STEPS, DEFAULT_TRAIN_BATCH_SIZE
 from ..data.arguments import DataArguments, load_dataset_from_args
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
 from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
@@ -83,8 +84,8 @@ class CCRTrainingArguments(TrainingArguments):
     """
 
     output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
-    max_steps: int = field(default=600, metadata={"help": "optimiser steps"})
-    per_device_train_batch_size: int = field(default=64, metadata={"help": "images per device per step"})
+    max_steps: int = field(default=DEFAULT_MAX_STEPS, metadata={"help": "optimiser steps"})
+    per_device_train_batch_size: int = field(default=DEFAULT_TRAIN_BATCH_SIZE, metadata={"help": "images per device per step"})
     learning_rate: float = field(default=1e-4, metadata={"help": "base learning rate (pretrained weights)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_steps: float = field(default=0.03, metadata={"help": "warm-up steps, or a ratio of max_steps if < 1"})

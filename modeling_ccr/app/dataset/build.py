@@ -16,14 +16,11 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from ...atomic_io import OutputKind, check_output, write_output
 from ...cache import cache_root
-from ...data.load import CLDR_EMOJI_DIR
-from ...data.schema import DEFAULT_LANGUAGES
+from ...constants import CLDR_EMOJI_DIR, DEFAULT_LANGUAGES
 from .emoji_card import render_card
 from .emoji_source import (
     CLDR_PACKAGE,
@@ -35,6 +32,9 @@ from .emoji_source import (
     read_emoji_package,
 )
 from .npm_fetch import fetch_tarball, sha256_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SPLIT_SEED = 42
 SPLIT_SIZES: tuple[tuple[str, int], ...] = (("test", 300), ("validation", 200))
@@ -79,6 +79,8 @@ def _features_metadata(languages: Sequence[str]) -> bytes:
 
 def split_table(records: Sequence[EmojiRecord], languages: Sequence[str]) -> pa.Table:
     """The Arrow table of one split: id, image {bytes, path}, captions, keywords, category."""
+    import pyarrow as pa  # here: `ccr data build --help` stays light
+
     schema = pa.schema(
         [
             pa.field("id", pa.string()),
@@ -131,6 +133,9 @@ def build_cldr_emoji(
     An earlier build at ``output_dir`` is replaced only with ``overwrite`` (checked first); other files in
     it are kept (:func:`modeling_ccr.atomic_io.write_output`).
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     check_output(output_dir, BUILT_BENCHMARK, overwrite)
     emoji_tarball = emoji_tarball or fetch_tarball(EMOJI_PACKAGE, cache_dir)
     cldr_tarball = cldr_tarball or fetch_tarball(CLDR_PACKAGE, cache_dir)

@@ -30,14 +30,13 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-from huggingface_hub import RepoCard
-
-from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
-from hub_cards.space_cards import DEMO_FOLDER, METRIC_FOLDER, demo_space_card, metric_space_card
+from typing import TYPE_CHECKING
 
 from ...atomic_io import OutputKind, write_output
 from .export import DEFAULT_ORG
+
+if TYPE_CHECKING:
+    from huggingface_hub import RepoCard
 
 SPACE_FILES = ("mrv.py", "rank_variance.py", "citation.py", "app.py", "requirements.txt")
 BENCHMARK_PATTERNS = ("*.parquet", "LICENSE*", "SHA256SUMS.txt")
@@ -55,6 +54,9 @@ def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], d
                         demo_space: str | None = None, overwrite: bool = False) -> Path:
     """Write the metric Space folder to ``output_dir`` (see :func:`publish_companion` for an existing one);
     its card links ``model_repos``, ``dataset_repo`` and, when given, ``demo_space``."""
+    # imported here, as huggingface_hub and the other card builders below: `ccr export-companion --help` is light
+    from hub_cards.space_cards import METRIC_FOLDER, metric_space_card
+
     card = metric_space_card(model_repos, dataset_repo, demo_space=demo_space)
 
     def write(staging: Path) -> None:
@@ -68,6 +70,8 @@ def export_metric_space(output_dir: str | os.PathLike, model_repos: list[str], d
 def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metric_space: str,
                      overwrite: bool = False) -> Path:
     """Write the benchmark's dataset folder to ``output_dir`` (see :func:`publish_companion` for an existing one)."""
+    from hub_cards.dataset_card import EMBEDDED_BENCHMARK, benchmark_card
+
     card = benchmark_card(model_repos, metric_space)
 
     def write(staging: Path) -> None:
@@ -81,6 +85,9 @@ def export_benchmark(output_dir: str | os.PathLike, model_repos: list[str], metr
 
 def demo_space_files() -> dict[str, Path]:
     """``{path in the Space: source file}`` of every file :func:`export_demo_space` copies (the card aside)."""
+    from hub_cards.dataset_card import EMBEDDED_BENCHMARK
+    from hub_cards.space_cards import DEMO_FOLDER
+
     root = DEMO_FOLDER.parent
     files = {name: DEMO_FOLDER / name for name in DEMO_FILES}
     for package in DEMO_PACKAGES:
@@ -96,6 +103,8 @@ def export_demo_space(output_dir: str | os.PathLike, model_repo: str, metric_spa
                       overwrite: bool = False) -> Path:
     """Write the demo Space folder to ``output_dir`` (see :func:`publish_companion` for an existing one): the
     app, its requirements, its card and the package sources it imports (see the module docstring)."""
+    from hub_cards.space_cards import demo_space_card
+
     card = demo_space_card(model_repo, metric_space, dataset_repo)
 
     def write(staging: Path) -> None:
@@ -122,6 +131,8 @@ def publish_companion(output_dir: str | os.PathLike, write: Callable[[Path], Non
     it is replaced by the new folder, keeping every file of it that does not match ``artifacts`` (glob
     patterns of what this companion writes).
     """
+    from huggingface_hub import RepoCard
+
     title = _title(card)
 
     def is_earlier_export(folder: Path) -> bool:

@@ -28,16 +28,16 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ...atomic_io import check_output
-from ...configuration_ccr import CCRConfig
-from ...default_model import CCR_MODEL_FOLDER, save_model_folder
-from ...modeling_ccr import CCRModel
-from ...processing_ccr import CCRProcessor
 from ..cli import positive_int
 from .export import PROVENANCE_FILE
+
+if TYPE_CHECKING:
+    import torch
+
+    from ...configuration_ccr import CCRConfig
 
 VISION = "vision_encoder."
 TEXT_PREFIXES = ("text_encoder.bert.", "text_encoder.")  # pre-training (BertForMaskedLM) / retrieval (BertModel)
@@ -100,6 +100,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Loaded with ``torch.load(weights_only=True)``: no code in the file is run. A missing, empty or
     unreadable file raises a ValueError naming it.
     """
+    import torch  # here, as the other heavy imports: `ccr convert-ccrk --help` stays light
+
     if os.path.isfile(path) and os.path.getsize(path) == 0:  # torch's own error for it has no message
         raise ValueError(f"{path} is empty (0 bytes): the download or copy was cut short; fetch the checkpoint again")
     try:
@@ -132,6 +134,8 @@ def ccrk_config(state: dict[str, torch.Tensor], image_size: int = 224, text_atte
     ``image_size``: the resolution the checkpoint is used at (224 for pre-training). ``text_attention_heads``:
     not visible in shapes; default hidden size / 64 (16 for XLM-R-large).
     """
+    from ...configuration_ccr import CCRConfig
+
     patch = state[VISION + "patch_embed.proj.weight"]
     stages = _layer_indices(state, re.escape(VISION) + r"layers\.(\d+)\.")
     depths = [len(_layer_indices(state, re.escape(f"{VISION}layers.{i}.blocks.") + r"(\d+)\.")) for i in stages]
@@ -183,6 +187,8 @@ def map_state_dict(
     Raises ValueError listing every tensor whose shape differs from ours. Returns the converted state
     dict and the report (every released key is mapped, split, recomputed, tied or listed as unmapped).
     """
+    import torch
+
     report = ConversionReport()
     converted: dict[str, torch.Tensor] = {}
     text = _text_prefix(state)
@@ -297,6 +303,10 @@ def convert_ccrk(
     also gets ``conversion_report.json`` (the :class:`ConversionReport`) and ``provenance.json``.
     """
     from transformers import AutoTokenizer
+
+    from ...default_model import CCR_MODEL_FOLDER, save_model_folder
+    from ...modeling_ccr import CCRModel
+    from ...processing_ccr import CCRProcessor
 
     check_output(output_dir, CCR_MODEL_FOLDER, overwrite)
     state = read_checkpoint(checkpoint)

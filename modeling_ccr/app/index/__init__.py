@@ -6,26 +6,44 @@
 - ``search``: text -> image search with optional fusion re-ranking; image -> captions per language.
 - ``session``: loading an index with its model and checking user input; ``cli`` / ``search_cli`` are
   ``ccr index`` and ``ccr search``.
+
+Importing the package is light (no torch, no FAISS), so ``ccr index --help`` and ``ccr search --help``
+start at once: the names below load on first use (PEP 562).
 """
 
-from .gallery import INDEX_TYPES, BuildResult, GalleryIndex, build_index, make_faiss_index, model_fingerprint
-from .search import CaptionRanking, ImageHit, encode_images, encode_queries, rank_captions, search_text
-from .sources import GallerySource, benchmark_source, folder_source
+from __future__ import annotations
 
-__all__ = [
-    "INDEX_TYPES",
-    "BuildResult",
-    "CaptionRanking",
-    "GalleryIndex",
-    "GallerySource",
-    "ImageHit",
-    "benchmark_source",
-    "build_index",
-    "encode_images",
-    "encode_queries",
-    "folder_source",
-    "make_faiss_index",
-    "model_fingerprint",
-    "rank_captions",
-    "search_text",
-]
+import importlib
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "INDEX_TYPES": ".constants",
+    "BuildResult": ".gallery",
+    "GalleryIndex": ".gallery",
+    "build_index": ".gallery",
+    "make_faiss_index": ".gallery",
+    "model_fingerprint": ".gallery",
+    "CaptionRanking": ".search",
+    "ImageHit": ".search",
+    "encode_images": ".search",
+    "encode_queries": ".search",
+    "rank_captions": ".search",
+    "search_text": ".search",
+    "GallerySource": ".sources",
+    "benchmark_source": ".sources",
+    "folder_source": ".sources",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """``modeling_ccr.app.index.GalleryIndex`` and the other public names, imported on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

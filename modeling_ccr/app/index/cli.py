@@ -15,9 +15,9 @@ import argparse
 import sys
 from contextlib import nullcontext
 
-from ...data.assemble import ON_MISSING_CHOICES
+from ...constants import ON_MISSING_CHOICES
 from ..cli import model_folder, positive_int
-from .gallery import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
+from .constants import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

