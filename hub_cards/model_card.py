@@ -24,7 +24,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from evaluate_mrv.mrv import _CITATION as CITATION  # the paper's BibTeX, as the metric card gives it
+# the paper's BibTeX, as the metric card gives it (evaluate_mrv.citation: not evaluate_mrv.mrv, which imports
+# evaluate, and evaluate transformers' pipelines: seconds for every `ccr push`)
+from evaluate_mrv.citation import PAPER_CITATION
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -415,7 +417,7 @@ def model_card(facts: ModelFacts) -> ModelCard:
         facts=facts,
         paper=PAPER,
         example_labels_json=json.dumps(["eine Katze", "ein Hund", "猫", "犬"], ensure_ascii=False),
-        citation=CITATION.strip(),
+        citation=PAPER_CITATION.strip(),
     )
 
 
