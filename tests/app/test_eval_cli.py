@@ -99,13 +99,15 @@ def test_similarity_only_report(setup, tmp_path):
 
 
 def test_two_processes_give_the_single_process_report(setup, tmp_path):
+    """``ccr evaluate`` under ``accelerate launch`` on 2 CPU processes (the library's sharding runs under
+    torchrun in tests/evaluation/test_eval_distributed.py, training under both launchers)."""
     single = evaluate_cli(setup, tmp_path / "single.json", "--k-test", str(K_TEST))
     args = [
         "-m", "modeling_ccr.app.cli", "evaluate", setup["model"], "--dataset", setup["data"], "--split", "test",
         "--k-test", str(K_TEST), "--batch-size", "3", "--no-progress",
         "--output", str(tmp_path / "multi.json"),
     ]
-    completed = torchrun(args, cwd=tmp_path)
+    completed = torchrun(args, cwd=tmp_path, launcher="accelerate")
     assert completed.returncode == 0, completed.stderr[-3000:]
     multi = json.loads((tmp_path / "multi.json").read_text(encoding="utf-8"))
     for key in ("tr", "ir", "mrv", "languages", "k_test", "num_images"):

@@ -32,10 +32,10 @@ def test_one_process_is_a_no_op():
     assert context.shard(5) == range(5) and context.gather_rows(tensor) is tensor
 
 
-@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
-def test_sharded_ranks_equal_one_process(tmp_path, launcher):
+def test_sharded_ranks_equal_one_process(tmp_path):
+    """Under torchrun; ``ccr evaluate`` runs under ``accelerate launch`` in tests/app/test_eval_cli.py."""
     output = tmp_path / "ranks.json"
-    completed = torchrun([str(WORKER), str(output)], cwd=tmp_path, launcher=launcher)
+    completed = torchrun([str(WORKER), str(output)], cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(output.read_text())
     image_embeds, text_embeds, itm_table = seeded_problem()
