@@ -9,9 +9,8 @@ load with ``trust_remote_code=True`` where the package is absent.
 
 from __future__ import annotations
 
-import importlib
-
 from . import auto_registration
+from .lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,18 +29,7 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """``modeling_ccr.CCRModel`` and the other public names, imported on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 auto_registration.install()

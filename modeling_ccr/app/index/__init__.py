@@ -13,7 +13,7 @@ start at once: the names below load on first use (PEP 562).
 
 from __future__ import annotations
 
-import importlib
+from ...lazy_exports import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -35,15 +35,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """``modeling_ccr.app.index.GalleryIndex`` and the other public names, imported on first use."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -132,12 +132,7 @@ def test_search_examples_upload_and_bad_input_in_chromium(served, browser, galle
     expect(query).to_have_value("красное яблоко")
     expect(images).to_have_count(8, timeout=30_000)
 
-    page.get_by_role("tab", name="Image → text").click()
-    pick = page.locator("#i2t-pick input")
-    pick.fill(handlers.pick_choices(gallery)[5])
-    pick.press("Enter")
-    page.locator("#i2t-rank").click()
-    expect(page.locator("#i2t-status")).to_contain_text("Gold caption ranks: en ", timeout=60_000)
+    rank_captions_of_a_pick(page, handlers.pick_choices(gallery)[5])
     expect(page.locator("#i2t-chart img")).to_be_visible(timeout=30_000)
     page.screenshot(path=str(shots / "image_to_text_pick.png"), full_page=True)
     for source in ("Upload file", "Capture from camera", "Paste from clipboard"):
@@ -159,6 +154,16 @@ def test_search_examples_upload_and_bad_input_in_chromium(served, browser, galle
     page.close()
     assert_saved(shots, ["text_to_image_de.png", "text_to_image_ja.png", "text_to_image_too_long.png",
                          "image_to_text_pick.png", "image_to_text_upload.png", "consistency.png"], started)
+
+
+def rank_captions_of_a_pick(page, choice: str) -> None:
+    """On the image -> text tab, pick the gallery image ``choice``, rank its captions and wait for the answer."""
+    page.get_by_role("tab", name="Image → text").click()
+    pick = page.locator("#i2t-pick input")
+    pick.fill(choice)
+    pick.press("Enter")
+    page.locator("#i2t-rank").click()
+    expect(page.locator("#i2t-status")).to_contain_text("Gold caption ranks: en ", timeout=60_000)
 
 
 def assert_all_shown(page, selector: str, count: int) -> list[dict]:
@@ -209,12 +214,7 @@ def test_layout_at_desktop_and_phone_width(served, browser, gallery, loaded, tin
     assert_no_horizontal_overflow(page)
     page.screenshot(path=str(shots / f"layout_{width}.png"), full_page=True)
 
-    page.get_by_role("tab", name="Image → text").click()
-    pick = page.locator("#i2t-pick input")
-    pick.fill(handlers.pick_choices(gallery)[2])
-    pick.press("Enter")
-    page.locator("#i2t-rank").click()
-    expect(page.locator("#i2t-status")).to_contain_text("Gold caption ranks: en ", timeout=60_000)
+    rank_captions_of_a_pick(page, handlers.pick_choices(gallery)[2])
     expect(page.locator("#i2t-table")).to_contain_text("ja", timeout=30_000)
     table = page.locator("#i2t-table [role=grid]").evaluate_all(BOXES)[0]
     assert table["right"] <= width and not table["clipped"], table
