@@ -30,33 +30,38 @@ _AUTO = "transformers.models.auto."
 class Registration:
     """``AUTO_CLASS.register(KEY, VALUE)`` for each ``(auto_class, key, value)`` of ``calls``, where the
     Auto classes live in ``auto_module`` and the key / value classes in the package's ``modules``
-    (``{class name: module}``); a key of the form ``"model_type:CLASS"`` registers ``CLASS.model_type``."""
+    (``(class name, module)`` pairs); ``AutoConfig`` is given the key class's ``model_type``, as it takes."""
 
     auto_module: str
     calls: tuple[tuple[str, str, str], ...]
     modules: tuple[tuple[str, str], ...]
 
+    @property
+    def names(self) -> set[str]:
+        """The modules it waits for: the Auto module and the CCR modules."""
+        return {self.auto_module, *(module for _, module in self.modules)}
+
     def ready(self) -> bool:
         """Whether the Auto module and every CCR module it needs are loaded or loadable now (none of them
         half-executed)."""
-        names = (self.auto_module, *(module for _, module in self.modules))
-        return sys.modules.get(self.auto_module) is not None and not any(map(_executing, names))
+        return sys.modules.get(self.auto_module) is not None and not any(map(_executing, self.names))
 
     def run(self) -> None:
         """Import what it needs and register."""
         auto = importlib.import_module(self.auto_module)
         classes = {name: getattr(importlib.import_module(module), name) for name, module in self.modules}
         for auto_class, key, value in self.calls:
-            key = classes[key[len("model_type:"):]].model_type if key.startswith("model_type:") else classes[key]
-            getattr(auto, auto_class).register(key, classes[value], exist_ok=True)
+            key_class = classes[key]
+            getattr(auto, auto_class).register(key_class.model_type if auto_class == "AutoConfig" else key_class,
+                                               classes[value], exist_ok=True)
 
 
 _CONFIGS = (("CCRConfig", "modeling_ccr.configuration_ccr"),
             ("EfficientNetLiteConfig", "modeling_ccr.configuration_efficientnet_lite"))
 REGISTRATIONS = (
     Registration(_AUTO + "configuration_auto",
-                 (("AutoConfig", "model_type:CCRConfig", "CCRConfig"),
-                  ("AutoConfig", "model_type:EfficientNetLiteConfig", "EfficientNetLiteConfig")),
+                 (("AutoConfig", "CCRConfig", "CCRConfig"),
+                  ("AutoConfig", "EfficientNetLiteConfig", "EfficientNetLiteConfig")),
                  _CONFIGS),
     Registration(_AUTO + "modeling_auto",
                  (("AutoModel", "CCRConfig", "CCRModel"),
@@ -73,6 +78,7 @@ REGISTRATIONS = (
 )
 
 _pending: list[Registration] = []
+_watched: set[str] = set()  # the modules the pending registrations wait for (the finder's every-import test)
 _running = False
 
 
@@ -93,6 +99,8 @@ def _run_ready() -> None:
         while ready := [registration for registration in _pending if registration.ready()]:
             for registration in ready:
                 _pending.remove(registration)
+                _watched.clear()
+                _watched.update(*(pending.names for pending in _pending))
                 registration.run()
     finally:
         _running = False
@@ -122,7 +130,7 @@ class _WatchFinder(importlib.abc.MetaPathFinder):
     """Finds nothing itself: for a watched module, the spec the later finders give, its loader wrapped."""
 
     def find_spec(self, fullname, path, target=None):
-        if not any(fullname == r.auto_module or fullname in dict(r.modules).values() for r in _pending):
+        if fullname not in _watched:  # asked on every import while registrations wait: a set lookup
             return None
         for finder in sys.meta_path[sys.meta_path.index(self) + 1:]:
             spec = getattr(finder, "find_spec", lambda *_: None)(fullname, path, target)
@@ -141,5 +149,6 @@ def install() -> None:
     if _FINDER in sys.meta_path:
         return
     _pending[:] = REGISTRATIONS
+    _watched.update(*(registration.names for registration in REGISTRATIONS))
     sys.meta_path.insert(0, _FINDER)
     _run_ready()
