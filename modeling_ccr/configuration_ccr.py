@@ -104,6 +104,10 @@ class CCRConfig(PretrainedConfig):
         temperature_init, temperature_min, temperature_max: the learnable contrastive temperature, its start
             value and the range it is clamped to (0.07 in [0.001, 0.5]).
         itm_hidden_size: hidden width of the ITM head MLP (default: twice the text hidden size).
+        itm_residual: False (the paper): the ITM logits are the head MLP's alone. True: the "matches" logit adds
+            ``a * cos(v, w) + b`` of the pair's dual-encoder embeddings (``a = exp(itm_head.log_similarity_scale)``
+            and ``b`` learnt) to the MLP's, whose last layer starts at zero, so an untrained head ranks the
+            pairs exactly as the dual encoder and training learns a correction on top.
         mlm_probability, mlm_max_masks: cross-modal MLM masking of the training objective (0.4, at most 12).
         initializer_range: std of the normal initialisation of new weights.
         reranking: the second stage chosen for this model on a validation split (:func:`check_reranking`),
@@ -131,6 +135,7 @@ class CCRConfig(PretrainedConfig):
         temperature_min: float = 0.001,
         temperature_max: float = 0.5,
         itm_hidden_size: int | None = None,
+        itm_residual: bool = False,
         mlm_probability: float = 0.4,
         mlm_max_masks: int = 12,
         initializer_range: float = 0.02,
@@ -161,6 +166,7 @@ class CCRConfig(PretrainedConfig):
         self.temperature_min = float(temperature_min)
         self.temperature_max = float(temperature_max)
         self.itm_hidden_size = int(itm_hidden_size or 2 * self.text_config.hidden_size)
+        self.itm_residual = bool(itm_residual)
         self.mlm_probability = float(mlm_probability)
         self.mlm_max_masks = int(mlm_max_masks)
         self.initializer_range = float(initializer_range)

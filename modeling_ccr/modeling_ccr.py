@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,7 +442,15 @@ class CCRFusionEncoder(nn.Module):
 
 
 class CCRITMHead(nn.Module):
-    """Image-text matching head on the fusion CLS: Linear(H, 2H) -> LayerNorm -> GELU -> Linear(2H, 2)."""
+    """Image-text matching head on the fusion CLS: Linear(H, 2H) -> LayerNorm -> GELU -> Linear(2H, 2).
+
+    With ``config.itm_residual`` the "matches" logit also gets ``a * s + b`` of the pair's dual-encoder cosine
+    similarity s, ``a = exp(log_similarity_scale)`` (starts at 10) and ``b`` (starts at 0) learnt; the last
+    Linear starts at zero (``CCRPreTrainedModel._init_weights``), so before training the head ranks pairs
+    exactly as the dual encoder does.
+    """
+
+    INITIAL_SIMILARITY_SCALE = 10.0
 
     def __init__(self, config: CCRConfig):
         super().__init__()
@@ -449,10 +458,24 @@ class CCRITMHead(nn.Module):
         self.dense = nn.Linear(hidden, config.itm_hidden_size)
         self.LayerNorm = nn.LayerNorm(config.itm_hidden_size, eps=config.text_config.layer_norm_eps)
         self.classifier = nn.Linear(config.itm_hidden_size, 2)
+        self.residual = config.itm_residual
+        if self.residual:
+            self.log_similarity_scale = nn.Parameter(torch.tensor(math.log(self.INITIAL_SIMILARITY_SCALE)))
+            self.similarity_bias = nn.Parameter(torch.tensor(0.0))
 
-    def forward(self, cls_state: torch.Tensor) -> torch.Tensor:
-        """``[M, H]`` -> logits ``[M, 2]`` (column 1 = "matches")."""
-        return self.classifier(F.gelu(self.LayerNorm(self.dense(cls_state))))
+    def forward(self, cls_state: torch.Tensor, similarity: torch.Tensor | None = None) -> torch.Tensor:
+        """``[M, H]`` (and, for a residual head, the pairs' cosine similarities ``[M]``) -> logits ``[M, 2]``
+        (column 1 = "matches"). A paper head ignores ``similarity``."""
+        logits = self.classifier(F.gelu(self.LayerNorm(self.dense(cls_state))))
+        if not self.residual:
+            return logits
+        if similarity is None or similarity.shape != logits.shape[:1]:
+            raise ValueError(
+                f"a residual ITM head (config.itm_residual) needs the pairs' cosine similarities [{logits.shape[0]}]; "
+                f"got {None if similarity is None else tuple(similarity.shape)}: pass CCRModel.pair_similarity(...)"
+            )
+        shift = self.log_similarity_scale.exp() * similarity.to(logits.dtype) + self.similarity_bias
+        return logits + torch.stack([torch.zeros_like(shift), shift], dim=1)
 
 
 class CCRMLMHead(nn.Module):
@@ -657,6 +680,11 @@ class CCRPreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, CCRMLMHead):
             nn.init.zeros_(module.bias)
+        elif isinstance(module, CCRITMHead) and module.residual:  # after its Linears (apply visits children first)
+            nn.init.zeros_(module.classifier.weight)
+            nn.init.zeros_(module.classifier.bias)
+            nn.init.constant_(module.log_similarity_scale, math.log(module.INITIAL_SIMILARITY_SCALE))
+            nn.init.zeros_(module.similarity_bias)
         elif isinstance(module, CCRModel):
             nn.init.constant_(module.temperature, self.config.temperature_init)
 
@@ -871,7 +899,34 @@ class CCRModel(CCRPreTrainedModel):
             if input_ids is None:
                 raise ValueError("itm_logits needs input_ids or text_states (from encode_text)")
             text_states = self.encode_text(input_ids, attention_mask)
-        return self.itm_head(self.fuse(text_states, attention_mask, image_tokens, image_index, cls_only=True)[:, 0])
+        fused = self.fuse(text_states, attention_mask, image_tokens, image_index, cls_only=True)
+        return self.itm_head(fused[:, 0], self._residual_similarity(image_tokens, text_states, attention_mask, image_index))
+
+    def itm_similarity(
+        self,
+        image_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        text_index: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """What the ITM head reads beside the fusion CLS: the pairs' cosine similarities ``[M]`` for a residual
+        head (``config.itm_residual``), None for the paper's. Embeddings ``[U, D]`` / ``[T, D]`` (L2-normalised);
+        row m pairs image ``image_index[m]`` with text ``text_index[m]`` (each None: row m)."""
+        if not self.config.itm_residual:
+            return None
+        if image_index is not None:
+            image_embeds = image_embeds[image_index]
+        if text_index is not None:
+            text_embeds = text_embeds[text_index]
+        return (image_embeds * text_embeds).sum(dim=-1)
+
+    def _residual_similarity(self, image_tokens, text_states, attention_mask, image_index=None):
+        """:meth:`itm_similarity` from image tokens ``[U, P, Cv]`` and text states ``[M, L, H]`` (row m pairs
+        text m with image ``image_index[m]``, or row m); the embeddings are projected only for a residual head."""
+        if not self.config.itm_residual:
+            return None
+        return self.itm_similarity(self.project_image_tokens(image_tokens),
+                                   self.project_text_states(text_states, attention_mask), image_index)
 
     @torch.no_grad()
     def score_pairs(
@@ -898,11 +953,21 @@ class CCRModel(CCRPreTrainedModel):
             )
         scores = []
         for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the towers unchecked
-            mask = attention_mask[i : i + batch_size]
-            memory = self.fusion.image_memory(image_tokens[i : i + batch_size])
-            fused = self.fusion(self._encode_text(input_ids[i : i + batch_size], mask), mask, memory, cls_only=True)
-            scores.append(self.itm_head(fused[:, 0])[:, 1])
+            mask, images = attention_mask[i : i + batch_size], image_tokens[i : i + batch_size]
+            states = self._encode_text(input_ids[i : i + batch_size], mask)
+            fused = self.fusion(states, mask, self.fusion.image_memory(images), cls_only=True)
+            scores.append(self.itm_head(fused[:, 0], self._residual_similarity(images, states, mask))[:, 1])
         return torch.cat(scores)
+
+    def reset_itm_head(self, residual: bool) -> None:
+        """Replace the ITM head with a new, untrained one, residual (``config.itm_residual``, see
+        :class:`CCRITMHead`) or the paper's, and record the kind in the config: to fine-tune a model with the
+        other kind of head. The old head's weights are dropped."""
+        self.config.itm_residual = bool(residual)
+        parameter = self.itm_head.dense.weight
+        head = CCRITMHead(self.config).to(device=parameter.device, dtype=parameter.dtype)
+        head.apply(self._init_weights)  # children first, as post_init: the residual head zeroes its last Linear
+        self.itm_head = head
 
     def mlm_logits(self, fused_states: torch.Tensor) -> torch.Tensor:
         """Fusion states ``[M, L, H]`` -> vocabulary logits ``[M, L, V]`` (decoder tied to the word embeddings)."""

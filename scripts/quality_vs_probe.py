@@ -1,6 +1,7 @@
 """The default training recipe against the linear probe, same seed and data, in one run.
 
-    python scripts/quality_vs_probe.py [--output runs/quality] [--seed 0] [--k-test 16]
+    python scripts/quality_vs_probe.py [--output runs/quality] [--seed 0] [--k-test 16] [--skip-probe]
+                                       [-- CCR_TRAIN_OPTIONS...]
 
 Trains, from the embedded default model,
 - the linear probe: frozen towers, only the projections and the temperature (1-to-K loss, 64 images x 600
@@ -26,11 +27,12 @@ from transformers import AutoProcessor
 
 from modeling_ccr.allocator import tune_allocator
 from modeling_ccr.app.main_job import RANKINGS, evaluate_on_benchmark
+from modeling_ccr.app.train import parse_arguments
 from modeling_ccr.data import load_benchmark
 from modeling_ccr.default_model import ensure_default_model
 from modeling_ccr.evaluation.itm_diagnostics import diagnose_itm
 from modeling_ccr.modeling_ccr import CCRModel
-from modeling_ccr.training import CCRTrainingArguments, ModelArguments, train
+from modeling_ccr.training import train
 
 PROBE = dict(train_text_layers=0, train_vision_layers=0, itm_weight=0.0, mlm_weight=0.0,
              per_device_train_batch_size=64, max_steps=600)
@@ -55,15 +57,24 @@ def main() -> None:
     parser.add_argument("--output", default="runs/quality", help="folder for both runs (must not hold them yet)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k-test", type=int, default=16, help="candidates re-ranked per query")
+    parser.add_argument("--skip-probe", action="store_true", help="train and evaluate the default recipe only")
+    parser.add_argument("recipe", nargs="*", metavar="-- CCR_TRAIN_OPTIONS",
+                        help="ccr train options for the default recipe, after --")
     args = parser.parse_args()
     output = Path(args.output)
     base = str(ensure_default_model())
+    runs = {"linear probe": PROBE, "default": {}}
+    if args.skip_probe:
+        del runs["linear probe"]
     results = {}
-    for name, options in (("linear probe", PROBE), ("default", {})):
+    for name, options in runs.items():
         folder = output / name.replace(" ", "-")
         start = time.perf_counter()
-        trained = train(CCRTrainingArguments(output_dir=str(folder), seed=args.seed, disable_tqdm=True, **options),
-                        ModelArguments(model=base))
+        extra = args.recipe if name == "default" else []
+        model_args, data_args, training_args = parse_arguments(
+            ["--model", base, "--output_dir", str(folder), "--seed", str(args.seed), "--disable_tqdm", "true",
+             *(f"--{key}={value}" for key, value in options.items()), *extra])
+        trained = train(training_args, model_args, data_args)
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         evaluation = evaluate_on_benchmark(trained["model_dir"], args.k_test, folder / "eval", progress=False)
@@ -107,6 +118,8 @@ def markdown(results: dict, k_test: int) -> str:
         lines.append(f"- {name}: training {result['train_s']} s, evaluation {result['eval_s']} s"
                      + (f", last logged ITM loss {itm:.3f} (prior 0.637)" if itm is not None else "")
                      + f"; validation ITM AUC random / training / re-ranking {aucs}")
+    if "linear probe" not in results:
+        return "\n".join(lines)
     probe, default = results["linear probe"], results["default"]
     margin = default["test_similarity"]["mean_recall"] - probe["test_similarity"]["mean_recall"]
     lines.append(f"- test mean recall, default minus probe (similarity ranking): {margin:+.2f}")

@@ -114,6 +114,7 @@ class ModelPairScorer:
         self.batch_size = batch_size
         self.num_images = image_tokens.shape[0]
         self.memory = self._image_memory(image_tokens)
+        self.image_embeds = self._image_embeds(image_tokens) if model.config.itm_residual else None
         self.text_length = self.texts.attention_mask.sum(dim=1)
 
     @torch.inference_mode()
@@ -126,15 +127,28 @@ class ModelPairScorer:
         return [tuple(torch.cat(parts) for parts in zip(*layer, strict=True)) for layer in zip(*blocks, strict=True)]
 
     @torch.inference_mode()
+    def _image_embeds(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        """The dual encoder's image embeddings ``[N, D]`` (on the model's device), which a residual ITM head
+        reads beside the fusion CLS (``config.itm_residual``)."""
+        device, dtype = self.model.device, self.model.dtype
+        return torch.cat([self.model.project_image_tokens(image_tokens[i : i + self.batch_size].to(device, dtype))
+                          for i in range(0, image_tokens.shape[0], self.batch_size)])
+
+    @torch.inference_mode()
     def _score_batch(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
         """ITM "matches" logits ``[M]`` (float32, CPU) of one batch of pairs (CPU long indices ``[M]``): the
         fusion encoder over the batch's distinct texts, CLS row only in its last layer."""
         device, dtype = self.model.device, self.model.dtype
         distinct, position = torch.unique(text_index, return_inverse=True)
         mask, states = trim_padding(self.texts.attention_mask[distinct], self.texts.states(distinct))
-        fused = self.model.fusion(states.to(device=device, dtype=dtype), mask.to(device), self.memory,
-                                  image_index.to(device), position.to(device), cls_only=True)
-        return self.model.itm_head(fused[:, 0])[:, 1].float().cpu()
+        states, mask, image_index = states.to(device=device, dtype=dtype), mask.to(device), image_index.to(device)
+        position = position.to(device)
+        fused = self.model.fusion(states, mask, self.memory, image_index, position, cls_only=True)
+        similarity = None
+        if self.image_embeds is not None:
+            similarity = self.model.itm_similarity(self.image_embeds, self.model.project_text_states(states, mask),
+                                                   image_index, position)
+        return self.model.itm_head(fused[:, 0], similarity)[:, 1].float().cpu()
 
     def __call__(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
         """ITM "matches" logits ``[M]`` (float32, CPU) of the pairs (image_index[m], text_index[m])."""

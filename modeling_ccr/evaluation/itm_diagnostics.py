@@ -67,8 +67,10 @@ class Encoded:
             rows = range(start, min(start + chunk, len(image_index)))
             states = torch.stack([self.texts[language_of[m]][2][text_index[m]] for m in rows])
             mask = torch.stack([self.texts[language_of[m]][1][text_index[m]] for m in rows])
-            fused = model.fusion(states, mask, self.image_memory, image_index[start : start + len(rows)], cls_only=True)
-            logits = model.itm_head(fused[:, 0])
+            images = image_index[start : start + len(rows)]
+            fused = model.fusion(states, mask, self.image_memory, images, cls_only=True)
+            texts = torch.stack([self.texts[language_of[m]][3][text_index[m]] for m in rows])
+            logits = model.itm_head(fused[:, 0], model.itm_similarity(self.image_embeds, texts, images))
             margins.append(logits[:, 1] - logits[:, 0])
         return torch.cat(margins)
 

@@ -68,6 +68,9 @@ class CCRObjective:
         detach_fusion_image_tokens: the fusion encoder (ITM, MLM) reads the image tokens without sending its
             gradient back into the image tower, which then trains on the contrastive loss alone (False, the
             paper: every loss trains the tower).
+        detach_itm_similarity: a residual ITM head (``config.itm_residual``) reads the pairs' dual-encoder
+            similarities without sending ITM's gradient into the embeddings (True), or sends it, so ITM also
+            trains the dual encoder on its hard negatives (False). A paper head reads no similarity.
         itm_negative_temperature: the temperature of the ITM hard negatives' draw (None: the model's
             contrastive temperature, as the paper); larger draws easier negatives, see
             :func:`~modeling_ccr.losses.sample_itm_triplets`.
@@ -104,6 +107,7 @@ class CCRObjective:
         itm_negative_temperature: float | None = None,
         itm_balanced: bool = False,
         detach_fusion_image_tokens: bool = False,
+        detach_itm_similarity: bool = True,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -135,6 +139,7 @@ class CCRObjective:
         self.itm_negative_temperature = itm_negative_temperature
         self.itm_balanced = itm_balanced
         self.detach_fusion_image_tokens = detach_fusion_image_tokens
+        self.detach_itm_similarity = detach_itm_similarity
         self.mask_token_id = mask_token_id
         self.special_token_ids = list(special_token_ids or [])
         self.vocab_size = vocab_size
@@ -155,6 +160,7 @@ class CCRObjective:
             "itm_negative_temperature": self.itm_negative_temperature,
             "itm_balanced": self.itm_balanced,
             "detach_fusion_image_tokens": self.detach_fusion_image_tokens,
+            "detach_itm_similarity": self.detach_itm_similarity,
             "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
             "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
             "contrastive": self.contrastive.get_config_dict(),
@@ -204,7 +210,10 @@ class CCRObjective:
         fused = fuse_groups(model, image_tokens.detach() if self.detach_fusion_image_tokens else image_tokens, groups)
         diagnostics = {}
         if "itm" in fused:
-            logits = model.itm_head(fused["itm"][:, 0])
+            image_side, text_side = image_embeds, text_embeds
+            if self.detach_itm_similarity:
+                image_side, text_side = image_embeds.detach(), text_embeds.detach()
+            logits = model.itm_head(fused["itm"][:, 0], model.itm_similarity(image_side, text_side, image_index, text_index))
             parts["itm"] = itm_loss(logits, labels, balanced=self.itm_balanced)
             diagnostics = {"itm_accuracy": itm_accuracy(logits, labels),
                            "itm_negatives_same_text": negatives_sharing_text(triplets, input_ids, attention_mask, k)}

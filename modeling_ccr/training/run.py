@@ -67,6 +67,10 @@ class ModelArguments:
     model: str | None = field(
         default=None, metadata={"help": "CCR model folder to start from (default: the embedded default model)"}
     )
+    itm_residual: bool | None = field(
+        default=None, metadata={"help": "train a residual ITM head (its match logit adds a learnt scale of the dual "
+                                "encoder's similarity; config.itm_residual): true or false gives the model a new, "
+                                "untrained head of that kind when its own is of the other kind (default: keep it)"})
 
 
 @dataclass
@@ -122,6 +126,9 @@ class CCRTrainingArguments(TrainingArguments):
     detach_fusion_image_tokens: bool = field(
         default=False, metadata={"help": "the fusion encoder's losses (ITM, MLM) send no gradient into the image tower, "
                                  "which then trains on the contrastive loss alone"})
+    detach_itm_similarity: bool = field(
+        default=True, metadata={"help": "a residual ITM head's loss sends no gradient into the dual encoder's "
+                                "embeddings through the similarity it reads (false: ITM trains them too)"})
     train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
@@ -431,8 +438,14 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         itm_negative_temperature=args.itm_negative_draw_temperature(),
         itm_balanced=args.itm_balanced,
         detach_fusion_image_tokens=args.detach_fusion_image_tokens,
+        detach_itm_similarity=args.detach_itm_similarity,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
+    if model_args.itm_residual is not None and model_args.itm_residual != model.ccr.config.itm_residual:
+        if args.process_index == 0:
+            logger.warning("--itm_residual %s: %s's ITM head is replaced by a new, untrained %s head",
+                           model_args.itm_residual, model_dir, "residual" if model_args.itm_residual else "paper")
+        model.ccr.reset_itm_head(model_args.itm_residual)
     counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())
     bf16 = args.bf16 or (torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not args.fp16)
     trainer = CCRTrainer(

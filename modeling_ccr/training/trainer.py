@@ -18,8 +18,10 @@ from .pretraining_model import CCRForPreTraining
 # as the paper gives new parameters twice the base rate. The retrieval projections and the temperature,
 # single linear maps on pretrained features, take a larger one still; the cross-attention and the heads
 # collapse to a constant ITM prediction at ten times the base rate (measured on the embedded benchmark).
-# The image tower's top blocks, fine-tuned on a new domain, take a rate of their own.
-PROJECTION_MARKERS = ("vision_projection", "text_projection", "temperature")
+# The image tower's top blocks, fine-tuned on a new domain, take a rate of their own. A residual ITM head's
+# scale and bias of the similarity (two scalars that calibrate it) learn at the projections' rate.
+PROJECTION_MARKERS = ("vision_projection", "text_projection", "temperature", "itm_head.log_similarity_scale",
+                      "itm_head.similarity_bias")
 NEW_PARAMETER_MARKERS = ("itm_head", "mlm_head", "crossattention")
 VISION_MARKERS = ("vision_model.",)
 

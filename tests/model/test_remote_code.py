@@ -35,6 +35,7 @@ REMOTE_SCRIPT = textwrap.dedent(
     batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
     with torch.no_grad():
         out = model(**batch)
+        itm = model.score_pairs(out.image_tokens.repeat_interleave(2, dim=0), batch["input_ids"], batch["attention_mask"])
     # the pipeline a CCR card declares, on the plain saved folder (no export step)
     from transformers import pipeline
     classify = pipeline("zero-shot-image-classification", model=folder, trust_remote_code=True)
@@ -43,13 +44,18 @@ REMOTE_SCRIPT = textwrap.dedent(
                       "pipeline_labels": labels,
                       "processor": type(processor).__name__,
                       "reranking": model.config.reranking,
+                      "itm_residual": model.config.itm_residual, "itm": itm.tolist(),
                       "logits": out.logits_per_image.tolist()}))
     """
 )
 
 
 def test_remote_code_load_without_the_package(tmp_path):
-    model, processor = tiny_ccr_model("efficientnet_lite"), tiny_ccr_processor()
+    model, processor = tiny_ccr_model("efficientnet_lite", itm_residual=True), tiny_ccr_processor()
+    with torch.no_grad():  # a residual ITM head as training leaves it: its MLP and scale moved from the start
+        torch.nn.init.normal_(model.itm_head.classifier.weight, std=0.5)
+        model.itm_head.log_similarity_scale.fill_(1.5)
+        model.itm_head.similarity_bias.fill_(-0.25)
     model.config.reranking = {"mode": "combine", "k_test": 16, "itm_weight": 0.05, "chosen_on": "a validation split"}
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
@@ -61,7 +67,10 @@ def test_remote_code_load_without_the_package(tmp_path):
     images = [Image.new("RGB", (30, 30), (200, 30, 30)), Image.new("RGB", (30, 30), (30, 30, 200))]
     batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
     with torch.no_grad():
-        expected = model(**batch).logits_per_image
+        output = model(**batch)
+        expected = output.logits_per_image
+        expected_itm = model.score_pairs(output.image_tokens.repeat_interleave(2, dim=0), batch["input_ids"],
+                                         batch["attention_mask"])
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
     result = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)], cwd=tmp_path.parent,
@@ -77,3 +86,5 @@ def test_remote_code_load_without_the_package(tmp_path):
         image = model.get_image_features(processor(images=images[:1])["pixel_values"])[0]
     assert report["pipeline_labels"] == (["red", "blue"] if image @ red >= image @ blue else ["blue", "red"])
     assert torch.allclose(torch.tensor(report["logits"]), expected, atol=1e-5)
+    assert report["itm_residual"] is True  # the head's kind and its weights travel with the folder
+    torch.testing.assert_close(torch.tensor(report["itm"]), expected_itm, atol=1e-5, rtol=1e-5)

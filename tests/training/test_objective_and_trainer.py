@@ -319,6 +319,21 @@ def test_detached_fusion_image_tokens_leave_the_image_tower_to_the_contrastive_l
     assert any(not torch.allclose(joint[name], gradient, atol=1e-6) for name, gradient in contrastive_only.items())
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_a_residual_itm_head_trains_the_embeddings_through_its_similarity_only_when_not_detached(detach):
+    processor = tiny_ccr_processor()
+    batch = batch_of(tiny_dataset().select(range(4)), processor)
+    model = tiny_ccr_model("vit", seed=3, itm_residual=True).eval()
+    objective = objective_for(processor, seed=5, weights={"contrastive": 0.0, "mlm": 0.0}, detach_itm_similarity=detach)
+    CCRForPreTraining.from_ccr_model(model, objective)(**batch).loss.backward()
+    # ITM alone: the head's scalars learn; the text projection (which feeds nothing but the similarity, the
+    # fusion reads the text states) gets a gradient only through the similarity
+    assert model.itm_head.log_similarity_scale.grad.abs() > 0 and model.itm_head.similarity_bias.grad.abs() > 0
+    projection = model.text_projection.weight.grad
+    assert (projection is None or not projection.any()) if detach else projection.abs().sum() > 0
+    assert objective.get_config_dict()["detach_itm_similarity"] is detach
+
+
 def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     from modeling_ccr.training import parameter_group
 
@@ -339,3 +354,6 @@ def test_optimizer_groups_scale_the_learning_rate_by_parameter_origin(tmp_path):
     assert parameter_group("fusion.layer.0.crossattention.self.key.weight") == "new"
     assert parameter_group("fusion.layer.0.attention.self.key.weight") == "pretrained"
     assert parameter_group("text_projection.weight") == "projection"
+    assert parameter_group("ccr.itm_head.log_similarity_scale") == "projection"  # a residual head's calibration
+    assert parameter_group("ccr.itm_head.similarity_bias") == "projection"
+    assert parameter_group("ccr.itm_head.classifier.weight") == "new"
