@@ -109,6 +109,7 @@ def sample_itm_triplets(
     generator: torch.Generator | None = None,
     positive_language: str = "released",
     negative_temperature: float | None = None,
+    random_share: float = 0.0,
 ) -> ItmTriplets:
     """Draw the positive caption and the two hard negatives of every image.
 
@@ -121,6 +122,8 @@ def sample_itm_triplets(
         negative_temperature: the temperature of the two negatives' softmaxes, when it is not
             ``temperature`` (None, the paper): larger draws easier negatives, and a very large one draws
             them nearly uniformly (random negatives).
+        random_share: in [0, 1]; each negative is drawn from ``(1 - random_share) * softmax + random_share *
+            uniform`` over the same candidates: a mix of hard and random negatives (0, the paper: hard only).
 
     Distributions, each from one similarity matrix s [N, N*K] of this process's batch (the negatives'
     from s' = v . w / negative_temperature when that is given):
@@ -146,6 +149,8 @@ def sample_itm_triplets(
             an unknown ``positive_language``.
     """
     check_choice("positive_language", positive_language, _POSITIVE_LANGUAGE_MEANINGS)
+    if not 0.0 <= random_share <= 1.0:
+        raise ValueError(f"random_share must be in [0, 1] (the share of uniformly drawn negatives), got {random_share}")
     sim, k = _similarities(image_embeds, text_embeds, temperature)
     n = sim.shape[0]
     own = torch.arange(n, device=sim.device)
@@ -155,12 +160,22 @@ def sample_itm_triplets(
 
     text_to_image = sim[:, positive_text].T.clone()  # [N captions, N images]
     text_to_image[own, own] = float("-inf")
-    negative_image = _draw(F.softmax(text_to_image, dim=1), generator)
+    negative_image = _draw(_negative_distribution(text_to_image, random_share), generator)
 
     image_to_text = sim.view(n, n, k).clone()  # [image, caption's image, language]
     image_to_text[own, own] = float("-inf")
-    negative_text = _draw(F.softmax(image_to_text.view(n, n * k), dim=1), generator)
+    negative_text = _draw(_negative_distribution(image_to_text.view(n, n * k), random_share), generator)
     return ItmTriplets(positive_text, negative_image, negative_text)
+
+
+def _negative_distribution(scores: torch.Tensor, random_share: float) -> torch.Tensor:
+    """Rows of draw probabilities ``[R, C]`` from scores ``[R, C]`` (-inf: never drawn): the softmax, mixed with
+    the uniform distribution over each row's finite entries at ``random_share``."""
+    probabilities = F.softmax(scores, dim=1)
+    if not random_share:
+        return probabilities
+    allowed = torch.isfinite(scores).float()
+    return (1 - random_share) * probabilities + random_share * allowed / allowed.sum(dim=1, keepdim=True)
 
 
 def build_itm_pairs(triplets: ItmTriplets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -68,6 +68,8 @@ class CCRObjective:
         detach_fusion_image_tokens: the fusion encoder (ITM, MLM) reads the image tokens without sending its
             gradient back into the image tower, which then trains on the contrastive loss alone (False, the
             paper: every loss trains the tower).
+        itm_random_negative_share: the share of ITM negatives drawn uniformly instead of from the hard-negative
+            softmax (0, the paper: all hard), see :func:`~modeling_ccr.losses.sample_itm_triplets`.
         detach_itm_similarity: a residual ITM head (``config.itm_residual``) reads the pairs' dual-encoder
             similarities without sending ITM's gradient into the embeddings (True), or sends it, so ITM also
             trains the dual encoder on its hard negatives (False). A paper head reads no similarity.
@@ -108,6 +110,7 @@ class CCRObjective:
         itm_balanced: bool = False,
         detach_fusion_image_tokens: bool = False,
         detach_itm_similarity: bool = True,
+        itm_random_negative_share: float = 0.0,
     ):
         if loss_style not in LOSS_STYLES:
             raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
@@ -138,6 +141,7 @@ class CCRObjective:
             raise ValueError(f"itm_negative_temperature must be > 0 or None (the model's), got {itm_negative_temperature}")
         self.itm_negative_temperature = itm_negative_temperature
         self.itm_balanced = itm_balanced
+        self.itm_random_negative_share = float(itm_random_negative_share)
         self.detach_fusion_image_tokens = detach_fusion_image_tokens
         self.detach_itm_similarity = detach_itm_similarity
         self.mask_token_id = mask_token_id
@@ -159,6 +163,7 @@ class CCRObjective:
             "fusion_batch_size": self.fusion_batch_size,
             "itm_negative_temperature": self.itm_negative_temperature,
             "itm_balanced": self.itm_balanced,
+            "itm_random_negative_share": self.itm_random_negative_share,
             "detach_fusion_image_tokens": self.detach_fusion_image_tokens,
             "detach_itm_similarity": self.detach_itm_similarity,
             "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
@@ -299,9 +304,11 @@ class CCRObjective:
         if fusion_rows is None:
             return sample_itm_triplets(image_embeds, text_embeds, temperature, generator=self.generator,
                                        positive_language=self.itm_positive_language,
-                                       negative_temperature=self.itm_negative_temperature)
+                                       negative_temperature=self.itm_negative_temperature,
+                                       random_share=self.itm_random_negative_share)
         one_to_one = sample_itm_triplets(image_embeds, text_embeds[fusion_rows], temperature, generator=self.generator,
-                                         negative_temperature=self.itm_negative_temperature)
+                                         negative_temperature=self.itm_negative_temperature,
+                                         random_share=self.itm_random_negative_share)
         return one_to_one._replace(positive_text=fusion_rows[one_to_one.positive_text],
                                    negative_text=fusion_rows[one_to_one.negative_text])
 

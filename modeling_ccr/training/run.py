@@ -126,6 +126,9 @@ class CCRTrainingArguments(TrainingArguments):
     detach_fusion_image_tokens: bool = field(
         default=False, metadata={"help": "the fusion encoder's losses (ITM, MLM) send no gradient into the image tower, "
                                  "which then trains on the contrastive loss alone"})
+    itm_random_negative_share: float = field(
+        default=0.0, metadata={"help": "share of ITM negatives drawn uniformly at random instead of from the hard-negative "
+                               "softmax (0: all hard, as the paper)"})
     detach_itm_similarity: bool = field(
         default=True, metadata={"help": "a residual ITM head's loss sends no gradient into the dual encoder's "
                                 "embeddings through the similarity it reads (false: ITM trains them too)"})
@@ -163,6 +166,8 @@ class CCRTrainingArguments(TrainingArguments):
         if not self.itm_negative_temperature >= 0:
             raise ValueError(f"itm_negative_temperature must be > 0, or 0 for the model's contrastive temperature (the "
                              f"paper), got {self.itm_negative_temperature}")
+        if not 0.0 <= self.itm_random_negative_share <= 1.0:
+            raise ValueError(f"itm_random_negative_share must be in [0, 1], got {self.itm_random_negative_share}")
         if not self.use_cpu and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             # Several processes and no GPU (torchrun / accelerate launch on CPUs): without use_cpu, accelerate
             # sees no distributed set-up and every process would train the whole data set alone.
@@ -439,6 +444,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         itm_balanced=args.itm_balanced,
         detach_fusion_image_tokens=args.detach_fusion_image_tokens,
         detach_itm_similarity=args.detach_itm_similarity,
+        itm_random_negative_share=args.itm_random_negative_share,
     )
     model = CCRForPreTraining.from_pretrained(model_dir, objective=objective)
     if model_args.itm_residual is not None and model_args.itm_residual != model.ccr.config.itm_residual:

@@ -316,3 +316,35 @@ def test_a_negative_temperature_of_their_own_sets_the_negatives_softmax_only():
     torch.testing.assert_close(positive_counts / draws, positive_language_weights(images, texts, tau).double(),
                                atol=0.03, rtol=0)
     assert (image_counts.diagonal() == 0).all()
+
+
+@pytest.mark.parametrize("share", [0.25, 1.0])
+def test_a_random_share_mixes_uniform_draws_into_the_hard_negatives(share):
+    n, k, tau = 4, 2, 0.05
+    images, texts = random_batch(n, k, dim=6, seed=53)
+    s = (images @ texts.T).double()
+    generator = torch.Generator().manual_seed(10)
+    draws = 4000
+    text_counts = torch.zeros(n, n * k, dtype=torch.float64)
+    image_counts = torch.zeros(n, n, dtype=torch.float64)  # [positive caption's image, negative image]
+    for _ in range(draws):
+        t = sample_itm_triplets(images, texts, tau, generator, random_share=share)
+        assert ((t.negative_text // k) != torch.arange(n)).all() and (t.negative_image != torch.arange(n)).all()
+        text_counts[torch.arange(n), t.negative_text] += 1
+        image_counts[torch.arange(n), t.negative_image] += 1
+    for j in range(n):
+        others = [i for i in range(n * k) if i // k != j]  # every caption of the other images
+        expected = torch.zeros(n * k, dtype=torch.float64)
+        hard = _softmax([float(s[j, i]) / tau for i in others])
+        expected[others] = torch.tensor([(1 - share) * p + share / len(others) for p in hard], dtype=torch.float64)
+        torch.testing.assert_close(text_counts[j] / draws, expected, atol=0.03, rtol=0)
+    if share == 1.0:  # uniform over the other images, whatever the similarities
+        expected_images = (1 - torch.eye(n, dtype=torch.float64)) / (n - 1)
+        torch.testing.assert_close(image_counts / draws, expected_images, atol=0.03, rtol=0)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_a_random_share_outside_zero_to_one_is_refused(share):
+    images, texts = random_batch(3, 2, dim=6, seed=54)
+    with pytest.raises(ValueError, match="random_share must be in \\[0, 1\\]"):
+        sample_itm_triplets(images, texts, 0.05, random_share=share)
