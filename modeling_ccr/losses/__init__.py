@@ -40,6 +40,13 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
   gain in retrieval (BENCHMARKS.md). ``CCRObjective`` weighs every component 1 unless told otherwise.
 - ITM loss: ``itm_loss(balanced=False)`` (default) is the released mean over the 3N pairs;
   ``balanced=True`` (``ccr train --itm_balanced``) weighs the positive and negative pairs half each.
+- ITM negatives' mix: ``sample_itm_triplets(random_share=0)`` (default, ``ccr train --itm_random_negative_share 0``)
+  draws every negative from the hard-negative softmax, as released; a share above 0 draws that share uniformly
+  among the same candidates (this project's option).
+- ITM head: ``config.itm_residual=False`` (default) is the released head, an MLP on the fusion CLS;
+  ``itm_residual=True`` (``ccr train --itm_residual true``) adds ``a * cos(v, w) + b`` of the pair's dual-encoder
+  embeddings to its "matches" logit and starts its last layer at zero (this project's option: re-ranking starts
+  as the dual encoder's ranking); ``--detach_itm_similarity false`` lets ITM train the embeddings through it.
 - Fusion input: every loss trains the image tower through the image tokens, as released; ``ccr train
   --detach_fusion_image_tokens`` (``CCRObjective(detach_fusion_image_tokens=True)``) stops ITM's and MLM's
   gradient there, so the tower trains on the contrastive loss alone.
