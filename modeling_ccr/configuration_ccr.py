@@ -1,7 +1,7 @@
 """Configuration of a CCR model: an image tower, a text tower, a fusion encoder and the heads.
 
-Part of the remote-code set (configuration_ccr.py, modeling_ccr.py, processing_ccr.py and the
-EfficientNet-Lite files they import): it imports only torch, the public transformers API and
+Part of the remote-code set (configuration_ccr.py, modeling_ccr.py, model_checks.py, processing_ccr.py
+and the EfficientNet-Lite files they import): it imports only torch, the public transformers API and
 files of this folder, by relative imports.
 """
 
@@ -19,22 +19,33 @@ PIPELINE_AUTO_CLASS = "AutoModelForZeroShotImageClassification"
 TEXT_POOLING_MODES = ("cls", "mean")
 VISION_POOLING_MODES = ("mean", "cls")
 RERANKING_MODES = ("similarity", "replace", "combine")
+# The cross-modal MLM masking of the training objective, as released (mask_tokens_for_mlm and CCRObjective
+# take these defaults from here).
+DEFAULT_MLM_PROBABILITY = 0.4
+DEFAULT_MLM_MAX_MASKS = 12
 
 
 def check_reranking(value: Any) -> dict[str, Any] | None:
     """The ``reranking`` entry of a CCR config, checked: None, or a dict with
     ``"mode"``: ``"similarity"`` (rank by the dual encoder alone), ``"replace"`` (the ITM "matches" logit
     replaces the similarity of the top ``"k_test"`` candidates, the paper's protocol) or ``"combine"``
-    (similarity + ``"itm_weight"`` * logit over the top ``"k_test"``), plus an optional ``"chosen_on"`` note
-    (where and how it was chosen). Returns a copy with ``k_test`` an int and ``itm_weight`` a float."""
+    (similarity + ``"rerank_weight"`` * logit over the top ``"k_test"``), plus an optional ``"chosen_on"``
+    note (where and how it was chosen). Returns a copy with ``k_test`` an int and ``rerank_weight`` a
+    float.
+
+    The weight's key was ``"itm_weight"`` in configs saved before it was renamed (the name of a loss weight in
+    ``ccr train``): such an entry is read as ``"rerank_weight"``, and the copy, which a save writes, holds the
+    new key."""
     if value is None:
         return None
     if not isinstance(value, dict) or value.get("mode") not in RERANKING_MODES:
         raise ValueError(
             f"reranking must be None or a dict whose 'mode' is one of {RERANKING_MODES}, got {value!r}: e.g. "
-            "{'mode': 'combine', 'k_test': 16, 'itm_weight': 0.1}"
+            "{'mode': 'combine', 'k_test': 16, 'rerank_weight': 0.1}"
         )
-    needed = {"similarity": (), "replace": ("k_test",), "combine": ("k_test", "itm_weight")}[value["mode"]]
+    if "itm_weight" in value and "rerank_weight" not in value:  # saved under the old name
+        value = {"rerank_weight" if key == "itm_weight" else key: item for key, item in value.items()}
+    needed = {"similarity": (), "replace": ("k_test",), "combine": ("k_test", "rerank_weight")}[value["mode"]]
     unknown = set(value) - {"mode", "chosen_on", *needed}
     missing = [key for key in needed if key not in value]
     if unknown or missing:
@@ -44,11 +55,11 @@ def check_reranking(value: Any) -> dict[str, Any] | None:
     if "k_test" in checked:
         if isinstance(checked["k_test"], bool) or not isinstance(checked["k_test"], int) or checked["k_test"] < 1:
             raise ValueError(f"reranking k_test must be an integer >= 1, got {checked['k_test']!r}")
-    if "itm_weight" in checked:
-        weight = checked["itm_weight"]
+    if "rerank_weight" in checked:
+        weight = checked["rerank_weight"]
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight or abs(weight) == float("inf"):
-            raise ValueError(f"reranking itm_weight must be a finite number, got {weight!r}")
-        checked["itm_weight"] = float(weight)
+            raise ValueError(f"reranking rerank_weight must be a finite number, got {weight!r}")
+        checked["rerank_weight"] = float(weight)
     return checked
 
 
@@ -108,7 +119,9 @@ class CCRConfig(PretrainedConfig):
             ``a * cos(v, w) + b`` of the pair's dual-encoder embeddings (``a = exp(itm_head.log_similarity_scale)``
             and ``b`` learnt) to the MLP's, whose last layer starts at zero, so an untrained head ranks the
             pairs exactly as the dual encoder and training learns a correction on top.
-        mlm_probability, mlm_max_masks: cross-modal MLM masking of the training objective (0.4, at most 12).
+        mlm_probability, mlm_max_masks: cross-modal MLM masking of the training objective: the share of a
+            caption's tokens to predict and the most per caption (default: ``DEFAULT_MLM_PROBABILITY``,
+            ``DEFAULT_MLM_MAX_MASKS``, as released).
         initializer_range: std of the normal initialisation of new weights.
         reranking: the second stage chosen for this model on a validation split (:func:`check_reranking`),
             which ``ccr evaluate``, ``ccr search``, the demo and the evaluation functions use when not told
@@ -136,8 +149,8 @@ class CCRConfig(PretrainedConfig):
         temperature_max: float = 0.5,
         itm_hidden_size: int | None = None,
         itm_residual: bool = False,
-        mlm_probability: float = 0.4,
-        mlm_max_masks: int = 12,
+        mlm_probability: float = DEFAULT_MLM_PROBABILITY,
+        mlm_max_masks: int = DEFAULT_MLM_MAX_MASKS,
         initializer_range: float = 0.02,
         reranking: dict[str, Any] | None = None,
         untrained: bool = False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import NamedTuple
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -45,6 +46,31 @@ PUBLISHED_BENCHMARKS: tuple[str, ...] = ("xflickrco", "multi30k", "coco-multilin
 BENCHMARK_NAMES: tuple[str, ...] = ("cldr-emoji", *PUBLISHED_BENCHMARKS)
 # What a loader does with an instance lacking a selected language or a readable image.
 ON_MISSING_CHOICES = ("error", "drop")
+
+
+class DatasetOption(NamedTuple):
+    """One dataset option: its default, help and choices (None: any value)."""
+
+    default: str | None
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+# The dataset options of ccr train (modeling_ccr.data.arguments.DataArguments) and ccr evaluate
+# (modeling_ccr.app.dataset_options.add_dataset_arguments), declared once, by field name. Each command adds
+# how its parser takes several values (ccr train: one flag, several words; ccr evaluate: --languages a,b and
+# --image-dir repeated) and what no --languages means for it.
+DATASET_OPTIONS: dict[str, DatasetOption] = {
+    "dataset": DatasetOption("cldr-emoji", f"benchmark name ({', '.join(BENCHMARK_NAMES)}), a folder of "
+                             "common-schema parquet files, or an image folder with metadata.jsonl / "
+                             "metadata.csv"),
+    "data_dir": DatasetOption(None, "local copy of a published benchmark, in its layout"),
+    "image_dir": DatasetOption(None, "folders holding the images, searched in order "
+                                     "(default: <data-dir>/images)"),
+    "languages": DatasetOption(None, "language codes, in order, comma-separated"),
+    "on_missing": DatasetOption("error", "instances lacking a selected language or a readable image: stop "
+                                "with an error, or drop them and report the count", ON_MISSING_CHOICES),
+}
 
 # modeling_ccr.training.CCRTrainingArguments: the defaults of max_steps and per_device_train_batch_size.
 DEFAULT_MAX_STEPS = 600

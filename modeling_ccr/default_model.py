@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .atomic_io import OutputKind, check_output, write_output
 from .backbones.cache import ensure_folder
@@ -18,6 +19,9 @@ from .backbones.e5 import ensure_e5_small
 from .backbones.efficientnet_lite import efficientnet_lite0_image_processor, ensure_efficientnet_lite0
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
+
+if TYPE_CHECKING:
+    from .training.pretraining_model import CCRForPreTraining
 
 E5_LAYERS = 12
 DEFAULT_FUSION_LAYERS = (10, 11)
@@ -49,15 +53,18 @@ def build_default_model(
     """Build the embedded default model and processor; with ``output_dir``, save them there (atomically).
 
     Returns the model (eval mode) and its processor. The saved folder is an ordinary CCR model folder:
-    ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it. An existing
-    model folder at ``output_dir`` is replaced only with ``overwrite`` (see :func:`save_model_folder`); that is
-    checked before anything is built.
+    ``AutoModel.from_pretrained(folder)`` and ``AutoProcessor.from_pretrained(folder)`` load it, and it holds
+    the MLM head that ``ccr train`` starts from (see :func:`save_model_folder`). An existing model folder at
+    ``output_dir`` is replaced only with ``overwrite``; that is checked before anything is built.
     """
+    # Imported here: the training package imports this module.
+    from .training.pretraining_model import CCRForPreTraining
+
     if output_dir is not None:
         check_output(output_dir, CCR_MODEL_FOLDER, overwrite)
     text_dir = ensure_e5_small()
     vision_dir = ensure_efficientnet_lite0()
-    model = CCRModel.from_backbones(
+    model = CCRForPreTraining.from_backbones(
         vision_dir,
         text_dir,
         text_layers=list(range(E5_LAYERS)),
@@ -73,11 +80,11 @@ def build_default_model(
     if output_dir is not None:
         save_model_folder(model, processor, output_dir, LICENSE_NOTE.format(fusion_layers=list(fusion_layers)),
                           overwrite=overwrite)
-    return model, processor
+    return model.ccr, processor
 
 
 def save_model_folder(
-    model: CCRModel,
+    model: CCRForPreTraining | CCRModel,
     processor: CCRProcessor,
     output_dir: str | os.PathLike,
     license_note: str,
@@ -87,6 +94,10 @@ def save_model_folder(
 ) -> list[str]:
     """Save model + processor + licence note (+ extra text files) into ``output_dir`` atomically.
 
+    The folder holds the CCR model; of a pre-training model, with its MLM head beside the CCR model's weights
+    (:meth:`~modeling_ccr.training.CCRForPreTraining.save_ccr_model`): ``AutoModel`` loads the CCR model,
+    ``CCRForPreTraining.from_pretrained`` (``ccr train``) the head too. A bare CCR model gives no MLM head.
+
     Everything is written to a temporary sibling folder first and swapped into place, so a crash never
     leaves a half-written model. An existing ``output_dir`` is refused unless it is a CCR model folder and
     ``overwrite`` is set; then its model files are replaced (old weight shards included) and every other
@@ -94,7 +105,10 @@ def save_model_folder(
     """
 
     def write(staging: Path) -> None:
-        model.save_pretrained(staging)
+        if isinstance(model, CCRModel):
+            model.save_pretrained(staging)
+        else:
+            model.save_ccr_model(staging)
         processor.save_pretrained(staging)
         if license_note:
             (staging / "LICENSES.md").write_text(license_note, encoding="utf-8")
@@ -122,8 +136,8 @@ CCR_MODEL_FOLDER = OutputKind(
         "*.bin.index.json", "*.msgpack", "*.h5", "processor_config.json", "preprocessor_config.json",
         "image_processor_config.json", "tokenizer*", "special_tokens_map.json", "added_tokens.json",
         "sentencepiece.bpe.model", "spiece.model", "vocab.*", "merges.txt", "chat_template.*",
-        "configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py", "configuration_efficientnet_lite.py",
-        "modeling_efficientnet_lite.py", "LICENSES.md", "training_run.json", "conversion_report.json",
+        "configuration_ccr.py", "modeling_ccr.py", "model_checks.py", "processing_ccr.py",
+        "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py", "LICENSES.md", "training_run.json", "conversion_report.json",
         "provenance.json", "onnx/*", "evaluation/[0-9][0-9]-*.json",
     ),
 )

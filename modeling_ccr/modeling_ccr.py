@@ -4,7 +4,9 @@ Layout (as in the paper's CCR^k): an image tower gives image tokens ``[B, P, Cv]
 image CLS); a text tower gives token states ``[T, L, H]``; linear projections of the two CLS vectors,
 L2-normalised, form the shared retrieval space ``[*, D]``. The fusion encoder (self-attention,
 cross-attention to the image tokens, feed-forward; initialised from the top layers of a text backbone)
-feeds an image-text matching (ITM) head and a masked-language-modelling (MLM) head.
+feeds an image-text matching (ITM) head. Pre-training adds a masked-language-modelling (MLM) head on the
+fusion states (``modeling_ccr.training.CCRForPreTraining``, which owns it); a model folder keeps that head's
+weights beside the model's, under ``mlm_head.``, and :class:`CCRModel` leaves them out when it loads.
 
 Texts that belong to images are image-major throughout: with K captions per image, text row
 ``j * K + k`` is caption k of image j.
@@ -15,9 +17,7 @@ Part of the remote-code set: imports only torch, the public transformers API and
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,14 @@ from transformers.utils import ModelOutput
 
 from .configuration_ccr import CCRConfig
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
+from .model_checks import (
+    check_fusion_inputs,
+    check_pixel_values,
+    check_text_inputs,
+    check_weights_finite,
+    check_weights_readable,
+    weights_config_disagreement,
+)
 from .modeling_efficientnet_lite import EfficientNetLiteModel
 
 ONE_TO_K_WEIGHTINGS = {
@@ -89,151 +97,15 @@ def one_to_k_loss_parts(
 
     ``"released"``: (L_i2t + L_t2i / K) / 2, what the authors' code computes and :meth:`CCRModel.forward`
     returns; ``"symmetric"``: (L_i2t + L_t2i) / 2. K = ``len(text_embeds) // len(image_embeds)``; the
-    arguments and their trust are those of :func:`one_to_k_loss_terms`.
+    arguments and their trust are those of :func:`one_to_k_loss_terms`. Another ``weighting`` raises
+    ValueError.
     """
+    if weighting not in ONE_TO_K_WEIGHTINGS:
+        allowed = ", ".join(ONE_TO_K_WEIGHTINGS)
+        raise ValueError(f"unknown 1-to-K weighting {weighting!r}: use one of {allowed}")
     loss_i2t, loss_t2i = one_to_k_loss_terms(image_embeds, text_embeds, temperature, image_rows)
     t2i_weight = image_embeds.shape[0] / text_embeds.shape[0] if weighting == "released" else 1.0
     return {"loss": (loss_i2t + t2i_weight * loss_t2i) / 2, "i2t": loss_i2t, "t2i": loss_t2i}
-
-
-def check_pixel_values(pixel_values: torch.Tensor, num_channels: int) -> None:
-    """Refuse pixel_values that are not a float ``[B, num_channels, H, W]`` tensor with B >= 1 and finite values.
-
-    One reduction over the tensor; the row of the first non-finite value is looked up only to name it.
-    """
-    if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
-        raise ValueError(
-            f"pixel_values must be a float tensor [B, {num_channels}, H, W] (the processor's pixel_values), got "
-            f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}"
-        )
-    if pixel_values.dim() != 4 or pixel_values.shape[0] == 0 or pixel_values.shape[1] != num_channels:
-        raise ValueError(
-            f"pixel_values must be [B, {num_channels}, H, W] with B >= 1, got shape {tuple(pixel_values.shape)}: "
-            "pass the processor's pixel_values (one image: add a batch dimension with pixel_values[None])"
-        )
-    if not torch.isfinite(pixel_values).all():
-        row = (~torch.isfinite(pixel_values)).flatten(1).any(dim=1).nonzero()[0].item()
-        raise ValueError(
-            f"pixel_values of image {row} hold NaN or infinite values: check the image pipeline that made them "
-            "(the processor makes finite pixel_values from any image it accepts)"
-        )
-
-
-def check_text_inputs(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab_size: int, max_tokens: int | None
-) -> None:
-    """Refuse text inputs the text tower cannot encode, naming the offending row or value.
-
-    input_ids must be an int64/int32 ``[T, L]`` tensor with T >= 1, 1 <= L <= ``max_tokens`` (the tower's
-    position limit; None: no limit) and every id in ``[0, vocab_size)``; attention_mask None or ``[T, L]``
-    holding only 0 and 1 (see :func:`check_attention_mask`). One reduction per tensor and one device sync;
-    the offending row is looked up only to name it.
-    """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(
-            f"input_ids must be an int64 tensor [T, L] of token ids (the processor's input_ids), got "
-            f"{getattr(input_ids, 'dtype', type(input_ids).__name__)}"
-        )
-    if input_ids.dim() != 2 or 0 in input_ids.shape:
-        raise ValueError(
-            f"input_ids must be [T, L] with at least one text and one token, got shape {tuple(input_ids.shape)}: "
-            "pass the processor's input_ids (one text: add a batch dimension with input_ids[None])"
-        )
-    if max_tokens is not None and input_ids.shape[1] > max_tokens:
-        raise ValueError(
-            f"input_ids has {input_ids.shape[1]} tokens per text but the text tower takes at most {max_tokens} "
-            f"(its position limit): truncate the texts to {max_tokens} tokens (the processor truncates to its max_length)"
-        )
-    if attention_mask is not None and (
-        not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
-    ):
-        raise ValueError(
-            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got "
-            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}: "
-            "pass the attention_mask the processor returned with these input_ids"
-        )
-    low, high = torch.aminmax(input_ids)
-    flags = [low < 0, high >= vocab_size]
-    if attention_mask is not None:
-        flags += _attention_mask_flags(attention_mask)
-    out_of_range, over_vocab, *mask_flags = torch.stack(flags).tolist()
-    if out_of_range or over_vocab:
-        bad = (input_ids < 0) | (input_ids >= vocab_size)
-        row, column = bad.nonzero()[0].tolist()
-        raise ValueError(
-            f"input_ids row {row} holds token id {input_ids[row, column].item()}, outside the vocabulary "
-            f"[0, {vocab_size}): encode the texts with this model's processor (its tokenizer)"
-        )
-    if mask_flags:
-        check_attention_mask(attention_mask, mask_flags)
-
-
-def _attention_mask_flags(attention_mask: torch.Tensor) -> list[torch.Tensor]:
-    """Two 0-dim bool tensors for :func:`check_attention_mask`: a value other than 0 and 1, an all-zero row."""
-    return [((attention_mask != 0) & (attention_mask != 1)).any(), ~(attention_mask != 0).any(dim=1).all()]
-
-
-def check_attention_mask(attention_mask: torch.Tensor, flags: list[bool] | None = None) -> None:
-    """Refuse an attention_mask ``[T, L]`` holding a value other than 0 (padding) and 1 (a token), or a row
-    of zeros (a text without a token), naming the row.
-
-    Another value is not a mask: the text tower turns it into an additive bias and mean pooling into a
-    weight, so a -1 would change the embedding rather than hide the token. ``flags``: the values of
-    :func:`_attention_mask_flags`, when the caller has them from its own device sync.
-    """
-    not_binary, empty_row = flags if flags is not None else torch.stack(_attention_mask_flags(attention_mask)).tolist()
-    if not_binary:
-        row, column = ((attention_mask != 0) & (attention_mask != 1)).nonzero()[0].tolist()
-        raise ValueError(
-            f"attention_mask row {row} holds {attention_mask[row, column].item()}: a mask holds 1 for a token and "
-            "0 for padding, nothing else; pass the attention_mask the processor returned"
-        )
-    if empty_row:
-        row = (attention_mask == 0).all(dim=1).nonzero()[0].item()
-        raise ValueError(
-            f"attention_mask row {row} is all zeros, so text {row} has no token to encode: every text needs at "
-            "least one token (the processor's masks always have one)"
-        )
-
-
-def check_fusion_inputs(
-    text_states: torch.Tensor,
-    attention_mask: torch.Tensor,
-    image_tokens: torch.Tensor,
-    image_index: torch.Tensor | None,
-) -> None:
-    """Refuse fusion inputs that do not pair up: text_states ``[M, L, H]``, attention_mask ``[M, L]`` of 0 and 1
-    with a non-zero entry per row, image_tokens ``[M, P, Cv]`` (or ``[U, P, Cv]`` with image_index long ``[M]`` in
-    ``[0, U)``). One reduction per tensor and one device sync."""
-    if text_states.dim() != 3 or image_tokens.dim() != 3:
-        raise ValueError(
-            f"text_states must be [M, L, H] and image_tokens [M, P, Cv], got shapes {tuple(text_states.shape)} "
-            f"and {tuple(image_tokens.shape)}"
-        )
-    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != text_states.shape[:2]:
-        raise ValueError(
-            f"attention_mask must be [M, L] = {tuple(text_states.shape[:2])} like the text states, got "
-            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}"
-        )
-    n_texts, n_images = text_states.shape[0], image_tokens.shape[0]
-    if image_index is None and n_images != n_texts:
-        raise ValueError(
-            f"fusion pairs row by row: got {n_texts} texts and {n_images} images "
-            "(pass image_index to pair texts with a set of distinct images)"
-        )
-    if image_index is not None and (image_index.shape != (n_texts,) or image_index.dtype != torch.int64):
-        raise ValueError(
-            f"image_index must be a long tensor with one image per text row, shape ({n_texts},), "
-            f"got {image_index.dtype} {tuple(image_index.shape)}"
-        )
-    flags = _attention_mask_flags(attention_mask)
-    if image_index is not None and n_texts:
-        low, high = torch.aminmax(image_index)
-        flags.append((low < 0) | (high >= n_images))
-    not_binary, empty_row, *bad_index = torch.stack(flags).tolist()
-    check_attention_mask(attention_mask, [not_binary, empty_row])
-    if bad_index and bad_index[0]:
-        raise ValueError(f"image_index must hold image rows in [0, {n_images}), got values {low.item()}..{high.item()}")
 
 
 @dataclass
@@ -478,21 +350,6 @@ class CCRITMHead(nn.Module):
         return logits + torch.stack([torch.zeros_like(shift), shift], dim=1)
 
 
-class CCRMLMHead(nn.Module):
-    """RoBERTa-style LM head: dense -> GELU -> LayerNorm -> decoder tied to the word embeddings + bias."""
-
-    def __init__(self, config: CCRConfig):
-        super().__init__()
-        text = config.text_config
-        self.dense = nn.Linear(text.hidden_size, text.hidden_size)
-        self.layer_norm = nn.LayerNorm(text.hidden_size, eps=text.layer_norm_eps)
-        self.bias = nn.Parameter(torch.zeros(text.vocab_size))
-
-    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        """hidden ``[M, L, H]``, word_embeddings ``[V, H]`` -> logits ``[M, L, V]``."""
-        return self.layer_norm(F.gelu(self.dense(hidden))) @ word_embeddings.t() + self.bias
-
-
 def build_tower(config) -> PreTrainedModel:
     """An image or text tower (random weights) from its config, without a pooler where one is optional."""
     # Compared by name: remote code may load the config and the model from two copies of the same file.
@@ -504,110 +361,186 @@ def build_tower(config) -> PreTrainedModel:
         return AutoModel.from_config(config)
 
 
-def _safetensors_header(path: Path) -> tuple[dict, int]:
-    """The JSON header of a ``.safetensors`` file (it follows an 8-byte little-endian length) and that length.
+# ----- tower adapters: the one place that knows what is inside a tower ---------------------------------
+def _leading_frozen(modules: nn.ModuleList) -> int:
+    """How many modules of a stack, from the bottom, have no trainable parameter."""
+    count = 0
+    for module in modules:
+        if any(p.requires_grad for p in module.parameters()):
+            break
+        count += 1
+    return count
 
-    Raises ValueError saying what is wrong when the file ends inside its header or the header is not JSON.
+
+class TextTowerAdapter:
+    """A BERT-family text tower (BERT, RoBERTa, XLM-R, E5 ...) as its parts: embeddings, then a stack of
+    layers.
+
+    What freezing, the frozen-feature cache and :meth:`CCRModel.from_backbones` need of a tower beyond its
+    forward; no other module reaches inside one. Shapes: input_ids and attention_mask ``[T, L]`` (mask 1
+    for a token, 0 for padding), hidden states ``[T, L, H]``.
     """
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        header_size = int.from_bytes(handle.read(8), "little") if size >= 8 else 0
-        if size < 8 or 8 + header_size > size:
-            raise ValueError(f"ends inside its header ({size} bytes)")
-        try:
-            header = json.loads(handle.read(header_size))
-        except ValueError:
-            header = None
-    if not isinstance(header, dict):
-        raise ValueError("has an unreadable header")
-    return header, header_size
+
+    LAYERS = "encoder.layer"
+
+    def __init__(self, tower: nn.Module):
+        self.tower = tower
+
+    @property
+    def embeddings(self) -> nn.Module:
+        """The embedding module (words, positions, types, norm): input_ids ``[T, L]`` -> ``[T, L, H]``."""
+        return self.tower.embeddings
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The encoder layers, bottom first, each ``[T, L, H]`` -> ``[T, L, H]``."""
+        return self.tower.get_submodule(self.LAYERS)
+
+    @property
+    def runs_slices(self) -> bool:
+        """Whether :meth:`run_layers` can run this tower's layers: it hands them an additive mask, which eager
+        and SDPA attention take (flash and flex attention do not)."""
+        return self.tower.config._attn_implementation in (None, "eager", "sdpa")
+
+    def position_limit(self) -> int | None:
+        """The most tokens per text the tower takes: ``max_position_embeddings``, less ``padding_idx + 1`` for
+        RoBERTa-family towers (their positions start after the padding index); None without a limit."""
+        limit = getattr(self.tower.config, "max_position_embeddings", None)
+        padding_idx = getattr(getattr(self.tower, "embeddings", None), "padding_idx", None)
+        return None if limit is None else limit - (0 if padding_idx is None else padding_idx + 1)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids ``[T, L]`` -> the embeddings' output ``[T, L, H]``, the input of layer 0."""
+        return self.embeddings(input_ids=input_ids)
+
+    def run_layers(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int = 0, stop: int | None = None
+    ) -> torch.Tensor:
+        """Run layers ``start..stop-1`` (``stop`` None: to the top) on hidden states ``[T, L, H]`` with the
+        padding mask ``[T, L]`` -> ``[T, L, H]``. All of them on :meth:`embed`'s output give the tower's
+        ``last_hidden_state`` (eager or SDPA attention, see :attr:`runs_slices`)."""
+        dtype = hidden.dtype
+        mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # [T, 1, 1, L]
+        for layer in self.layers[start:stop]:
+            output = layer(hidden, attention_mask=mask)
+            hidden = output[0] if isinstance(output, tuple) else output  # transformers 4.x returns tuples
+        return hidden
+
+    def train_top_layers(self, count: int) -> None:
+        """Freeze the tower except its top ``count >= 0`` layers (every layer when ``count`` exceeds their
+        number), which are made trainable; the embeddings freeze with the layers below."""
+        self.tower.requires_grad_(False)
+        layers = self.layers
+        layers[max(len(layers) - count, 0) :].requires_grad_(True)
+
+    def leading_frozen_layers(self) -> int:
+        """How many layers, from the bottom, have no trainable parameter (0 while the embeddings train)."""
+        if any(p.requires_grad for p in self.embeddings.parameters()):
+            return 0
+        return _leading_frozen(self.layers)
+
+    def state_dict_with_layers(self, layers: list[int]) -> dict[str, torch.Tensor]:
+        """The tower's state dict keeping the embeddings and the layers of indices ``layers``, renumbered
+        0..n-1 in that order, without a pooler: the weights of this tower cut to ``len(layers)`` layers."""
+        prefix = self.LAYERS + "."
+        renumber = {str(source): str(target) for target, source in enumerate(layers)}
+        selected = {}
+        for key, value in self.tower.state_dict().items():
+            if key.startswith(prefix):
+                index, rest = key[len(prefix) :].split(".", 1)
+                if index in renumber:
+                    selected[f"{prefix}{renumber[index]}.{rest}"] = value
+            elif not key.startswith("pooler."):
+                selected[key] = value
+        return selected
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """What is wrong with a ``.safetensors`` file's layout (an 8-byte little-endian header length, a JSON
-    header whose ``data_offsets`` cover the rest of the file exactly), or None when it is whole."""
-    try:
-        header, header_size = _safetensors_header(path)
-    except ValueError as problem:
-        return str(problem)
-    ends = [entry["data_offsets"][1] for entry in header.values() if isinstance(entry, dict) and "data_offsets" in entry]
-    expected = 8 + header_size + max(ends, default=0)
-    size = path.stat().st_size
-    return None if expected == size else f"holds {size} bytes where its header describes {expected}"
+class ImageTowerAdapter:
+    """An image tower as its parts: a stem, a stack of blocks and a head, or a tower that runs whole.
 
-
-# The config.json field that sets the shapes of each group of weights, by name. The towers come first: a
-# tower's hidden size also shapes the projections and the fusion layers. The fusion encoder and the MLM
-# head take the text tower's sizes.
-_SHAPE_FIELDS = (
-    ("vision_model.", "vision_config"),
-    ("text_model.", "text_config"),
-    ("vision_projection.", "projection_dim"),
-    ("text_projection.", "projection_dim"),
-    ("itm_head.", "itm_hidden_size"),
-    ("", "text_config"),
-)
-
-
-def _stored_shapes(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """``{name: (shape, file name)}`` of the tensors in a folder's readable ``.safetensors`` files, from their
-    headers (no tensor is read); the ``ccr.`` prefix of a pre-training checkpoint is dropped from names."""
-    shapes = {}
-    for path in sorted(folder.glob("*.safetensors")):
-        try:
-            header, _ = _safetensors_header(path)
-        except ValueError:
-            continue  # loading names the unreadable file
-        for name, entry in header.items():
-            if isinstance(entry, dict) and "shape" in entry:
-                shapes[name.removeprefix("ccr.")] = (tuple(entry["shape"]), path.name)
-    return shapes
-
-
-def weights_config_disagreement(folder: str | os.PathLike, config: CCRConfig) -> str | None:
-    """What the ``.safetensors`` weights of a local model folder and ``config`` disagree on, for an error
-    message naming the config field and one tensor; None when every stored tensor has the shape the config
-    gives it. Reads the files' headers only and builds the model on the meta device (no memory)."""
-    with torch.device("meta"):
-        expected = {name: tuple(tensor.shape) for name, tensor in CCRModel(config).state_dict().items()}
-    stored = _stored_shapes(Path(folder))
-    mismatched = [name for name, (shape, _) in stored.items() if name in expected and shape != expected[name]]
-    if not mismatched:
-        return None
-    field, name = next((field, name) for prefix, field in _SHAPE_FIELDS for name in mismatched if name.startswith(prefix))
-    value = getattr(config, field)
-    setting = f"{field} ({value} in config.json)" if isinstance(value, int) else field
-    shape, file_name = stored[name]
-    others = f" (and {len(mismatched) - 1} more tensors)" if len(mismatched) > 1 else ""
-    return (
-        f"config.json of {folder} and its weights disagree on {setting}: {file_name} holds {name} of shape "
-        f"{list(shape)}, config.json makes it {list(expected[name])}{others}. Put back the config.json saved "
-        "with these weights, or load the folder this config.json belongs to."
-    )
-
-
-def first_non_finite_tensor(module: nn.Module) -> str | None:
-    """The name of the first floating-point tensor of ``module``'s state dict that holds NaN or an infinite
-    value; None when all are finite.
-
-    One float32 sum per tensor (a NaN or an infinity makes it non-finite); only a tensor whose sum is not
-    finite is then checked element by element, since a sum of large finite values can overflow too.
+    The block stack is found where the known towers keep it: ``blocks`` (EfficientNet-Lite), ``layers``
+    (ViT in transformers 5), ``encoder.layer`` (ViT in 4.x), ``encoder.layers`` (Swin stages, CLIP vision);
+    the stem is what the tower registers before it (patch embeddings, a stem conv) and the head what it
+    registers after (a final norm, a head conv). Another layout has no known block stack (:meth:`parts` is
+    None): it trains whole or not at all. A tower whose own code splits its forward at a block
+    (``lower_features`` / ``upper_features``, EfficientNet-Lite) also runs in two parts (:attr:`splits`),
+    so that the maps of frozen lower blocks can be computed once; the others run whole. Shapes:
+    pixel_values ``[B, 3, H, W]``, block maps ``[B, C_i, H_i, W_i]``, tokens ``[B, P, Cv]``.
     """
-    for name, tensor in module.state_dict().items():
-        if not tensor.is_floating_point() or tensor.device.type == "meta":
-            continue
-        if not torch.isfinite(tensor.sum(dtype=torch.float32)) and not torch.isfinite(tensor).all():
-            return name
-    return None
 
+    BLOCK_PATHS = ("blocks", "layers", "encoder.layer", "encoder.layers")
 
-def _describe_unreadable_weights(name_or_path: str | os.PathLike) -> str:
-    """The weight file of a local model folder that is truncated or corrupt, described for an error message."""
-    for path in sorted(Path(name_or_path).glob("*.safetensors")) if os.path.isdir(name_or_path) else ():
-        problem = _safetensors_problem(path)
-        if problem is not None:
-            return f"{path} {problem}"
-    return f"a weight file of {name_or_path}"
+    def __init__(self, tower: nn.Module):
+        self.tower = tower
+
+    def parts(self) -> tuple[list[nn.Parameter], nn.ModuleList, list[nn.Parameter]] | None:
+        """``(stem, blocks, head)``: the parameters registered before the block stack, the stack (bottom
+        first) and the parameters registered after it; None for a tower without a known block stack."""
+        for path in self.BLOCK_PATHS:
+            try:
+                blocks = self.tower.get_submodule(path)
+            except AttributeError:
+                continue
+            if isinstance(blocks, nn.ModuleList):
+                break
+        else:
+            return None
+        stem, head, past_blocks = [], [], False
+        for name, parameter in self.tower.named_parameters():
+            if name.startswith(path + "."):
+                past_blocks = True
+            else:
+                (head if past_blocks else stem).append(parameter)
+        return stem, blocks, head
+
+    @property
+    def splits(self) -> bool:
+        """Whether the tower runs in two parts at a block boundary (:meth:`run_lower`, :meth:`run_upper`)."""
+        return hasattr(self.tower, "lower_features") and hasattr(self.tower, "upper_features")
+
+    def run_lower(self, pixel_values: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """The stem and the first ``num_blocks`` blocks of a tower that :attr:`splits`: pixel_values
+        ``[B, 3, H, W]`` -> map ``[B, C_i, H_i, W_i]``."""
+        return self.tower.lower_features(pixel_values, num_blocks)
+
+    def run_upper(self, hidden: torch.Tensor, start_block: int) -> torch.Tensor:
+        """Blocks ``start_block..`` and the head: map ``[B, C_i, H_i, W_i]`` -> tokens ``[B, P, Cv]``, the
+        tower's ``last_hidden_state`` when ``hidden`` is :meth:`run_lower` ``(pixel_values, start_block)``."""
+        return self.tower.upper_features(hidden, start_block)
+
+    def train_top_layers(self, count: int) -> None:
+        """Freeze the tower except its top ``count >= 0`` layers, counted from the top: the head's parameters
+        form the top layer when there are any, then the blocks from the last one down. ``count = 0`` freezes
+        it all; a tower without a known block stack, or with fewer layers than ``count``, raises a
+        ValueError."""
+        self.tower.requires_grad_(False)
+        if count == 0:
+            return
+        found = self.parts()
+        if found is None:
+            *others, last = map(repr, self.BLOCK_PATHS)
+            raise ValueError(
+                f"cannot train the top {count} layers of a {type(self.tower).__name__}: its block stack is "
+                f"not at {', '.join(others)} or {last}; train the whole tower (-1) or none (0)"
+            )
+        _, blocks, head = found
+        n_blocks = count - 1 if head else count
+        if n_blocks > len(blocks):
+            raise ValueError(
+                f"train_vision_layers={count}, but the image tower has {len(blocks) + bool(head)} layers "
+                f"({len(blocks)} blocks{' and the layer after them' if head else ''})"
+            )
+        for parameter in head:
+            parameter.requires_grad_(True)
+        blocks[len(blocks) - n_blocks :].requires_grad_(True)
+
+    def leading_frozen_blocks(self) -> int:
+        """How many blocks, from the bottom, are frozen together with the stem, in a tower that :attr:`splits`
+        (the maps :meth:`run_lower` gives then stay fixed); 0 otherwise."""
+        found = self.parts() if self.splits else None
+        if found is None or any(p.requires_grad for p in found[0]):
+            return 0
+        return _leading_frozen(found[1])
 
 
 class CCRPreTrainedModel(PreTrainedModel):
@@ -634,26 +567,16 @@ class CCRPreTrainedModel(PreTrainedModel):
         folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
         if folder.is_dir():
             config = cls._config_to_check(folder, kwargs)
-            problem = None if config is None else weights_config_disagreement(folder, config)
+            problem = None if config is None else weights_config_disagreement(folder, config, CCRModel)
             if problem is not None:
                 raise ValueError(problem)
         try:
             loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except Exception as error:
-            if type(error).__module__.split(".")[0] != "safetensors":  # the reader's own error type
-                raise
-            raise ValueError(
-                f"cannot read the weights of {pretrained_model_name_or_path}: "
-                f"{_describe_unreadable_weights(pretrained_model_name_or_path)} ({error}). The file is "
-                "truncated or corrupt: save, copy or download the model again."
-            ) from error
-        bad = first_non_finite_tensor(loaded[0] if isinstance(loaded, tuple) else loaded)  # tuple: with loading info
-        if bad is not None:
-            raise ValueError(
-                f"the weights of {pretrained_model_name_or_path} hold NaN or infinite values in {bad}: the weight "
-                "file is damaged or was saved from a training run that diverged; save, copy or download the model "
-                "again, or load an earlier checkpoint"
-            )
+            check_weights_readable(pretrained_model_name_or_path, error)
+            raise
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # a tuple: with output_loading_info=True
+        check_weights_finite(model, pretrained_model_name_or_path)
         return loaded
 
     @classmethod
@@ -678,8 +601,6 @@ class CCRPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, CCRMLMHead):
-            nn.init.zeros_(module.bias)
         elif isinstance(module, CCRITMHead) and module.residual:  # after its Linears (apply visits children first)
             nn.init.zeros_(module.classifier.weight)
             nn.init.zeros_(module.classifier.bias)
@@ -696,6 +617,10 @@ class CCRModel(CCRPreTrainedModel):
     similarity = dot product); re-ranking and matching use :meth:`itm_logits` / :meth:`score_pairs`.
     """
 
+    # The MLM head that pre-training adds (``CCRForPreTraining`` loads it): a model folder holds it beside our
+    # weights, a pre-training checkpoint beside them or, saved while CCRModel held it, among them. Not ours.
+    _keys_to_ignore_on_load_unexpected = [r"^(ccr\.)?mlm_head\."]
+
     def __init__(self, config: CCRConfig):
         super().__init__(config)
         self.vision_model = build_tower(config.vision_config)
@@ -704,7 +629,6 @@ class CCRModel(CCRPreTrainedModel):
         self.vision_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
         self.itm_head = CCRITMHead(config)
-        self.mlm_head = CCRMLMHead(config)
         self.temperature = nn.Parameter(torch.tensor(config.temperature_init))
         self.post_init()
 
@@ -722,10 +646,9 @@ class CCRModel(CCRPreTrainedModel):
         Args:
             vision: an image tower (Swin, ViT, CLIP vision, EfficientNet-Lite ...). A classification
                 checkpoint works too: its base model is taken.
-            text: a text tower (BERT, XLM-R ...). When it carries a masked-LM head (a BertForMaskedLM,
-                RobertaForMaskedLM or XLMRobertaForMaskedLM model or folder), that head starts
-                ``mlm_head`` (as the authors start theirs from XLM-R's LM head); a base model leaves
-                ``mlm_head`` freshly initialised.
+            text: a text tower (BERT, XLM-R ...); of a masked-LM model or folder (BertForMaskedLM,
+                XLMRobertaForMaskedLM ...) the base model is taken. Its LM head starts the MLM head of
+                ``modeling_ccr.training.CCRForPreTraining.from_backbones``.
             text_layers: indices of the text backbone's layers that form the text encoder, in order.
             fusion_layers: indices of the backbone's layers whose self-attention and feed-forward weights
                 start the fusion layers (cross-attention starts fresh). By default the backbone's stack
@@ -759,27 +682,22 @@ class CCRModel(CCRPreTrainedModel):
         )
         model = cls(config)
         model.vision_model.load_state_dict(vision_model.state_dict())
-        model.text_model.load_state_dict(_select_layers(text_model.state_dict(), text_layers))
-        backbone_layers = text_model.get_submodule("encoder.layer")
+        backbone = TextTowerAdapter(text_model)
+        model.text_model.load_state_dict(backbone.state_dict_with_layers(text_layers))
         for target, source in zip(model.fusion.layer, fusion_layers, strict=True):
-            missing, unexpected = target.load_state_dict(backbone_layers[source].state_dict(), strict=False)
+            missing, unexpected = target.load_state_dict(backbone.layers[source].state_dict(), strict=False)
             if unexpected or any(not key.startswith("crossattention.") for key in missing):
                 raise ValueError(
                     f"text backbone layer {source} does not match a fusion layer (missing {missing}, "
                     f"unexpected {unexpected}): use a BERT-family text tower"
                 )
-        lm_head = _masked_lm_head_state(text_tower)
-        if lm_head is not None:
-            model.mlm_head.load_state_dict(lm_head)
         return model
 
     # ----- input checks (the public methods check what they are given; what they compute is trusted) ----
     def text_position_limit(self) -> int | None:
         """The most tokens per text the text tower takes: ``max_position_embeddings``, less ``padding_idx + 1``
         for RoBERTa-family towers (their positions start after the padding index); None without a limit."""
-        limit = getattr(self.config.text_config, "max_position_embeddings", None)
-        padding_idx = getattr(getattr(self.text_model, "embeddings", None), "padding_idx", None)
-        return None if limit is None else limit - (0 if padding_idx is None else padding_idx + 1)
+        return TextTowerAdapter(self.text_model).position_limit()
 
     def _check_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         vocab_size = self.text_model.get_input_embeddings().num_embeddings
@@ -861,6 +779,7 @@ class CCRModel(CCRPreTrainedModel):
         image_tokens: torch.Tensor,
         image_index: torch.Tensor | None = None,
         cls_only: bool = False,
+        text_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fusion encoder: text states ``[M, L, H]`` attend to image tokens -> ``[M, L, H]`` (``[M, 1, H]``, the
         CLS row alone, with ``cls_only``: what the ITM head reads, for less work).
@@ -868,17 +787,21 @@ class CCRModel(CCRPreTrainedModel):
         Without ``image_index`` row m of the text is paired with row m of image_tokens ``[M, P, Cv]``. With
         ``image_index`` (long ``[M]``) image_tokens holds each distinct image once (``[U, P, Cv]``) and text
         row m is paired with image ``image_index[m]``; the cross-attention keys and values are then
-        computed once per image, which is what makes scoring many pairs of few images cheap. Inputs that do
+        computed once per image, which is what makes scoring many pairs of few images cheap. Likewise with
+        ``text_index`` (long ``[M]``) text_states ``[T, L, H]`` and attention_mask ``[T, L]`` hold each distinct
+        text once and row m takes text ``text_index[m]``: the first fusion layer's self-attention and
+        cross-attention queries then run once per text (one query against its N candidate images: T = 1,
+        ``text_index`` N zeros); the fused rows' mask is ``attention_mask[text_index]``. Inputs that do
         not pair up (see :func:`check_fusion_inputs`) raise a ValueError. Images that no row pairs with are
         left out before the keys and values are computed (a training step pairs a few of its batch's images).
         """
-        check_fusion_inputs(text_states, attention_mask, image_tokens, image_index)
+        check_fusion_inputs(text_states, attention_mask, image_tokens, image_index, text_index)
         if image_index is not None:
             used, image_index = torch.unique(image_index, return_inverse=True)
             if len(used) < image_tokens.shape[0]:
                 image_tokens = image_tokens[used]
         return self.fusion(text_states, attention_mask, self.fusion.image_memory(image_tokens), image_index,
-                           cls_only=cls_only)
+                           text_index, cls_only=cls_only)
 
     def itm_logits(
         self,
@@ -887,20 +810,24 @@ class CCRModel(CCRPreTrainedModel):
         attention_mask: torch.Tensor,
         text_states: torch.Tensor | None = None,
         image_index: torch.Tensor | None = None,
+        text_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ITM logits ``[M, 2]`` for the pairs (image_tokens[m] ``[P, Cv]``, text m); column 1 = "matches".
 
         ``text_states`` ``[M, L, H]`` (from :meth:`encode_text`) may replace ``input_ids``, so a re-ranker
         encodes every text once however many images it is paired with; ``image_index`` (long ``[M]``)
-        pairs text m with image ``image_index[m]`` of distinct image tokens ``[U, P, Cv]`` (see :meth:`fuse`).
-        Inputs are checked as in :meth:`encode_text` and :meth:`fuse`.
+        pairs text m with image ``image_index[m]`` of distinct image tokens ``[U, P, Cv]``, and ``text_index``
+        (long ``[M]``) pairs row m with text ``text_index[m]`` of distinct texts (input_ids / attention_mask
+        ``[T, L]``, text_states ``[T, L, H]``; see :meth:`fuse`). Inputs are checked as in :meth:`encode_text`
+        and :meth:`fuse`.
         """
         if text_states is None:
             if input_ids is None:
                 raise ValueError("itm_logits needs input_ids or text_states (from encode_text)")
             text_states = self.encode_text(input_ids, attention_mask)
-        fused = self.fuse(text_states, attention_mask, image_tokens, image_index, cls_only=True)
-        return self.itm_head(fused[:, 0], self._residual_similarity(image_tokens, text_states, attention_mask, image_index))
+        fused = self.fuse(text_states, attention_mask, image_tokens, image_index, cls_only=True, text_index=text_index)
+        similarity = self._residual_similarity(image_tokens, text_states, attention_mask, image_index, text_index)
+        return self.itm_head(fused[:, 0], similarity)
 
     def itm_similarity(
         self,
@@ -920,13 +847,14 @@ class CCRModel(CCRPreTrainedModel):
             text_embeds = text_embeds[text_index]
         return (image_embeds * text_embeds).sum(dim=-1)
 
-    def _residual_similarity(self, image_tokens, text_states, attention_mask, image_index=None):
-        """:meth:`itm_similarity` from image tokens ``[U, P, Cv]`` and text states ``[M, L, H]`` (row m pairs
-        text m with image ``image_index[m]``, or row m); the embeddings are projected only for a residual head."""
+    def _residual_similarity(self, image_tokens, text_states, attention_mask, image_index=None, text_index=None):
+        """:meth:`itm_similarity` from image tokens ``[U, P, Cv]`` and text states ``[T, L, H]`` (row m pairs
+        text ``text_index[m]`` with image ``image_index[m]``, each None: row m); the embeddings are projected
+        only for a residual head."""
         if not self.config.itm_residual:
             return None
         return self.itm_similarity(self.project_image_tokens(image_tokens),
-                                   self.project_text_states(text_states, attention_mask), image_index)
+                                   self.project_text_states(text_states, attention_mask), image_index, text_index)
 
     @torch.no_grad()
     def score_pairs(
@@ -968,10 +896,6 @@ class CCRModel(CCRPreTrainedModel):
         head = CCRITMHead(self.config).to(device=parameter.device, dtype=parameter.dtype)
         head.apply(self._init_weights)  # children first, as post_init: the residual head zeroes its last Linear
         self.itm_head = head
-
-    def mlm_logits(self, fused_states: torch.Tensor) -> torch.Tensor:
-        """Fusion states ``[M, L, H]`` -> vocabulary logits ``[M, L, V]`` (decoder tied to the word embeddings)."""
-        return self.mlm_head(fused_states, self.text_model.get_input_embeddings().weight)
 
     def clamped_temperature(self) -> torch.Tensor:
         """The temperature clamped to ``[temperature_min, temperature_max]`` (gradient flows inside the range)."""
@@ -1056,57 +980,6 @@ def _load_tower(tower: str | PreTrainedModel, masked_lm: bool = False) -> PreTra
         return AutoModel.from_pretrained(tower, add_pooling_layer=False)
     except TypeError:  # towers without an optional pooler take no such argument
         return AutoModel.from_pretrained(tower)
-
-
-# The LM heads that CCRMLMHead can take over, as (dense, LayerNorm) in the head model; the decoder
-# (``get_output_embeddings()``) holds the bias. Both compute dense -> GELU -> LayerNorm -> decoder tied
-# to the word embeddings + bias, as CCRMLMHead does.
-_MASKED_LM_HEADS = (
-    ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm"),  # BERT
-    ("lm_head.dense", "lm_head.layer_norm"),  # RoBERTa, XLM-R
-)
-
-
-def _masked_lm_head_state(model: PreTrainedModel) -> dict[str, torch.Tensor] | None:
-    """The BERT or RoBERTa-family LM head of ``model`` as a ``CCRMLMHead`` state dict; None without one.
-
-    Raises ValueError when the head does not compute what CCRMLMHead computes (another activation
-    than GELU, or a decoder that is not tied to the word embeddings).
-    """
-    modules = dict(model.named_modules())
-    for dense, layer_norm in _MASKED_LM_HEADS:
-        if dense not in modules or layer_norm not in modules:
-            continue
-        activation = getattr(model.config, "hidden_act", "gelu") if dense.startswith("cls.") else "gelu"
-        decoder = model.get_output_embeddings()
-        tied = decoder is not None and torch.equal(decoder.weight, model.get_input_embeddings().weight)
-        if activation != "gelu" or not tied:
-            raise ValueError(
-                f"the text backbone's LM head ({dense.split('.')[0]}) uses activation {activation!r} and "
-                f"{'a tied' if tied else 'an untied'} decoder; CCR's MLM head is dense -> GELU -> LayerNorm -> "
-                "decoder tied to the word embeddings: pass the base model (model.base_model) to start the "
-                "MLM head fresh"
-            )
-        return {
-            "dense.weight": modules[dense].weight, "dense.bias": modules[dense].bias,
-            "layer_norm.weight": modules[layer_norm].weight, "layer_norm.bias": modules[layer_norm].bias,
-            "bias": decoder.bias,
-        }  # fmt: skip
-    return None
-
-
-def _select_layers(state_dict: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
-    """Keep the embeddings and the chosen ``encoder.layer.{i}`` of a text tower, renumbered 0..n-1; drop poolers."""
-    renumber = {str(source): str(target) for target, source in enumerate(layers)}
-    selected = {}
-    for key, value in state_dict.items():
-        if key.startswith("encoder.layer."):
-            index, rest = key[len("encoder.layer.") :].split(".", 1)
-            if index in renumber:
-                selected[f"encoder.layer.{renumber[index]}.{rest}"] = value
-        elif not key.startswith("pooler."):
-            selected[key] = value
-    return selected
 
 
 CCRModel.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map (trust_remote_code loading)

@@ -1,4 +1,5 @@
-"""Tiny random CCR models and processors (hidden 32, 2 layers, 32 px images) for tests and examples.
+"""Tiny random CCR models, pre-training models and processors (hidden 32, 2 layers, 32 px images) for tests
+and examples.
 
 They run on a CPU in milliseconds and need no download: the tokenizer is a character-level XLM-R style
 unigram tokenizer built in memory.
@@ -14,6 +15,8 @@ from transformers import XLMRobertaTokenizer
 from .configuration_ccr import CCRConfig
 from .modeling_ccr import CCRModel
 from .processing_ccr import CCRProcessor
+from .training.objective import CCRObjective
+from .training.pretraining_model import CCRForPreTraining, CCRMLMHead
 
 TINY_IMAGE_SIZE = 32
 
@@ -59,10 +62,32 @@ def tiny_ccr_config(vision: str = "vit", **overrides) -> CCRConfig:
                      text_config=tiny_text_config(len(tiny_tokenizer())), **options)
 
 
-def tiny_ccr_model(vision: str = "vit", seed: int = 0, **overrides) -> CCRModel:
-    """A randomly initialised tiny CCR model in eval mode (seeded)."""
+class _DrawnWithTheMLMHead(CCRModel):
+    """A CCRModel that builds an MLM head just before its weights are initialised, as CCRModel did while it held
+    the head: the random draws come in the same order, so a seed gives the tiny models it gave then (numbers
+    pinned on them hold). Its state dict has the layout of a model folder."""
+
+    def post_init(self):
+        self.mlm_head = CCRMLMHead(self.config)
+        super().post_init()
+
+
+def tiny_pretraining_model(
+    vision: str = "vit", seed: int = 0, objective: CCRObjective | None = None, **overrides
+) -> CCRForPreTraining:
+    """A randomly initialised tiny pre-training model in eval mode (seeded; ``overrides`` are config fields)."""
+    config = tiny_ccr_config(vision, **overrides)
     torch.manual_seed(seed)
-    return CCRModel(tiny_ccr_config(vision, **overrides)).eval()
+    weights = _DrawnWithTheMLMHead(config).state_dict()
+    with torch.random.fork_rng(devices=[]):  # the model they go to leaves the generator as the draws left it
+        model = CCRForPreTraining(config, objective)
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+def tiny_ccr_model(vision: str = "vit", seed: int = 0, **overrides) -> CCRModel:
+    """A randomly initialised tiny CCR model in eval mode (seeded): the ``ccr`` of :func:`tiny_pretraining_model`."""
+    return tiny_pretraining_model(vision, seed, **overrides).ccr
 
 
 def tiny_image_processor():
@@ -81,7 +106,8 @@ def tiny_ccr_processor(max_length: int = 24) -> CCRProcessor:
 
 
 def save_tiny_model(folder, vision: str = "vit", seed: int = 0):
-    """Save :func:`tiny_ccr_model` and :func:`tiny_ccr_processor` into ``folder`` (a loadable model folder)."""
-    tiny_ccr_model(vision, seed=seed).save_pretrained(folder)
+    """Save :func:`tiny_pretraining_model` (a CCR model folder with the MLM head) and :func:`tiny_ccr_processor`
+    into ``folder``."""
+    tiny_pretraining_model(vision, seed=seed).save_ccr_model(folder)
     tiny_ccr_processor().save_pretrained(folder)
     return folder

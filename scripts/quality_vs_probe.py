@@ -83,7 +83,7 @@ def main() -> None:
             "train_s": round(train_s, 1),
             "eval_s": round(eval_s, 1),
             "itm_auc": itm_aucs(trained["model_dir"], args.seed),
-            "itm_weight": evaluation["itm_weight"],
+            "rerank_weight": evaluation["rerank_weight"],
             "final_itm_loss": _last(trained["log_history"], "loss_itm"),
             **{f"{split}_{ranking}": headline(evaluation[split][ranking])
                for split in ("validation", "test") for ranking in RANKINGS},
@@ -108,7 +108,7 @@ def markdown(results: dict, k_test: int) -> str:
         for split in ("validation", "test"):
             for ranking in RANKINGS:
                 row = result[f"{split}_{ranking}"]
-                label = f"combine (ITM weight {result['itm_weight']})" if ranking == "combine" else ranking
+                label = f"combine (weight {result['rerank_weight']})" if ranking == "combine" else ranking
                 lines.append(f"| {name} | {split} | {label} | {row['mean_recall']:.2f} | {row['r1']:.2f} | "
                              f"{row['mrv_tr']:.2f} / {row['mrv_ir']:.2f} | {row['mean_rank']:.2f} |")
     lines.append("")

@@ -7,7 +7,11 @@
   in the design). An edge goes to the module an import names (``from pkg import sub`` names ``pkg.sub``
   when that is a module, else ``pkg``); the parent packages Python initialises on the way are not edges.
   Imports by computed name (``importlib.import_module``) are not seen.
-- Every path ARCHITECTURE.md names in backticks exists.
+- Every path ARCHITECTURE.md names in backticks exists, and so does every repository path the packages'
+  sources name in backticks (docstrings and messages pointing readers to a file).
+- No test module changes ``sys.path``: the tests import their shared helpers as packages (``tests/`` is on
+  the path as the folder of the suite's root ``conftest.py``: ``evaluation.eval_fixtures``,
+  ``data.ccr_data_fixtures``); scripts a test runs in another interpreter may.
 """
 
 from __future__ import annotations
@@ -131,3 +135,50 @@ def test_architecture_md_names_enough_paths():
 @pytest.mark.parametrize("path", architecture_paths())
 def test_every_path_architecture_md_names_exists(path):
     assert (REPO / path).exists(), f"ARCHITECTURE.md names {path}, which is not in the tree"
+
+
+TOP_FOLDERS = ("modeling_ccr", "evaluate_mrv", "hub_cards", "scripts", "spaces_demo", "tests")
+REPOSITORY_PATH = re.compile(rf"`((?:{'|'.join(TOP_FOLDERS)})/[\w./-]*)`")
+
+
+def source_paths() -> dict[str, str]:
+    """``{path: a file naming it}`` of every repository path the three packages' sources name in backticks."""
+    named = {}
+    for file in project_modules().values():
+        for path in REPOSITORY_PATH.findall(file.read_text(encoding="utf-8")):
+            named.setdefault(path, str(file.relative_to(REPO)))
+    return named
+
+
+def test_every_path_the_sources_name_exists():
+    named = source_paths()
+    assert "evaluate_mrv/README.md" in named, named  # the search sees the paths it should
+    missing = {path: file for path, file in named.items() if not (REPO / path).exists()}
+    assert missing == {}, f"paths named in the sources that are not in the tree (path: where): {missing}"
+
+
+def is_sys_path(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+            and node.value.id == "sys")
+
+
+def changes_sys_path(node: ast.AST) -> bool:
+    """Whether ``node`` calls a method of ``sys.path`` (insert, append, ...) or assigns to it."""
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Attribute) and is_sys_path(node.func.value)
+    if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(is_sys_path(target) for target in targets)
+    return False
+
+
+def test_no_test_changes_sys_path():
+    assert changes_sys_path(ast.parse("sys.path.insert(0, 'x')").body[0].value)
+    assert changes_sys_path(ast.parse("sys.path = []").body[0])
+    assert not changes_sys_path(ast.parse("x = sys.path").body[0])
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        offenders += [f"{path.relative_to(REPO)}:{node.lineno}" for node in ast.walk(tree)
+                      if changes_sys_path(node)]
+    assert offenders == [], f"test modules changing sys.path (import shared helpers as packages): {offenders}"

@@ -9,10 +9,16 @@ from __future__ import annotations
 import ast
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import torch
+from data import test_data_cclm as cclm_fixture  # the loader tests' fixture writers (tests/ is on the path)
+from data import test_data_coco_multilingual as coco_fixture
+from data import test_data_imagefolder as imagefolder_fixture
+from data import test_data_multi30k as multi30k_fixture
+from data import test_data_wit as wit_fixture
+from data import test_data_xflickrco as xflickrco_fixture
+from data.ccr_data_fixtures import CAPTIONS, color_index
 from transformers import AutoConfig, AutoModel
 
 from modeling_ccr.testing import (
@@ -22,15 +28,6 @@ from modeling_ccr.testing import (
     tiny_tokenizer,
     tiny_vision_config,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))  # the loader tests' fixture writers
-import test_data_cclm as cclm_fixture  # noqa: E402
-import test_data_coco_multilingual as coco_fixture  # noqa: E402
-import test_data_imagefolder as imagefolder_fixture  # noqa: E402
-import test_data_multi30k as multi30k_fixture  # noqa: E402
-import test_data_wit as wit_fixture  # noqa: E402
-import test_data_xflickrco as xflickrco_fixture  # noqa: E402
-from ccr_data_fixtures import CAPTIONS, color_index  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MODEL_PATH = "runs/main/train/model"  # where the examples load the main job's model from

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -37,10 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only (--rerank-mode similarity)")
     parser.add_argument("--rerank-mode", choices=RERANKING_MODES, default=None,
                         help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
-                        "--itm-weight * logit (choose the weight on a validation split); similarity: no re-ranking "
-                        "(default: the mode saved in the model's config by ccr main-job, else replace)")
-    parser.add_argument("--itm-weight", type=finite_float, default=None,
+                        "--rerank-weight * logit (choose the weight on a validation split); similarity: no "
+                        "re-ranking (default: the mode saved in the model's config by ccr main-job, else "
+                        "replace)")
+    parser.add_argument("--rerank-weight", type=finite_float, default=None,
                         help="the ITM logit's weight with --rerank-mode combine (default: the model's saved choice, else 1)")
+    parser.add_argument("--itm-weight", dest="rerank_weight", type=finite_float, action=DeprecatedItmWeight,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
@@ -52,6 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda:LOCAL_RANK or cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+class DeprecatedItmWeight(argparse.Action):
+    """``--itm-weight``, the old name of ``--rerank-weight`` (``ccr train --itm_weight`` is a loss weight):
+    stores the value as ``--rerank-weight`` does, with a FutureWarning naming the new flag."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn("ccr evaluate --itm-weight is deprecated: use --rerank-weight (the same re-ranking "
+                      "weight)", FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +94,7 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
     model = AutoModel.from_pretrained(args.model_dir).to(context.device).eval()
     processor = AutoProcessor.from_pretrained(args.model_dir)
     ranking = resolve_reranking(model.config, "similarity" if args.no_rerank else args.rerank_mode, args.k_test,
-                                args.itm_weight)
+                                args.rerank_weight)
     if context.is_main:
         logger.info("ranking: %s", ranking.describe())
     result = evaluate_retrieval(
@@ -89,7 +103,7 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
         dataset,
         k_test=ranking.k_test,
         rerank_mode=ranking.mode or "replace",
-        itm_weight=ranking.itm_weight if ranking.itm_weight is not None else 1.0,
+        rerank_weight=ranking.rerank_weight if ranking.rerank_weight is not None else 1.0,
         batch_size=args.batch_size,
         itm_batch_size=args.itm_batch_size,
         chunk_size=args.chunk_size,
@@ -108,7 +122,7 @@ def _evaluate(args: argparse.Namespace, context: DistributedContext) -> int:
             k_test=result.k_test,
             mrv_kind=args.mrv_kind,
             rerank_mode=ranking.mode,
-            itm_weight=ranking.itm_weight,
+            rerank_weight=ranking.rerank_weight,
             reranking_source=ranking.source,
         )
         ranks = {"tr": result.ranks.tr.numpy(), "ir": result.ranks.ir.numpy()}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,8 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_K_TEST = 16  # re-ranked candidates per query on the 200 / 300-image splits
 RANKINGS = ("similarity", "replace", "combine")
 SPLITS = ("validation", "test")
-SUMMARY = OutputKind("a main-job summary",
-                     lambda path: is_json_object_with(path, {"model_dir", "steps", "timings"}), ())
+SUMMARY = OutputKind("a main-job summary", lambda path: is_json_object_with(path, {"model_dir", "steps"}), ())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +63,9 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
     Each split is encoded once and each (query, candidate) pair scored by the fusion encoder once; the
     "combine" weight and the re-ranking to keep are chosen on validation (:func:`choose_reranking`). Writes
     one report per split and ranking under ``output`` and returns ``{"validation": {ranking: report}, "test":
-    {...}, "reranking": the chosen config entry, "itm_weight": w, "itm_weight_validation_recall": {w: recall},
-    "timings": {...}}``. Earlier reports there
-    are replaced only with ``overwrite``. ``max_images`` keeps the first N images of each split (each report
-    records its number of images).
+    {...}, "reranking": the chosen config entry, "rerank_weight": w, "rerank_weight_validation_recall": {w:
+    recall}}``. Earlier reports there are replaced only with ``overwrite``. ``max_images`` keeps the first N
+    images of each split (each report records its number of images).
 
     With a ``recorder``, its stages are "load the trained model", then per split "<split>: encode + prepare
     re-ranking" (loading the split, encoding its images and captions, the pair scorer's text states and image
@@ -87,39 +84,37 @@ def evaluate_on_benchmark(model_dir: str, k_test: int, output: Path, progress: b
     with stage("load the trained model"):
         model = CCRModel.from_pretrained(model_dir).to(device).eval()
         processor = AutoProcessor.from_pretrained(model_dir)
-    result: dict = {"timings": {}}
-    itm_weight = None
+    result: dict = {}
+    rerank_weight = None
     for split in SPLITS:
-        start = time.perf_counter()
         with torch.inference_mode():
             with stage(f"{split}: encode + prepare re-ranking"):
                 dataset = load_benchmark("cldr-emoji", split=split)
                 if max_images is not None and max_images < len(dataset):
                     dataset = dataset.select(range(max_images))
                 prepared = PreparedEvaluation(model, processor, dataset, k_test=k_test, progress=progress)
-            if itm_weight is None:  # chosen on validation, applied to test as is
+            if rerank_weight is None:  # chosen on validation, applied to test as is
                 with stage(f"{split}: choose the re-ranking (scores every pair once)"):
-                    result["reranking"], itm_weight, tried = choose_reranking(prepared, f"cldr-emoji {split}" + (
+                    result["reranking"], rerank_weight, tried = choose_reranking(prepared, f"cldr-emoji {split}" + (
                         f" (its first {max_images} images)" if max_images is not None else ""))
-                result["itm_weight"], result["itm_weight_validation_recall"] = itm_weight, tried
+                result["rerank_weight"], result["rerank_weight_validation_recall"] = rerank_weight, tried
             with stage(f"{split}: rank 3 ways + reports"):
-                reports = _rank_and_report(prepared, model_dir, split, len(dataset), itm_weight, output, overwrite)
+                reports = _rank_and_report(prepared, model_dir, split, len(dataset), rerank_weight, output, overwrite)
         result[split] = reports
-        result["timings"][f"eval_{split}_s"] = round(time.perf_counter() - start, 1)
     return result
 
 
-def _rank_and_report(prepared: PreparedEvaluation, model_dir: str, split: str, num_images: int, itm_weight: float,
+def _rank_and_report(prepared: PreparedEvaluation, model_dir: str, split: str, num_images: int, rerank_weight: float,
                      output: Path, overwrite: bool) -> dict:
     """Ranks a prepared split the three ways and writes a report of each; returns ``{ranking: report}``."""
     from ..evaluation.report import build_report, write_report
 
     reports = {}
     for ranking in RANKINGS:
-        evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, itm_weight)
+        evaluation = prepared.evaluate(None if ranking == "similarity" else ranking, rerank_weight)
         report = build_report(evaluation.metrics, model_dir=model_dir, dataset="cldr-emoji", split=split,
                               languages=evaluation.languages, num_images=num_images,
-                              k_test=evaluation.k_test, rerank_mode=ranking, itm_weight=itm_weight)
+                              k_test=evaluation.k_test, rerank_mode=ranking, rerank_weight=rerank_weight)
         ranks = {"tr": evaluation.ranks.tr.numpy(), "ir": evaluation.ranks.ir.numpy()}
         write_report(report, ranks, output / f"{split}_{ranking}.json", overwrite)
         reports[ranking] = report
@@ -174,41 +169,35 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
     check_writable(output / "summary.json")  # an existing --output is written into
     replace = args.overwrite or args.resume
     check_outputs(output, replace)
-    timings = {}
-    start = time.perf_counter()
     with recorder.stage("build or load the default model"):
         base_dir = ensure_default_model()
-    timings["build_default_s"] = round(time.perf_counter() - start, 1)
-    print(f"embedded default model: {base_dir} ({timings['build_default_s']} s)")
+    print(f"embedded default model: {base_dir} ({recorder.wall_s('build or load the default model'):.1f} s)")
 
-    start = time.perf_counter()
     training_args = CCRTrainingArguments(output_dir=str(output / "train"), max_steps=args.max_steps,
                                          per_device_train_batch_size=args.train_batch_size, resume=args.resume,
                                          overwrite=args.overwrite, disable_tqdm=args.no_progress)
     result = train(training_args, ModelArguments(model=str(base_dir)), stage=recorder.stage)  # its stages: train: ...
-    timings["train_s"] = round(time.perf_counter() - start, 1)
     loss = "n/a (no step logged)" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
-    print(f"training wall time {timings['train_s']} s, {result['steps']} steps, final loss {loss}")
+    train_s = recorder.wall_s("train: ")
+    print(f"training wall time {train_s:.1f} s, {result['steps']} steps, final loss {loss}")
 
     evaluation = evaluate_on_benchmark(result["model_dir"], args.k_test, output / "eval", progress=not args.no_progress,
                                        overwrite=replace, recorder=recorder, max_images=args.max_eval_images)
-    timings.update(evaluation["timings"])
     save_reranking(result["model_dir"], evaluation["reranking"])
     summary = {"model_dir": result["model_dir"], "steps": result["steps"], "train_batch_size": args.train_batch_size,
                "final_loss": result["final_loss"],
-               "k_test": args.k_test, "itm_weight": evaluation["itm_weight"], "reranking": evaluation["reranking"],
+               "k_test": args.k_test, "rerank_weight": evaluation["rerank_weight"], "reranking": evaluation["reranking"],
                "max_eval_images": args.max_eval_images}
     for split in SPLITS:
         for ranking, report in evaluation[split].items():
             summary[f"{split}_{ranking}"] = {"mean_recall": report["mean_recall"], "mrv": report["mrv"]}
             print(summary_line(f"{split} {ranking}", report))
-    print(f"combine re-ranking: ITM weight {evaluation['itm_weight']} (chosen on validation)")
+    print(f"combine re-ranking: re-ranking weight {evaluation['rerank_weight']} (chosen on validation)")
     print(f"re-ranking saved in the model's config (ccr evaluate, ccr search and the demo use it): "
           f"{resolve_reranking(SimpleNamespace(reranking=evaluation['reranking'])).describe()}")
     if args.max_eval_images is not None:
         print(f"evaluated on the first {args.max_eval_images} images of each split (--max-eval-images): a check, "
               "not figures to compare with whole-split ones")
-    summary["timings"] = timings
     summary["stages"] = recorder.as_json()
     text = json.dumps(summary, indent=2)
     atomic_write(output / "summary.json", lambda target: target.write_text(text, encoding="utf-8"))

@@ -106,6 +106,11 @@ class StageRecorder:
             self.records.append(StageRecord(name, wall, peak, scope, cuda_peak))
             self._open = None
 
+    def wall_s(self, prefix: str) -> float:
+        """The wall seconds of the recorded stages whose names start with ``prefix``: one stage's name, or the
+        common start of a group's names (``"train: "``)."""
+        return sum(record.wall_s for record in self.records if record.stage.startswith(prefix))
+
     def overall_peak_rss_gib(self) -> float:
         """The process's peak RSS in GiB since it started, across the resets of the stages."""
         return max(self._overall_peak_gib, _peak_rss_gib())

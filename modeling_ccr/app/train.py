@@ -58,7 +58,11 @@ def build_parser(prog: str, description: str) -> HfArgumentParser:
 
 def parse_arguments(argv: list[str], prog: str = "ccr train", description: str = "") -> tuple[
         ModelArguments, DataArguments, CCRTrainingArguments]:
-    """The three argument dataclasses from ``argv``: defaults, then the ``--config`` file, then the flags."""
+    """The three argument dataclasses from ``argv``: defaults, then the ``--config`` file, then the flags.
+
+    An option the dataclasses refuse with a TypeError (a value of the wrong type from the file, a misspelt key
+    of a nested option such as ``accelerator_config``) is the user's error: a ValueError naming it.
+    """
     parser = build_parser(prog, description)
     config_path = parser.parse_known_args(argv)[0].config
     if config_path:
@@ -68,7 +72,12 @@ def parse_arguments(argv: list[str], prog: str = "ccr train", description: str =
         if unknown:
             raise ValueError(f"{config_path}: unknown training options {unknown}; run 'ccr train --help' for the list")
         parser.set_defaults(**values)
-    model_args, data_args, training_args, _ = parser.parse_args_into_dataclasses(argv)
+    try:
+        model_args, data_args, training_args, _ = parser.parse_args_into_dataclasses(argv)
+    except TypeError as error:
+        source = f" (from {config_path} or the command line)" if config_path else ""
+        message = f"invalid training options{source}: {error}; run 'ccr train --help' for what each takes"
+        raise ValueError(message) from error
     return model_args, data_args, training_args
 
 

@@ -4,8 +4,9 @@
 benchmark (shipped as parquet inside the package), the paper's benchmarks from local copies in their
 published layouts (``xflickrco``, ``multi30k``, ``coco-multilingual``, ``wit``, ``cclm`` pre-training
 JSON lines), a folder of one's own images in the Hugging Face ``imagefolder`` layout (see
-``modeling_ccr.data.imagefolder``) or a folder of parquet files in the common schema. See
-``modeling_ccr/data/README.md``.
+``modeling_ccr.data.imagefolder``) or a folder of parquet files in the common schema. The README's section
+"Datasets" describes the schema and, under "Pointing the loaders at a local copy of each benchmark", the
+layout each loader reads; the embedded benchmark's card is ``modeling_ccr/data/cldr_emoji/DATASET_CARD.md``.
 """
 
 from .assemble import LoadReport, SplitReport

@@ -1,36 +1,44 @@
 """The dataset options shared by training and evaluation (``--dataset`` and friends).
 
-``train`` (and ``ccr train``, through ``transformers.HfArgumentParser``) reads them as the ``DataArguments``
-dataclass; ``ccr evaluate`` adds the same options with ``modeling_ccr.app.dataset_options``. Both feed
-``load_dataset_from_args``.
+They are declared once, in ``modeling_ccr.constants.DATASET_OPTIONS`` (default, help, choices), which
+``ccr evaluate --help`` reads without importing ``datasets``: ``train`` (and ``ccr train``, through
+``transformers.HfArgumentParser``) reads them as the ``DataArguments`` dataclass, ``ccr evaluate`` adds them
+with ``modeling_ccr.app.dataset_options``. Both feed ``load_dataset_from_args``.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import Any
 
 import datasets
 
-from .assemble import ON_MISSING_CHOICES
-from .load import BENCHMARK_NAMES, load_benchmark
+from ..constants import DATASET_OPTIONS, ON_MISSING_CHOICES
+from .load import load_benchmark
 from .schema import DEFAULT_LANGUAGES
+
+
+def _shared_option(name: str, help_suffix: str = "") -> Any:
+    """The dataclass field of the shared dataset option ``name`` (``DATASET_OPTIONS``), its help followed by
+    ``help_suffix``."""
+    option = DATASET_OPTIONS[name]
+    metadata: dict[str, Any] = {"help": option.help + help_suffix}
+    if option.choices is not None:
+        metadata["choices"] = list(option.choices)
+    return field(default=option.default, metadata=metadata)
 
 
 @dataclass
 class DataArguments:
     """What ``ccr train`` trains on (the flags of ``add_dataset_arguments``, plus split and augmentation)."""
 
-    dataset: str = field(default="cldr-emoji", metadata={
-        "help": f"benchmark name ({', '.join(BENCHMARK_NAMES)}), a folder of common-schema parquet files, or an "
-                "image folder with metadata.jsonl / metadata.csv"})
-    data_dir: str | None = field(default=None, metadata={"help": "local copy of a published benchmark, in its layout"})
-    image_dir: list[str] | None = field(default=None, metadata={"help": "folders holding the images"})
-    languages: list[str] | None = field(default=None, metadata={
-        "help": f"language codes, in order, space- or comma-separated (default: {','.join(DEFAULT_LANGUAGES)})"})
-    on_missing: str = field(default="error", metadata={
-        "help": "instances lacking a selected language or a readable image: stop with an error, or drop them and "
-                "report the count", "choices": list(ON_MISSING_CHOICES)})
+    dataset: str = _shared_option("dataset")
+    data_dir: str | None = _shared_option("data_dir")
+    image_dir: list[str] | None = _shared_option("image_dir")
+    languages: list[str] | None = _shared_option(
+        "languages", f", or space-separated (default: {','.join(DEFAULT_LANGUAGES)})")
+    on_missing: str = _shared_option("on_missing")
     split: str = field(default="train", metadata={"help": "split to train on"})
     keyword_probability: float = field(default=0.0, metadata={
         "help": "chance to swap a caption for one of its CLDR keywords (augmentation)"})

@@ -88,7 +88,8 @@ class CocoMultilingual:
         if not self.languages:
             raise ValueError(
                 f"{data_dir} has none of dataset_coco.json (en), coco-cn-version1805v1.1/ (zh), "
-                "yjcaptions26k_clean.json (ja); see the coco-multilingual layout in the data README."
+                "yjcaptions26k_clean.json (ja); see the coco-multilingual row of the table under \"Pointing "
+                "the loaders at a local copy of each benchmark\" in the README."
             )
 
     def default_splits(self, languages: Sequence[str]) -> list[str]:

@@ -19,7 +19,7 @@ from .encode import EncodedBenchmark, encode_benchmark
 from .itm import MAX_CACHED_TEXT_BYTES, EncodedTexts, ModelPairScorer
 from .metrics import retrieval_metrics
 from .ranks import RetrievalRanks, retrieval_ranks
-from .rerank import DEFAULT_ITM_WEIGHT_GRID, CachedPairScorer, TwoStageReranker
+from .rerank import DEFAULT_RERANK_WEIGHT_GRID, CachedPairScorer, TwoStageReranker
 
 
 @dataclass
@@ -62,7 +62,7 @@ def evaluate_retrieval(
     languages: Sequence[str] | None = None,
     k_test: int | None = 128,
     rerank_mode: str = "replace",
-    itm_weight: float = 1.0,
+    rerank_weight: float = 1.0,
     batch_size: int = 32,
     itm_batch_size: int = 256,
     chunk_size: int | None = None,
@@ -79,8 +79,8 @@ def evaluate_retrieval(
             languages raises a ValueError naming the image and the language.
         languages: caption languages in layout order (default: the ``captions`` struct's fields).
         k_test: candidates per query re-ranked by the ITM head (capped at N); None ranks by similarity.
-        rerank_mode, itm_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
-            ``"combine"`` (similarity + itm_weight * logit); see :mod:`~modeling_ccr.evaluation.rerank`.
+        rerank_mode, rerank_weight: how the ITM logit scores the top ``k_test``: ``"replace"`` (the paper) or
+            ``"combine"`` (similarity + rerank_weight * logit); see :mod:`~modeling_ccr.evaluation.rerank`.
         batch_size: images per encoding step; itm_batch_size: pairs per ITM forward pass.
         chunk_size: images whose queries are scored at once (default: about 2**22 scores per block).
         mrv_kind: ``"std"`` (the paper's scale) or ``"variance"``.
@@ -92,18 +92,18 @@ def evaluate_retrieval(
     prepared = PreparedEvaluation(model, processor, dataset, languages=languages, k_test=k_test,
                                   batch_size=batch_size, itm_batch_size=itm_batch_size, context=context,
                                   progress=progress)
-    return prepared.evaluate(rerank_mode if k_test is not None else None, itm_weight, chunk_size, mrv_kind)
+    return prepared.evaluate(rerank_mode if k_test is not None else None, rerank_weight, chunk_size, mrv_kind)
 
 
-def choose_itm_weight(
-    prepared: PreparedEvaluation, weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID
+def choose_rerank_weight(
+    prepared: PreparedEvaluation, weights: Sequence[float] = DEFAULT_RERANK_WEIGHT_GRID
 ) -> tuple[float, dict[float, float]]:
-    """The ``itm_weight`` of ``"combine"`` re-ranking with the best mean recall on a prepared (validation)
+    """The ``rerank_weight`` of ``"combine"`` re-ranking with the best mean recall on a prepared (validation)
     split, and the mean recall of every weight tried; ties go to the smaller weight, and weight 0 is the
     dual encoder alone. Every (query, candidate) pair goes through the fusion encoder once, whatever the
     number of weights."""
     if not weights:
-        raise ValueError("weights is empty: give the itm_weight values to try")
+        raise ValueError("weights is empty: give the rerank_weight values to try")
     if prepared.scorer is None:
         raise ValueError("the split was prepared without re-ranking (k_test=None): prepare it with a k_test")
     recall = {float(w): prepared.evaluate("combine", float(w)).metrics["mean_recall"] for w in weights}
@@ -111,14 +111,15 @@ def choose_itm_weight(
     return best, recall
 
 
-def choose_reranking(prepared: PreparedEvaluation, name: str,
-                     weights: Sequence[float] = DEFAULT_ITM_WEIGHT_GRID) -> tuple[dict, float, dict[float, float]]:
+def choose_reranking(
+    prepared: PreparedEvaluation, name: str, weights: Sequence[float] = DEFAULT_RERANK_WEIGHT_GRID
+) -> tuple[dict, float, dict[float, float]]:
     """The second stage with the best mean recall on a prepared (validation) split ``name``, as a CCR config's
     ``reranking`` entry (:func:`~modeling_ccr.configuration_ccr.check_reranking`): similarity only (the
-    "combine" weight 0), "combine" with the best weight of ``weights`` (:func:`choose_itm_weight`) or the
+    "combine" weight 0), "combine" with the best weight of ``weights`` (:func:`choose_rerank_weight`) or the
     paper's "replace"; ties go to the simpler (similarity, then the smaller weight, then "replace").
     Returns ``(entry, best "combine" weight, {weight: mean recall})``."""
-    weight, recall = choose_itm_weight(prepared, weights)
+    weight, recall = choose_rerank_weight(prepared, weights)
     replace = prepared.evaluate("replace").metrics["mean_recall"]
     baseline = recall[0.0] if 0.0 in recall else prepared.evaluate(None).metrics["mean_recall"]
     if replace > recall[weight]:
@@ -126,7 +127,7 @@ def choose_reranking(prepared: PreparedEvaluation, name: str,
     elif weight == 0 or recall[weight] <= baseline:
         choice, best = {"mode": "similarity"}, baseline
     else:
-        choice, best = {"mode": "combine", "k_test": prepared.k_test, "itm_weight": weight}, recall[weight]
+        choice, best = {"mode": "combine", "k_test": prepared.k_test, "rerank_weight": weight}, recall[weight]
     choice["chosen_on"] = (f"{name}, mean recall {best:.2f} (similarity {baseline:.2f}, replace {replace:.2f}, "
                            f"combine with the best ITM weight {recall[weight]:.2f})")
     return choice, weight, recall
@@ -173,14 +174,15 @@ class PreparedEvaluation:
             scorer = ModelPairScorer(model, processor, self.encoded.image_tokens, texts, batch_size=itm_batch_size)
             self.scorer = CachedPairScorer(scorer, num_texts=texts.input_ids.shape[0])
 
-    def evaluate(self, rerank_mode: str | None = "replace", itm_weight: float = 1.0, chunk_size: int | None = None,
-                 mrv_kind: SpreadKind = "std") -> RetrievalEvaluation:
+    def evaluate(self, rerank_mode: str | None = "replace", rerank_weight: float = 1.0,
+                 chunk_size: int | None = None, mrv_kind: SpreadKind = "std") -> RetrievalEvaluation:
         """Ranks and metrics; ``rerank_mode`` None ranks by similarity only (``k_test`` is then None)."""
         reranker = None
         if rerank_mode is not None:
             if self.scorer is None:
                 raise ValueError("this split was prepared with k_test=None: it can only be ranked by similarity")
-            reranker = TwoStageReranker(self.scorer, k_test=self.k_test, mode=rerank_mode, itm_weight=itm_weight)
+            reranker = TwoStageReranker(self.scorer, k_test=self.k_test, mode=rerank_mode,
+                                         rerank_weight=rerank_weight)
         context = self.context
         shard_ranks = retrieval_ranks(
             self.encoded.image_embeds.to(context.device),

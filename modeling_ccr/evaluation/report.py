@@ -42,16 +42,17 @@ def build_report(
     k_test: int | None,
     mrv_kind: str = "std",
     rerank_mode: str = "replace",
-    itm_weight: float | None = None,
+    rerank_weight: float | None = None,
     reranking_source: str | None = None,
 ) -> dict:
     """The JSON report: run description plus :func:`~modeling_ccr.evaluation.metrics.retrieval_metrics`.
 
-    ``rerank_mode`` / ``itm_weight`` say how the top ``k_test`` were re-ranked (ignored without ``k_test``),
-    ``reranking_source`` where that choice came from (e.g. the model's saved choice).
+    ``rerank_mode`` / ``rerank_weight`` say how the top ``k_test`` were re-ranked (ignored without
+    ``k_test``), ``reranking_source`` where that choice came from (e.g. the model's saved choice).
     ``allocator`` records the memory allocator setting of the process (:mod:`modeling_ccr.allocator`).
     """
-    reranking = None if k_test is None else {"mode": rerank_mode, "itm_weight": itm_weight if rerank_mode == "combine" else None,
+    weight = rerank_weight if rerank_mode == "combine" else None
+    reranking = None if k_test is None else {"mode": rerank_mode, "rerank_weight": weight,
                                              "source": reranking_source}
     return {
         "model": model_dir,
@@ -79,7 +80,7 @@ def markdown_table(report: dict) -> str:
     stage = f"two-stage, k_test = {report['k_test']}" if report["reranked"] else "similarity only"
     reranking = report.get("reranking") or {}
     if reranking.get("mode") == "combine":
-        stage += f", combine with ITM weight {reranking['itm_weight']:g}"
+        stage += f", combine with ITM weight {reranking['rerank_weight']:g}"
     if reranking.get("source"):
         stage += f" ({reranking['source']})"
     header = ["language"] + [

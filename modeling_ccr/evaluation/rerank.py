@@ -13,9 +13,10 @@ same under either fill; ranks past ``k_test`` (mean rank, MRV) are the first-sta
 
 Two ways to turn the ITM logit into the second-stage score (``mode``):
 - ``"replace"`` (the paper's protocol): the ITM "matches" logit replaces the similarity;
-- ``"combine"``: similarity + ``itm_weight`` * ITM logit, with ``itm_weight`` chosen on a validation split
-  (:func:`choose_itm_weight`). Where the fusion encoder is weaker than the dual encoder (a small training
-  budget) "replace" can lower recall; "combine" with a weight chosen on validation keeps what each knows.
+- ``"combine"``: similarity + ``rerank_weight`` * ITM logit, with ``rerank_weight`` chosen on a validation
+  split (:func:`~modeling_ccr.evaluation.pipeline.choose_rerank_weight`). Where the fusion encoder is weaker
+  than the dual encoder (a small training budget) "replace" can lower recall; "combine" with a weight chosen
+  on validation keeps what each knows.
 
 Consequences used below: a query whose gold item is outside its top ``k_test`` keeps its first-stage rank
 (>= k_test) and needs no ITM call; otherwise its rank is the gold item's position among the ``k_test``
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..configuration_ccr import RERANKING_MODES
+from ..configuration_ccr import RERANKING_MODES, check_reranking
 from .ranks import PairIndexer, gold_ranks
 
 # (image indices [M], text indices [M]) -> ITM "matches" logit [M] of each pair (image-major text indices).
@@ -54,46 +55,48 @@ def top_k_candidates(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 RERANK_MODES = ("replace", "combine")
-DEFAULT_ITM_WEIGHT_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+DEFAULT_RERANK_WEIGHT_GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 PAPER_K_TEST = 128  # candidates the paper re-ranks per query (256 on COCO)
 
 
 @dataclass(frozen=True)
 class Reranking:
     """How one run ranks: ``mode`` None (similarity only), ``"replace"`` or ``"combine"`` over the top
-    ``k_test`` candidates, ``itm_weight`` (``"combine"`` only), and ``source``, where that came from."""
+    ``k_test`` candidates, ``rerank_weight``, the ITM logit's weight (``"combine"`` only), and ``source``,
+    where that came from."""
 
     mode: str | None
     k_test: int | None
-    itm_weight: float | None
+    rerank_weight: float | None
     source: str
 
     def describe(self) -> str:
         """One line, e.g. "combine over the top 16, ITM weight 0.05 (the model's saved choice: ...)"."""
         if self.mode is None:
             return f"similarity only ({self.source})"
-        weight = f", ITM weight {self.itm_weight:g}" if self.mode == "combine" else ""
+        weight = f", ITM weight {self.rerank_weight:g}" if self.mode == "combine" else ""
         return f"{self.mode} over the top {self.k_test}{weight} ({self.source})"
 
 
 def resolve_reranking(config, mode: str | None = None, k_test: int | None = None,
-                      itm_weight: float | None = None) -> Reranking:
+                      rerank_weight: float | None = None) -> Reranking:
     """The ranking of a run: what is given wins; the rest comes from ``config.reranking`` (the model's saved
-    choice, :func:`~modeling_ccr.configuration_ccr.check_reranking`), else from the paper ("replace" over
-    the top 128; ITM weight 1 for "combine"). ``mode``: ``"similarity"``, ``"replace"``, ``"combine"`` or
-    None (the saved mode, else "replace"); a saved ``"similarity"`` choice with a ``k_test`` or
-    ``itm_weight`` given re-ranks ("combine" with a weight, else "replace")."""
-    saved = getattr(config, "reranking", None) or {}
-    given = mode is not None or k_test is not None or itm_weight is not None
+    choice, read by :func:`~modeling_ccr.configuration_ccr.check_reranking`, so an entry saved with the old
+    ``"itm_weight"`` key counts too), else from the paper ("replace" over the top 128; ITM weight 1 for
+    "combine"). ``mode``: ``"similarity"``, ``"replace"``, ``"combine"`` or None (the saved mode, else
+    "replace"); a saved ``"similarity"`` choice with a ``k_test`` or ``rerank_weight`` given re-ranks
+    ("combine" with a weight, else "replace")."""
+    saved = check_reranking(getattr(config, "reranking", None)) or {}
+    given = mode is not None or k_test is not None or rerank_weight is not None
     if mode is None:
         mode = saved.get("mode", "replace")
         if mode == "similarity" and given:
-            mode = "combine" if itm_weight is not None else "replace"
+            mode = "combine" if rerank_weight is not None else "replace"
     if mode not in RERANKING_MODES:
         raise ValueError(f"unknown re-ranking mode {mode!r}: use {', '.join(RERANKING_MODES)}")
-    saved_weight = saved.get("itm_weight") if saved.get("mode") == "combine" else None
+    saved_weight = saved.get("rerank_weight") if saved.get("mode") == "combine" else None
     used_saved = (not given and bool(saved)) or (mode != "similarity" and k_test is None and "k_test" in saved) or (
-        mode == "combine" and itm_weight is None and saved_weight is not None)
+        mode == "combine" and rerank_weight is None and saved_weight is not None)
     note = "the model's saved choice" + (f": {saved['chosen_on']}" if saved.get("chosen_on") else "")
     source = note if used_saved and not given else ("the paper's protocol" if not given else "as asked")
     if used_saved and given:
@@ -102,13 +105,14 @@ def resolve_reranking(config, mode: str | None = None, k_test: int | None = None
         return Reranking(None, None, None, source)
     k_test = k_test if k_test is not None else saved.get("k_test", PAPER_K_TEST)
     if mode == "combine":
-        itm_weight = itm_weight if itm_weight is not None else (saved_weight if saved_weight is not None else 1.0)
-    return Reranking(mode, k_test, itm_weight if mode == "combine" else None, source)
+        if rerank_weight is None:
+            rerank_weight = saved_weight if saved_weight is not None else 1.0
+    return Reranking(mode, k_test, rerank_weight if mode == "combine" else None, source)
 
 
 class CachedPairScorer:
     """A pair scorer that remembers every pair's logit, so re-ranking the same split again (for example with
-    another ``itm_weight``) runs the fusion encoder only on pairs it has not seen."""
+    another ``rerank_weight``) runs the fusion encoder only on pairs it has not seen."""
 
     def __init__(self, pair_scorer: PairScorer, num_texts: int):
         self.pair_scorer = pair_scorer
@@ -133,11 +137,12 @@ class TwoStageReranker:
             (``itm_logits[:, 1]``), e.g. :class:`~modeling_ccr.evaluation.itm.ModelPairScorer`.
         k_test: candidates re-ranked per query (128 in the paper; 256 on COCO). Capped at the number of
             candidates.
-        mode: ``"replace"`` (the paper) or ``"combine"`` (similarity + ``itm_weight`` * logit).
-        itm_weight: the logit's weight in ``"combine"`` mode.
+        mode: ``"replace"`` (the paper) or ``"combine"`` (similarity + ``rerank_weight`` * logit).
+        rerank_weight: the logit's weight in ``"combine"`` mode.
     """
 
-    def __init__(self, pair_scorer: PairScorer, k_test: int = 128, mode: str = "replace", itm_weight: float = 1.0):
+    def __init__(self, pair_scorer: PairScorer, k_test: int = 128, mode: str = "replace",
+                 rerank_weight: float = 1.0):
         if k_test < 1:
             raise ValueError(f"k_test must be >= 1, got {k_test}")
         if mode not in RERANK_MODES:
@@ -145,7 +150,7 @@ class TwoStageReranker:
         self.pair_scorer = pair_scorer
         self.k_test = k_test
         self.mode = mode
-        self.itm_weight = float(itm_weight)
+        self.rerank_weight = float(rerank_weight)
         self.pairs_scored = 0
 
     def __call__(self, scores: torch.Tensor, queries: torch.Tensor, to_pairs: PairIndexer) -> torch.Tensor:
@@ -170,7 +175,7 @@ class TwoStageReranker:
         self.pairs_scored += logits.numel()
         second_stage = logits.view(-1, k).to(scores.device)
         if self.mode == "combine":
-            second_stage = scores[rerank].gather(1, candidates).float() + self.itm_weight * second_stage
+            second_stage = scores[rerank].gather(1, candidates).float() + self.rerank_weight * second_stage
         gold_position = (candidates == gold[:, None]).int().argmax(dim=1)
         ranks = first_stage.clone()
         ranks[rerank] = gold_ranks(second_stage, gold_position)

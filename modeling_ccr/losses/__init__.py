@@ -25,10 +25,13 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
 - Gathering: ``gather_with_grad="released"`` (the same as False) is the released all-gather, whose
   backward keeps only the local slice: the contrastive gradient upstream of the embeddings is 1/W of
   the full-batch one on W processes. The default ``"exact"`` gives the full-batch gradient.
-- MLM masking: ``mask_tokens_for_mlm(masking="skip-gram")`` with the defaults mask_probability 0.4,
-  max_masks 12, skipgram_probability 0.2, skipgram_size 3 is the released span rule and 80/10/10
-  replacement; ``"tokens"`` (the function's default) masks single positions.
-- MLM head: ``CCRModel.from_backbones`` starts it from the text backbone's LM head when it has one.
+- MLM masking: ``mask_tokens_for_mlm`` with its defaults (``masking=DEFAULT_MLM_MASKING``, "skip-gram";
+  mask_probability 0.4 and max_masks 12, ``configuration_ccr.DEFAULT_MLM_PROBABILITY`` and
+  ``DEFAULT_MLM_MAX_MASKS``, which a CCR config and ``CCRObjective`` start from; skipgram_probability 0.2,
+  skipgram_size 3) is the released span rule and 80/10/10 replacement, as training uses it;
+  ``masking="tokens"`` masks single positions.
+- MLM head: ``CCRForPreTraining.from_backbones`` starts it from the text backbone's LM head when it has
+  one.
 - ITM and MLM sampling run on each process's own batch (max(p) above is over the local matrix).
 - ITM hard negatives: ``sample_itm_triplets(negative_temperature=None)`` (default) draws them with the
   contrastive temperature, as released (``ccr train --itm_negative_temperature 0``); a temperature of their
@@ -84,10 +87,11 @@ from .itm import (
     positive_language_weights,
     sample_itm_triplets,
 )
-from .mlm import IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
+from .mlm import DEFAULT_MLM_MASKING, IGNORE_INDEX, MASKING_RULES, mask_tokens_for_mlm, mlm_loss
 from .one_to_k import WEIGHTINGS, OneToKContrastiveLoss, one_to_k_contrastive_loss
 
 __all__ = [
+    "DEFAULT_MLM_MASKING",
     "GATHER_GRADIENTS",
     "IGNORE_INDEX",
     "MASKING_RULES",

@@ -2,9 +2,14 @@
 
 Two ways to choose the targets (``mask_tokens_for_mlm(..., masking=...)``), one replacement step:
 
-- ``"tokens"``: single positions drawn uniformly without replacement;
-- ``"skip-gram"``: the authors' masking generator (X-VLM / CCLM / CCRK ``TextMaskingGenerator`` with
-  ``skipgram_prb`` 0.2, ``skipgram_size`` 3): spans of 1 to ``skipgram_size`` tokens.
+- ``"skip-gram"`` (``DEFAULT_MLM_MASKING``, as ``ccr train``): the authors' masking generator (X-VLM / CCLM /
+  CCRK ``TextMaskingGenerator`` with ``skipgram_prb`` 0.2, ``skipgram_size`` 3): spans of 1 to
+  ``skipgram_size`` tokens;
+- ``"tokens"``: single positions drawn uniformly without replacement.
+
+The share of tokens to predict and the cap per caption default to
+``modeling_ccr.configuration_ccr.DEFAULT_MLM_PROBABILITY`` and ``DEFAULT_MLM_MAX_MASKS``, which a model's
+config also starts from.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from ..configuration_ccr import DEFAULT_MLM_MAX_MASKS, DEFAULT_MLM_PROBABILITY
 from ._validation import check_choice
 
 IGNORE_INDEX = -100
@@ -22,6 +28,7 @@ _MASKING_MEANINGS = {
     "skip-gram": "spans of up to skipgram_size tokens, the authors' masking generator",
 }
 MASKING_RULES = tuple(_MASKING_MEANINGS)
+DEFAULT_MLM_MASKING = "skip-gram"  # the released rule: mask_tokens_for_mlm, CCRObjective and ccr train
 
 
 def _check_masking_arguments(
@@ -53,9 +60,11 @@ def _check_masking_arguments(
             f"{tuple(input_ids.shape)}: pass the mask returned with these input_ids"
         )
     if not 0 < mask_probability <= 1:
-        raise ValueError(f"mask_probability must lie in (0, 1], got {mask_probability!r} (0.4 in the paper)")
+        raise ValueError(f"mask_probability must lie in (0, 1], got {mask_probability!r} "
+                         f"({DEFAULT_MLM_PROBABILITY} in the paper)")
     if isinstance(max_masks, bool) or not isinstance(max_masks, int) or max_masks < 1:
-        raise ValueError(f"max_masks must be an int >= 1, got {max_masks!r} (12 in the paper)")
+        raise ValueError(f"max_masks must be an int >= 1, got {max_masks!r} "
+                         f"({DEFAULT_MLM_MAX_MASKS} in the paper)")
     if not 0 <= mask_token_id < vocab_size:
         raise ValueError(
             f"mask_token_id {mask_token_id} lies outside the vocabulary range({vocab_size}): "
@@ -74,10 +83,10 @@ def mask_tokens_for_mlm(
     special_token_ids: Iterable[int],
     mask_token_id: int,
     vocab_size: int,
-    mask_probability: float = 0.4,
-    max_masks: int = 12,
+    mask_probability: float = DEFAULT_MLM_PROBABILITY,
+    max_masks: int = DEFAULT_MLM_MAX_MASKS,
     generator: torch.Generator | None = None,
-    masking: str = "tokens",
+    masking: str = DEFAULT_MLM_MASKING,
     skipgram_probability: float = 0.2,
     skipgram_size: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,10 +99,12 @@ def mask_tokens_for_mlm(
             PAD, ...). Padding is never masked either, whatever its id.
         mask_token_id: the id written over 80% of the targets.
         vocab_size: random replacements are drawn uniformly from range(vocab_size).
-        mask_probability: share of a row's maskable tokens to predict (0.4 in the paper).
-        max_masks: cap on the targets per row (12 in the paper).
+        mask_probability: share of a row's maskable tokens to predict (default: the paper's,
+            ``DEFAULT_MLM_PROBABILITY``).
+        max_masks: cap on the targets per row (default: the paper's, ``DEFAULT_MLM_MAX_MASKS``).
         generator: makes the choice reproducible (draws run on its device).
-        masking: ``"tokens"`` (default) or ``"skip-gram"``, the rule that picks the targets.
+        masking: ``"skip-gram"`` (default, the released rule, as training) or ``"tokens"``, the rule that
+            picks the targets.
         skipgram_probability, skipgram_size: with ``"skip-gram"``, the chance that a span is longer
             than one token, and the longest span (0.2 and 3 in the authors' code).
 

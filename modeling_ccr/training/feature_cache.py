@@ -11,72 +11,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..modeling_ccr import ImageTowerAdapter, TextTowerAdapter
+
 TEXT_FILL_CHUNK = 256  # texts per forward of the frozen text layers when the cache is filled
 
 
 def leading_frozen_layers(model) -> int:
-    """How many text-encoder layers, from the bottom, are frozen (0 if the embeddings train)."""
-    if any(p.requires_grad for p in model.text_model.get_input_embeddings().parameters()):
-        return 0
-    return _leading_frozen(model.text_model.get_submodule("encoder.layer"))
-
-
-def vision_blocks(tower: nn.Module) -> tuple[str, nn.ModuleList] | None:
-    """The image tower's stack of blocks, bottom first, and its path: ``blocks`` (EfficientNet-Lite),
-    ``layers`` (ViT in transformers 5), ``encoder.layer`` (ViT in 4.x), ``encoder.layers`` (Swin stages,
-    CLIP vision); None for another layout."""
-    for path in ("blocks", "layers", "encoder.layer", "encoder.layers"):
-        try:
-            module = tower.get_submodule(path)
-        except AttributeError:
-            continue
-        if isinstance(module, nn.ModuleList):
-            return path, module
-    return None
-
-
-def leading_frozen_vision_blocks(tower: nn.Module) -> int:
-    """How many blocks of a partly trained image tower, from the bottom, are frozen together with its stem,
-    for towers whose forward splits there (``lower_features`` / ``upper_features``, EfficientNet-Lite); 0
-    otherwise (the whole tower then runs at each step)."""
-    if not (hasattr(tower, "lower_features") and hasattr(tower, "upper_features")):
-        return 0
-    if any(p.requires_grad for p in tower.stem.parameters()):
-        return 0
-    return _leading_frozen(tower.blocks)
+    """How many text layers, from the bottom, the cache serves: the frozen ones (0 if the embeddings train, or
+    if the tower's attention cannot run a slice of its layers, :attr:`TextTowerAdapter.runs_slices`)."""
+    text = TextTowerAdapter(model.text_model)
+    return text.leading_frozen_layers() if text.runs_slices else 0
 
 
 def frozen_image_part(tower: nn.Module) -> tuple[bool, int]:
     """What of an image tower a cache can serve: ``(True, 0)`` when the whole tower is frozen (its tokens),
-    else ``(False, n)`` with ``n`` = :func:`leading_frozen_vision_blocks` (the maps of its frozen lower blocks;
-    0: nothing)."""
+    else ``(False, n)`` with ``n`` = :meth:`ImageTowerAdapter.leading_frozen_blocks` (the maps of its frozen
+    lower blocks; 0: nothing)."""
     if not any(p.requires_grad for p in tower.parameters()):
         return True, 0
-    return False, leading_frozen_vision_blocks(tower)
-
-
-def _leading_frozen(modules: nn.ModuleList) -> int:
-    """How many modules of a stack, from the bottom, have no trainable parameter."""
-    count = 0
-    for module in modules:
-        if any(p.requires_grad for p in module.parameters()):
-            break
-        count += 1
-    return count
-
-
-def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[T, L]`` 1/0 mask -> ``[T, 1, 1, L]`` additive mask (0 where attended, the dtype's minimum elsewhere)."""
-    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-
-
-def run_layers(layers: nn.ModuleList, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Run BERT-family encoder layers on ``hidden [T, L, H]`` with a ``[T, L]`` padding mask."""
-    mask = additive_attention_mask(attention_mask, hidden.dtype)
-    for layer in layers:
-        output = layer(hidden, attention_mask=mask)
-        hidden = output[0] if isinstance(output, tuple) else output  # transformers 4.x returns tuples
-    return hidden
+    return False, ImageTowerAdapter(tower).leading_frozen_blocks()
 
 
 def _need_pixels(pixel_values: torch.Tensor | None, image_ids: list[str], missing: list[int]) -> None:
@@ -132,7 +85,7 @@ class FrozenFeatureCache:
         tower.eval()
         try:
             with torch.no_grad():
-                maps = tower.lower_features(pixel_values[missing], n_frozen)
+                maps = ImageTowerAdapter(tower).run_lower(pixel_values[missing], n_frozen)
         finally:
             tower.train(was_training)
         for i, feature_map in zip(missing, maps, strict=True):
@@ -143,7 +96,8 @@ class FrozenFeatureCache:
         output maps ``[C, h, w]`` come from the cache (computed in eval mode), the upper blocks run now."""
         self.fill_image_maps(model, pixel_values, image_ids, n_frozen)
         maps = torch.stack([self.image_maps[key] for key in image_ids])
-        return model.image_tokens_from_states(model.vision_model.upper_features(maps, n_frozen))
+        tokens = ImageTowerAdapter(model.vision_model).run_upper(maps, n_frozen)
+        return model.image_tokens_from_states(tokens)
 
     def fill_texts(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_frozen: int) -> list[tuple]:
         """Cache the states after the first ``n_frozen`` text layers of the texts not seen before (right-padded
@@ -171,7 +125,7 @@ class FrozenFeatureCache:
         hidden = first.new_zeros((len(keys), input_ids.shape[1], first.shape[-1]))
         for i, key in enumerate(keys):
             hidden[i, : len(key)] = self.text_states[key]
-        return run_layers(model.text_model.get_submodule("encoder.layer")[n_frozen:], hidden, attention_mask)
+        return TextTowerAdapter(model.text_model).run_layers(hidden, attention_mask, start=n_frozen)
 
     @torch.no_grad()
     def _fill(self, model, input_ids, attention_mask, keys, n_frozen) -> None:
@@ -179,8 +133,8 @@ class FrozenFeatureCache:
         was_training = text_model.training
         text_model.eval()  # frozen layers run without dropout, so their output is fixed
         try:
-            hidden = text_model.embeddings(input_ids=input_ids)
-            hidden = run_layers(text_model.get_submodule("encoder.layer")[:n_frozen], hidden, attention_mask)
+            text = TextTowerAdapter(text_model)
+            hidden = text.run_layers(text.embed(input_ids), attention_mask, stop=n_frozen)
         finally:
             text_model.train(was_training)
         for row, key in zip(hidden, keys, strict=True):

@@ -12,33 +12,29 @@ baselines do, so the comparison of styles is not blurred by multilingual fusion 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accelerate import PartialState
 from torch import nn
 
+from ..configuration_ccr import DEFAULT_MLM_MAX_MASKS, DEFAULT_MLM_PROBABILITY
 from ..losses import (
-    CrossLingualContrastiveLoss,
-    CrossModalContrastiveLoss,
+    DEFAULT_MLM_MASKING,
     ItmTriplets,
-    OneToKContrastiveLoss,
     build_itm_pairs,
     itm_accuracy,
     itm_loss,
     mask_tokens_for_mlm,
     mlm_loss,
     negatives_sharing_text,
-    sample_caption_languages,
-    sample_itm_triplets,
 )
 from ..losses.mlm import IGNORE_INDEX
 from ..modeling_ccr import trim_padding
 from .feature_cache import FrozenFeatureCache, frozen_image_part, leading_frozen_layers
+from .styles import StyleOptions, style_class
 
-LOSS_STYLES = ("one-to-k", "cross-modal", "cross-lingual")
 COMPONENTS = ("contrastive", "itm", "mlm")
 
 
@@ -49,19 +45,24 @@ class CCRObjective:
     left out.
 
     Args:
-        loss_style: ``"one-to-k"`` (the paper), ``"cross-modal"`` (one sampled language per image, 1-to-1
-            InfoNCE) or ``"cross-lingual"`` (image-English plus English-other InfoNCE).
+        loss_style: a registered contrastive style (:mod:`~modeling_ccr.training.styles`): ``"one-to-k"``
+            (the paper), ``"cross-modal"`` (one sampled language per image, 1-to-1 InfoNCE) or
+            ``"cross-lingual"`` (image-English plus English-other InfoNCE); it also says which captions ITM
+            and MLM read. An unknown name is refused with the list of styles.
         weighting: the 1-to-K weighting, ``"released"`` or ``"symmetric"``.
         weights: component weights, default 1 each (the paper: L = L_KCL + L_ITM + L_MLM); a zero weight
             skips that component's computation.
         english_index: position of English among the K languages (cross-lingual style).
         mask_token_id, special_token_ids, vocab_size: from the tokenizer, for MLM masking.
-        mlm_probability, mlm_max_masks: MLM masking (0.4, at most 12 per caption).
-        seed: seeds the sampling (language choice, ITM negatives, masks); each process adds its rank.
+        mlm_probability, mlm_max_masks: MLM masking: the share of a caption's tokens to predict and the most
+            per caption (default: the model config's defaults, as released).
+        seed: seeds the sampling (language choice, ITM negatives, masks); each process adds its index.
+        process_index: this process's index among the training processes (``args.process_index`` of the
+            training arguments; 0 in a single process), so that the processes draw differently.
         itm_positive_language: how ``one-to-k`` picks each image's ITM / MLM caption among its K:
             ``"released"`` (the authors' code, nearly uniform) or ``"hardest"`` (favours the language the
             image matches worst); see :func:`~modeling_ccr.losses.sample_itm_triplets`.
-        mlm_masking: ``"skip-gram"`` (spans, as released) or ``"tokens"`` (single positions); see
+        mlm_masking: ``"skip-gram"`` (spans, as released, default) or ``"tokens"`` (single positions); see
             :func:`~modeling_ccr.losses.mask_tokens_for_mlm`.
         itm_balanced: weigh ITM's positive and negative pairs equally (:func:`~modeling_ccr.losses.itm_loss`);
             False (the paper) averages over the pairs, 1 positive : 2 negatives.
@@ -98,12 +99,13 @@ class CCRObjective:
         mask_token_id: int | None = None,
         special_token_ids: list[int] | None = None,
         vocab_size: int | None = None,
-        mlm_probability: float = 0.4,
-        mlm_max_masks: int = 12,
+        mlm_probability: float = DEFAULT_MLM_PROBABILITY,
+        mlm_max_masks: int = DEFAULT_MLM_MAX_MASKS,
         seed: int = 0,
+        process_index: int = 0,
         cache_frozen_features: bool = False,
         itm_positive_language: str = "released",
-        mlm_masking: str = "skip-gram",
+        mlm_masking: str = DEFAULT_MLM_MASKING,
         gather_with_grad: bool | str = True,
         fusion_batch_size: int | None = None,
         itm_negative_temperature: float | None = None,
@@ -112,8 +114,7 @@ class CCRObjective:
         detach_itm_similarity: bool = True,
         itm_random_negative_share: float = 0.0,
     ):
-        if loss_style not in LOSS_STYLES:
-            raise ValueError(f"unknown loss style {loss_style!r}: use one of {', '.join(LOSS_STYLES)}")
+        style = style_class(loss_style)
         self.weights = {name: 1.0 for name in COMPONENTS}
         unknown = set(weights or {}) - set(COMPONENTS)
         if unknown:
@@ -121,18 +122,10 @@ class CCRObjective:
         self.weights.update({name: float(value) for name, value in (weights or {}).items()})
         if self.weights["mlm"] and (mask_token_id is None or vocab_size is None):
             raise ValueError("MLM needs mask_token_id and vocab_size (from the tokenizer), or weights={'mlm': 0}")
-        # Per-process sampling; accelerate's PartialState knows the rank (in train(), TrainingArguments made it).
-        self.generator = torch.Generator().manual_seed(seed + PartialState().process_index)
-        self.loss_style = loss_style
-        self.weighting = weighting
-        if loss_style == "one-to-k":
-            self.contrastive = OneToKContrastiveLoss(weighting=weighting, gather_with_grad=gather_with_grad)
-        elif loss_style == "cross-modal":
-            self.contrastive = CrossModalContrastiveLoss(generator=self.generator, gather_with_grad=gather_with_grad)
-        else:
-            self.contrastive = CrossLingualContrastiveLoss(english_index=english_index, gather_with_grad=gather_with_grad)
-        self.english_index = english_index
-        self.itm_positive_language = itm_positive_language
+        self.generator = torch.Generator().manual_seed(seed + process_index)  # each process draws its own
+        self.style = style(StyleOptions(generator=self.generator, gather_with_grad=gather_with_grad,
+                                        weighting=weighting, english_index=english_index,
+                                        itm_positive_language=itm_positive_language))
         self.mlm_masking = mlm_masking
         if fusion_batch_size is not None and fusion_batch_size < 1:
             raise ValueError(f"fusion_batch_size must be >= 1 or None (all images), got {fusion_batch_size}")
@@ -154,8 +147,7 @@ class CCRObjective:
     def get_config_dict(self) -> dict[str, Any]:
         """What defines this objective, for logs and model cards."""
         return {
-            "loss_style": self.loss_style,
-            "weighting": self.weighting if self.loss_style == "one-to-k" else None,
+            "loss_style": self.style.name,
             "weights": dict(self.weights),
             "mlm_probability": self.mlm_probability,
             "mlm_max_masks": self.mlm_max_masks,
@@ -166,9 +158,7 @@ class CCRObjective:
             "itm_random_negative_share": self.itm_random_negative_share,
             "detach_fusion_image_tokens": self.detach_fusion_image_tokens,
             "detach_itm_similarity": self.detach_itm_similarity,
-            "itm_positive_language": self.itm_positive_language if self.loss_style == "one-to-k" else None,
-            "fusion_captions": "one of K per image" if self.loss_style == "one-to-k" else "the style's own, 1-to-1",
-            "contrastive": self.contrastive.get_config_dict(),
+            **self.style.get_config_dict(),
         }
 
     def __call__(
@@ -178,12 +168,18 @@ class CCRObjective:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         image_ids: list[str] | None = None,
+        mlm_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """pixel_values ``[N, 3, H, W]``, image-major input_ids / attention_mask ``[N*K, L]`` -> losses.
 
-        ``image_ids`` (N strings, from the collator) key the image-token cache when it is on; with every
-        image in the cache, ``pixel_values`` may be None.
+        ``model`` is the CCR model; ``mlm_logits``, the MLM head of the pre-training model that calls this
+        (:meth:`~modeling_ccr.training.CCRForPreTraining.mlm_logits`: fused states ``[M, L, H]`` -> vocabulary
+        logits ``[M, L, V]``), is needed when MLM is on. ``image_ids`` (N strings, from the collator) key the
+        image-token cache when it is on; with every image in the cache, ``pixel_values`` may be None.
         """
+        if self.weights["mlm"] and mlm_logits is None:
+            raise ValueError("MLM needs the pre-training model's MLM head: compute the objective through "
+                             "CCRForPreTraining (model(**batch)), or set weights={'mlm': 0}")
         image_tokens = self._image_tokens(model, pixel_values, image_ids)
         image_embeds = model.project_image_tokens(image_tokens)
         n_frozen = self._cached_text_layers(model)
@@ -195,14 +191,13 @@ class CCRObjective:
         temperature = model.clamped_temperature()
 
         n_images, k = image_embeds.shape[0], text_embeds.shape[0] // max(image_embeds.shape[0], 1)
-        languages = self._baseline_languages(n_images, k, text_embeds.device)
-        fusion_rows = None if languages is None else torch.arange(n_images, device=languages.device) * k + languages
-        if self.loss_style == "cross-modal":
-            parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature, languages=languages)}
-        else:
-            parts = {"contrastive": self.contrastive(image_embeds, text_embeds, temperature)}
+        languages = self.style.caption_languages(n_images, k, text_embeds.device)
+        contrastive = self.style.contrastive_loss(image_embeds, text_embeds, temperature, languages)
+        parts = {"contrastive": contrastive}
         if self.weights["itm"] or self.weights["mlm"]:
-            triplets = self._triplets(image_embeds, text_embeds, temperature, fusion_rows)
+            triplets = self.style.itm_triplets(image_embeds, text_embeds, temperature, languages,
+                                               negative_temperature=self.itm_negative_temperature,
+                                               random_share=self.itm_random_negative_share)
             triplets = ItmTriplets(*(indices[: self.fusion_batch_size] for indices in triplets))
         groups = {}  # what the fusion encoder reads: (text states, mask, image index) of each objective
         if self.weights["itm"]:
@@ -225,7 +220,7 @@ class CCRObjective:
         if "mlm" in fused:
             targets = mlm_labels != IGNORE_INDEX
             # Vocabulary logits only at the targets: [n_targets, V] instead of [N, L, V].
-            logits = model.mlm_logits(fused["mlm"][targets].unsqueeze(0))
+            logits = mlm_logits(fused["mlm"][targets].unsqueeze(0))
             parts["mlm"] = mlm_loss(logits, mlm_labels[targets].unsqueeze(0))
         loss = sum(self.weights[name] * value for name, value in parts.items())
         return {"loss": loss, **parts, "temperature": temperature.detach(), **diagnostics}
@@ -264,8 +259,6 @@ class CCRObjective:
         """How many bottom text layers the cache serves: the frozen ones, when the cache is on (0 otherwise)."""
         if self.feature_cache is None:
             return 0
-        if model.text_model.config._attn_implementation not in (None, "eager", "sdpa"):
-            return 0  # the cached path builds an additive mask, which only eager and SDPA attention take
         return leading_frozen_layers(model)
 
     def _image_tokens(self, model, pixel_values: torch.Tensor | None, image_ids: list[str] | None) -> torch.Tensor:
@@ -288,29 +281,6 @@ class CCRObjective:
         if n_frozen_blocks and self.feature_cache is not None and image_ids is not None:
             return self.feature_cache.image_top_blocks(model, pixel_values, image_ids, n_frozen_blocks)
         return model.get_image_tokens(pixel_values)
-
-    def _baseline_languages(self, n_images: int, k: int, device: torch.device) -> torch.Tensor | None:
-        """The language index ``[N]`` of each image's caption that a baseline style trains on (1-to-1): drawn
-        for ``cross-modal``, English for ``cross-lingual``; None for ``one-to-k`` (all K captions take part,
-        ITM picks one per image)."""
-        if self.loss_style == "cross-modal":
-            return sample_caption_languages(n_images, k, self.generator).to(device)
-        if self.loss_style == "cross-lingual":
-            return torch.full((n_images,), self.english_index, dtype=torch.long, device=device)
-        return None
-
-    def _triplets(self, image_embeds, text_embeds, temperature, fusion_rows):
-        """ITM triplets whose text indices are rows of the full image-major batch ``[N*K]``."""
-        if fusion_rows is None:
-            return sample_itm_triplets(image_embeds, text_embeds, temperature, generator=self.generator,
-                                       positive_language=self.itm_positive_language,
-                                       negative_temperature=self.itm_negative_temperature,
-                                       random_share=self.itm_random_negative_share)
-        one_to_one = sample_itm_triplets(image_embeds, text_embeds[fusion_rows], temperature, generator=self.generator,
-                                         negative_temperature=self.itm_negative_temperature,
-                                         random_share=self.itm_random_negative_share)
-        return one_to_one._replace(positive_text=fusion_rows[one_to_one.positive_text],
-                                   negative_text=fusion_rows[one_to_one.negative_text])
 
     def _mask_for_mlm(self, input_ids, attention_mask, chosen) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The chosen captions (rows ``chosen`` ``[M]`` of the image-major texts) masked for cross-modal MLM:

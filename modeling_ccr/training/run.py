@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -42,13 +43,13 @@ from ..configuration_ccr import CCRConfig
 from ..constants import DEFAULT_MAX_STEPS, DEFAULT_TRAIN_BATCH_SIZE
 from ..data.arguments import DataArguments, load_dataset_from_args
 from ..default_model import CCR_MODEL_FOLDER, ensure_default_model, save_model_folder
-from ..losses import GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
-from ..modeling_ccr import CCRModel
+from ..losses import DEFAULT_MLM_MASKING, GATHER_GRADIENTS, MASKING_RULES, POSITIVE_LANGUAGE_RULES, WEIGHTINGS
+from ..modeling_ccr import CCRModel, ImageTowerAdapter, TextTowerAdapter
 from ..output_lock import check_writable, output_lock
 from .collator import CCRDataCollator
-from .feature_cache import vision_blocks
-from .objective import LOSS_STYLES, CCRObjective
+from .objective import CCRObjective
 from .pretraining_model import CCRForPreTraining
+from .styles import CONTRASTIVE_STYLES, LOSS_STYLES, style_class
 from .trainer import CCRTrainer
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ class CCRTrainingArguments(TrainingArguments):
     itm_positive_language: str = field(
         default="released", metadata={"help": "how one-to-k picks each image's ITM/MLM caption",
                                       "choices": list(POSITIVE_LANGUAGE_RULES)})
-    mlm_masking: str = field(default="skip-gram", metadata={"help": "MLM masking", "choices": list(MASKING_RULES)})
+    mlm_masking: str = field(default=DEFAULT_MLM_MASKING,
+                             metadata={"help": "MLM masking", "choices": list(MASKING_RULES)})
     contrastive_gather: str = field(
         default="exact", metadata={"help": "gradient of the cross-process gather: the exact full-batch one, or the "
                                    "released code's (1/W of it)", "choices": list(GATHER_GRADIENTS)})
@@ -132,7 +134,7 @@ class CCRTrainingArguments(TrainingArguments):
     detach_itm_similarity: bool = field(
         default=True, metadata={"help": "a residual ITM head's loss sends no gradient into the dual encoder's "
                                 "embeddings through the similarity it reads (false: ITM trains them too)"})
-    train_text_layers: int = field(default=0, metadata={"help": "top text-encoder layers that train (-1: all, embeddings too)"})
+    train_text_layers: int = field(default=0, metadata={"help": "top text-tower layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
                              "the block stack as the top one (-1: all, 0: none)"})
@@ -154,13 +156,15 @@ class CCRTrainingArguments(TrainingArguments):
         """Checks the CCR settings (a ValueError before anything heavy), then TrainingArguments' own."""
         if self.max_steps < 1 or self.per_device_train_batch_size < 1:
             raise ValueError("max_steps and per_device_train_batch_size must be >= 1")
-        if self.per_device_train_batch_size < 2 and (self.itm_weight or self.loss_style != "one-to-k"):
-            raise ValueError("per_device_train_batch_size must be >= 2: in-batch negatives need at least two images")
-        for name, allowed in (("loss_style", LOSS_STYLES), ("weighting", WEIGHTINGS),
+        for name, allowed in (("loss_style", tuple(CONTRASTIVE_STYLES)), ("weighting", WEIGHTINGS),
                               ("itm_positive_language", POSITIVE_LANGUAGE_RULES), ("mlm_masking", MASKING_RULES),
                               ("contrastive_gather", GATHER_GRADIENTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        needed = max(style_class(self.loss_style).min_batch_images, 2 if self.itm_weight else 1)  # ITM: 2
+        if self.per_device_train_batch_size < needed:
+            raise ValueError(f"per_device_train_batch_size must be >= {needed}: in-batch negatives need at "
+                             f"least {needed} images")
         if self.train_text_layers < -1 or self.train_vision_layers < -1:
             raise ValueError("train_text_layers and train_vision_layers must be >= -1 (-1: all)")
         if not self.itm_negative_temperature >= 0:
@@ -172,6 +176,7 @@ class CCRTrainingArguments(TrainingArguments):
             # Several processes and no GPU (torchrun / accelerate launch on CPUs): without use_cpu, accelerate
             # sees no distributed set-up and every process would train the whole data set alone.
             self.use_cpu = True
+        self.warmup_steps = warmup_steps_for(self.warmup_steps, self.max_steps)  # steps, whatever the version
         super().__post_init__()
 
     def objective_weights(self) -> dict[str, float]:
@@ -183,11 +188,21 @@ class CCRTrainingArguments(TrainingArguments):
         return self.itm_negative_temperature or None
 
 
+def warmup_steps_for(warmup_steps: float, max_steps: int) -> float:
+    """The warm-up of ``warmup_steps`` as a number of steps: a value in (0, 1) is a ratio of ``max_steps``,
+    ``ceil(ratio * max_steps)`` steps; 0 and a count are returned as they are. transformers 5 reads a value
+    below 1 as a ratio too, 4.x as that many steps (no warm-up): :class:`CCRTrainingArguments` gives either
+    the count."""
+    return math.ceil(warmup_steps * max_steps) if 0 < warmup_steps < 1 else warmup_steps
+
+
 def set_trainable(
-    model: CCRModel, train_text_layers: int, train_vision_layers: int, weights: dict[str, float] | None = None
+    model: CCRForPreTraining | CCRModel, train_text_layers: int, train_vision_layers: int,
+    weights: dict[str, float] | None = None,
 ) -> dict[str, int]:
-    """Choose what trains: the top ``train_text_layers`` text layers (-1: all and the embeddings), the top
-    ``train_vision_layers`` layers of the image tower (see :func:`_train_top_vision_layers`: 1 is
+    """Choose what trains in a pre-training model (or a bare CCR model, which has no MLM head): the top
+    ``train_text_layers`` text layers (-1: all and the embeddings), the top
+    ``train_vision_layers`` layers of the image tower (see :meth:`ImageTowerAdapter.train_top_layers`: 1 is
     EfficientNet-Lite's head conv, 2 adds its last block; -1: the whole tower, 0: none), and the fusion
     encoder, projections, heads and
     temperature. A component with a zero weight in ``weights`` freezes its head (and the fusion encoder
@@ -196,57 +211,23 @@ def set_trainable(
 
     Returns counts ``{"trainable": n, "frozen": m}`` of parameters.
     """
-    layers = model.text_model.get_submodule("encoder.layer")
-    n_layers = len(layers)
+    ccr = model.ccr if isinstance(model, CCRForPreTraining) else model
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     if train_text_layers >= 0:
-        for name, parameter in model.text_model.named_parameters():
-            if not name.startswith("encoder.layer."):
-                parameter.requires_grad_(False)
-        for layer in layers[: max(n_layers - train_text_layers, 0)]:
-            layer.requires_grad_(False)
+        TextTowerAdapter(ccr.text_model).train_top_layers(train_text_layers)
     if train_vision_layers >= 0:
-        _train_top_vision_layers(model.vision_model, train_vision_layers)
+        ImageTowerAdapter(ccr.vision_model).train_top_layers(train_vision_layers)
     weights = weights or {}
     if not weights.get("itm", 1.0):
-        model.itm_head.requires_grad_(False)
-    if not weights.get("mlm", 1.0):
+        ccr.itm_head.requires_grad_(False)
+    if not weights.get("mlm", 1.0) and isinstance(model, CCRForPreTraining):
         model.mlm_head.requires_grad_(False)
     if not weights.get("itm", 1.0) and not weights.get("mlm", 1.0):
-        model.fusion.requires_grad_(False)
+        ccr.fusion.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return {"trainable": trainable, "frozen": frozen}
-
-
-def _train_top_vision_layers(tower: torch.nn.Module, count: int) -> None:
-    """Freeze the image tower except its top ``count`` layers, counted from the top: the parameters
-    registered after the block stack (EfficientNet-Lite's head conv, a ViT's final norm) form the top layer
-    when there are any, then the blocks from the last one down. ``count = 0`` freezes it all."""
-    tower.requires_grad_(False)
-    if count == 0:
-        return
-    found = vision_blocks(tower)
-    if found is None:
-        raise ValueError(
-            f"cannot train the top {count} layers of a {type(tower).__name__}: its block stack is not at "
-            "'blocks', 'layers', 'encoder.layer' or 'encoder.layers'; train the whole tower (-1) or none (0)"
-        )
-    path, blocks = found
-    past_blocks, after = False, []
-    for name, parameter in tower.named_parameters():
-        if name.startswith(path + "."):
-            past_blocks = True
-        elif past_blocks:
-            after.append(parameter)
-    n_blocks = count - 1 if after else count
-    if n_blocks > len(blocks):
-        raise ValueError(f"train_vision_layers={count}, but the image tower has {len(blocks) + bool(after)} layers "
-                         f"({len(blocks)} blocks{' and the layer after them' if after else ''})")
-    for parameter in after:
-        parameter.requires_grad_(True)
-    blocks[len(blocks) - n_blocks :].requires_grad_(True)
 
 
 def set_aside_incomplete_checkpoints(checkpoint_dir: Path) -> list[Path]:
@@ -417,8 +398,8 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
             _set_aside_checkpoints(checkpoint_dir)
     dataset, languages = _load_training_data(data_args, args.per_device_train_batch_size)
     english_index = languages.index("en") if "en" in languages else -1
-    if args.loss_style == "cross-lingual" and english_index < 0:
-        raise ValueError(f"the cross-lingual style pivots on English, but 'en' is not among {languages}")
+    if style_class(args.loss_style).needs_english and english_index < 0:
+        raise ValueError(f"the {args.loss_style} style pivots on English, but 'en' is not among {languages}")
 
     model_dir = model_args.model or str(ensure_default_model())
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -435,6 +416,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
         mlm_probability=config.mlm_probability,
         mlm_max_masks=config.mlm_max_masks,
         seed=args.seed,
+        process_index=args.process_index,
         cache_frozen_features=_cache_frozen_features(args, len(dataset)),
         itm_positive_language=args.itm_positive_language,
         mlm_masking=args.mlm_masking,
@@ -452,7 +434,7 @@ def _set_up(args: CCRTrainingArguments, model_args: ModelArguments, data_args: D
             logger.warning("--itm_residual %s: %s's ITM head is replaced by a new, untrained %s head",
                            model_args.itm_residual, model_dir, "residual" if model_args.itm_residual else "paper")
         model.ccr.reset_itm_head(model_args.itm_residual)
-    counts = set_trainable(model.ccr, args.train_text_layers, args.train_vision_layers, args.objective_weights())
+    counts = set_trainable(model, args.train_text_layers, args.train_vision_layers, args.objective_weights())
     bf16 = args.bf16 or (torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not args.fp16)
     trainer = CCRTrainer(
         model=model,
@@ -494,7 +476,7 @@ def _train_and_save(run: _Run, args: CCRTrainingArguments) -> dict[str, Any]:
         licence = Path(run.model_dir) / "LICENSES.md"
         note = licence.read_text(encoding="utf-8") if licence.is_file() else ""
         trainer.model.ccr.config.untrained = False
-        save_model_folder(trainer.model.ccr, run.processor, run.final_dir, note,
+        save_model_folder(trainer.model, run.processor, run.final_dir, note,
                           extra_files={"training_run.json": json.dumps(record, indent=2, default=str)},
                           overwrite=run.replace_model)
     return {"model_dir": str(run.final_dir), "steps": trainer.state.global_step, "final_loss": final_loss,

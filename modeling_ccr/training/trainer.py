@@ -51,10 +51,10 @@ class TemperatureClampCallback(TrainerCallback):
 class CCRTrainer(Trainer):
     """Trainer for :class:`CCRForPreTraining`.
 
-    ``compute_loss`` runs ``model(**batch)``; each component of the output (``contrastive``, ``itm``,
-    ``mlm``) is averaged between logging steps and logged as ``loss_<name>``; the temperature and the ITM
-    diagnostics (``itm_accuracy``, ``itm_negatives_same_text``) under their own names, so a head stuck at
-    the prior shows in the progress bar's logs. The
+    ``compute_loss`` runs ``model(**batch)``, its output a dict whatever the config's ``return_dict``; each
+    component of the output (``contrastive``, ``itm``, ``mlm``) is averaged between logging steps and logged
+    as ``loss_<name>``; the temperature and the ITM diagnostics (``itm_accuracy``, ``itm_negatives_same_text``)
+    under their own names, so a head stuck at the prior shows in the progress bar's logs. The
     per-batch mean loss is divided by the gradient-accumulation steps by the Trainer
     (``loss_is_scaled_for_ga = False``). The learning rate of each parameter group (see
     :func:`parameter_group`) is the base rate times ``args.new_parameter_lr_multiplier``,
@@ -77,7 +77,7 @@ class CCRTrainer(Trainer):
         self.add_callback(TemperatureClampCallback())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
+        outputs = model(**inputs, return_dict=True)
         if model.training:
             for name, value in outputs.components().items():
                 self._component_sums[f"loss_{name}" if name in COMPONENTS else name] += float(value.detach())

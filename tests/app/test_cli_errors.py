@@ -259,6 +259,24 @@ def test_a_broken_config_file_names_the_file_and_the_place(ccr_here, tmp_path, n
     assert line.startswith(f"ccr train: error: {tmp_path / name} {problem}")
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("accelerator_config:\n  split_batchs: true\n", "unexpected keyword argument 'split_batchs'"),
+        ("max_steps: [1, 2]\n", "'<' not supported between instances of 'list' and 'int'"),
+    ],
+    ids=["misspelt nested keyword", "value of the wrong type"],
+)
+def test_a_config_option_the_arguments_refuse_is_one_line_naming_the_file(ccr_here, tmp_path, text, problem):
+    """The options of a config file become the training arguments' keywords: a misspelt nested keyword or a
+    value of the wrong type is the user's error (one line naming the file), not a traceback."""
+    (tmp_path / "run.yaml").write_text(text)
+    result = ccr_here("train", "--config", tmp_path / "run.yaml", cwd=tmp_path)
+    line = one_error_line(result, "ccr train: error: ")
+    assert line.startswith(f"ccr train: error: invalid training options (from {tmp_path / 'run.yaml'} or the "
+                           "command line): ") and problem in line, line
+
+
 def help_of(*argv: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:

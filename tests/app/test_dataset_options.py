@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
 from modeling_ccr.app.dataset_options import add_dataset_arguments
+from modeling_ccr.constants import DATASET_OPTIONS, ON_MISSING_CHOICES
 from modeling_ccr.data import load_benchmark
-from modeling_ccr.data.arguments import load_dataset_from_args
+from modeling_ccr.data.arguments import DataArguments, load_dataset_from_args
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -36,3 +38,20 @@ def test_languages_and_policy_reach_the_loader():
     assert test["captions"] == load_benchmark("cldr-emoji", split="test", languages=["ja", "en"])["captions"]
     with pytest.raises(SystemExit):
         parse(["--on-missing", "ignore"])
+
+
+def test_train_and_evaluate_read_one_declaration_of_the_options():
+    """``ccr evaluate``'s flags and ``ccr train``'s ``DataArguments`` take each shared option's default, help
+    and choices from ``constants.DATASET_OPTIONS``."""
+    parser = argparse.ArgumentParser()
+    add_dataset_arguments(parser)
+    flags = {action.dest: action for action in parser._actions}
+    fields = {field.name: field for field in dataclasses.fields(DataArguments)}
+    assert set(DATASET_OPTIONS) <= set(flags) and set(DATASET_OPTIONS) <= set(fields)
+    for name, option in DATASET_OPTIONS.items():
+        assert flags[name].default == fields[name].default == option.default, name
+        assert flags[name].help.startswith(option.help), name
+        assert fields[name].metadata["help"].startswith(option.help), name
+        assert flags[name].choices == option.choices
+        assert fields[name].metadata.get("choices") == (option.choices and list(option.choices))
+    assert flags["on_missing"].choices == ON_MISSING_CHOICES

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from evaluation.eval_fixtures import LANGUAGES, torchrun, write_parquet_benchmark  # tests/ is on the path
+from evaluation.eval_reference import reference_mrv, reference_ranks, reference_recall
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr.app.cli import main
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
-from eval_fixtures import LANGUAGES, torchrun, write_parquet_benchmark  # noqa: E402
-from eval_reference import reference_mrv, reference_ranks, reference_recall  # noqa: E402
 
 K_TEST = 3
 

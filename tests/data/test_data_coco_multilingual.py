@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ccr_data_fixtures import CAPTIONS, color_index, image_bytes
+from data.ccr_data_fixtures import CAPTIONS, color_index, image_bytes
 
 from modeling_ccr.data import load_benchmark
 

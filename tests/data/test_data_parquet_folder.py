@@ -6,7 +6,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from ccr_data_fixtures import CAPTIONS, color_index, image_bytes
+from data.ccr_data_fixtures import CAPTIONS, color_index, image_bytes
 
 from modeling_ccr.data import common_features, load_benchmark
 

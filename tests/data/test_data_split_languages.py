@@ -8,7 +8,7 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from ccr_data_fixtures import CAPTIONS, color_index, image_bytes
+from data.ccr_data_fixtures import CAPTIONS, color_index, image_bytes
 from test_data_imagefolder import write_metadata
 
 from modeling_ccr.data import load_benchmark

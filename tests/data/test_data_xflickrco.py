@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ccr_data_fixtures import CAPTIONS, color_index, image_bytes, truncated
+from data.ccr_data_fixtures import CAPTIONS, color_index, image_bytes, truncated
 
 from modeling_ccr.data import load_benchmark
 

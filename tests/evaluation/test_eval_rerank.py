@@ -156,7 +156,7 @@ def test_batched_reranking_gives_the_ranks_of_the_pair_by_pair_path(tiny_setup, 
     ranks = {}
     for scorer_class in (ModelPairScorer, ReferencePairScorer):
         scorer = scorer_class(model, processor, encoded.image_tokens, texts, batch_size=16)
-        reranker = TwoStageReranker(scorer, k_test=k_test, mode=mode, itm_weight=0.5)
+        reranker = TwoStageReranker(scorer, k_test=k_test, mode=mode, rerank_weight=0.5)
         ranks[scorer_class] = retrieval_ranks(encoded.image_embeds, encoded.text_embeds, len(LANGUAGES),
                                               reranker=reranker, chunk_size=4)
     logits = ReferencePairScorer(model, processor, encoded.image_tokens, texts)(

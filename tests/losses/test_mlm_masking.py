@@ -32,12 +32,14 @@ def _expected_targets(n_maskable: int, probability: float, cap: int) -> int:
     return 0 if n_maskable == 0 else min(cap, max(1, round(probability * n_maskable)))
 
 
+@pytest.mark.parametrize("masking", ["skip-gram", "tokens"])
 @pytest.mark.parametrize("probability", [0.4, 0.5, 0.15])
-def test_target_count_per_row(probability):
+def test_target_count_per_row(probability, masking):
     lengths = [30, 50, 5, 1, 0, 3, 4, 7]
     ids, attention = _batch(lengths, width=54)
     masked, labels = mask_tokens_for_mlm(
-        ids, attention, SPECIAL, MASK, VOCAB, probability, 12, torch.Generator().manual_seed(1)
+        ids, attention, SPECIAL, MASK, VOCAB, probability, 12, torch.Generator().manual_seed(1),
+        masking=masking,
     )
     counts = (labels != -100).sum(dim=1).tolist()
     assert counts == [_expected_targets(n, probability, 12) for n in lengths]
@@ -88,7 +90,7 @@ def test_bert_replacement_shares():
 def test_positions_are_drawn_uniformly():
     ids, attention = _batch([10] * 5000, width=12, seed=8)
     _, labels = mask_tokens_for_mlm(
-        ids, attention, SPECIAL, MASK, VOCAB, 0.4, 12, torch.Generator().manual_seed(9)
+        ids, attention, SPECIAL, MASK, VOCAB, 0.4, 12, torch.Generator().manual_seed(9), masking="tokens"
     )
     per_position = (labels[:, 1:11] != -100).double().mean(dim=0)
     torch.testing.assert_close(per_position, torch.full((10,), 0.4, dtype=torch.float64), atol=0.025, rtol=0)

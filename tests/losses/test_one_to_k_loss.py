@@ -10,6 +10,7 @@ import torch
 from loss_reference import one_to_k_reference, random_batch
 
 from modeling_ccr.losses import OneToKContrastiveLoss, one_to_k_contrastive_loss
+from modeling_ccr.modeling_ccr import one_to_k_loss_parts
 
 
 @pytest.mark.parametrize("weighting", ["released", "symmetric"])
@@ -32,6 +33,12 @@ def test_default_weighting_is_released():
     expected, _, _ = one_to_k_reference(images, texts, 0.1, "released")
     assert one_to_k_contrastive_loss(images, texts, 0.1).item() == pytest.approx(expected, abs=1e-6)
     assert OneToKContrastiveLoss().get_config_dict()["weighting"] == "released"
+
+
+def test_an_unknown_weighting_is_refused_not_read_as_symmetric():
+    images, texts = random_batch(3, 2, dim=4, seed=0)
+    with pytest.raises(ValueError, match="unknown 1-to-K weighting 'paper': use one of released, symmetric"):
+        one_to_k_loss_parts(images, texts, 0.1, "paper")
 
 
 def test_i2t_reaches_log_k_when_languages_share_the_mass_equally():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from transformers import AutoModel, AutoProcessor
 
 from modeling_ccr import CCRModel
@@ -71,6 +72,11 @@ def test_build_default_command_writes_an_ordinary_model_folder(tmp_path, capsys)
     assert "Apache-2.0" in licences and "MIT" in licences
     reloaded = AutoModel.from_pretrained(tmp_path / "model")
     assert reloaded.config.projection_dim == 256
+    assert not any(name.startswith("mlm_head.") for name in reloaded.state_dict())
+    with safe_open(tmp_path / "model" / "model.safetensors", "pt") as weights:  # the MLM head ccr train starts from
+        assert {name for name in weights.keys() if name.startswith("mlm_head.")} == {
+            "mlm_head.bias", "mlm_head.dense.bias", "mlm_head.dense.weight", "mlm_head.layer_norm.bias",
+            "mlm_head.layer_norm.weight"}
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("keep me")
     assert ccr_main(["build-default", "--output", str(tmp_path / "other")]) == 2

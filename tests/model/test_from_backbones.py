@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel
 from modeling_ccr import CCRModel, CCRProcessor
 from modeling_ccr.modeling_ccr import paper_layer_split
 from modeling_ccr.testing import tiny_image_processor, tiny_text_config, tiny_tokenizer, tiny_vision_config
+from modeling_ccr.training import CCRForPreTraining
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +95,17 @@ def test_from_backbones_starts_the_mlm_head_from_the_backbones_lm_head(towers, t
     with torch.no_grad():
         expected = head(states)  # the backbone's own LM head on the same states
         for text in (folder, masked_lm):  # a folder or a loaded model
-            model = CCRModel.from_backbones(root / "swin", text, projection_dim=16).eval()
+            model = CCRForPreTraining.from_backbones(root / "swin", text, projection_dim=16).eval()
             torch.testing.assert_close(model.mlm_logits(states), expected, rtol=1e-5, atol=1e-5)
+            # the CCR model is the one CCRModel.from_backbones builds, and carries no MLM head
+            plain = CCRModel.from_backbones(root / "swin", text, projection_dim=16)
+            assert model.ccr.state_dict().keys() == plain.state_dict().keys()
+            assert not any(name.startswith("mlm_head.") for name in plain.state_dict())
+            assert torch.equal(model.ccr.text_model.embeddings.word_embeddings.weight,
+                               plain.text_model.embeddings.word_embeddings.weight)
 
         # a base model (no LM head) keeps the fresh initialisation: zero bias, unit LayerNorm
-        base = CCRModel.from_backbones(root / "swin", masked_lm.base_model, projection_dim=16)
+        base = CCRForPreTraining.from_backbones(root / "swin", masked_lm.base_model, projection_dim=16)
         assert torch.equal(base.mlm_head.bias, torch.zeros_like(base.mlm_head.bias))
         assert torch.equal(base.mlm_head.layer_norm.weight, torch.ones(32))
 
@@ -108,7 +115,7 @@ def test_an_lm_head_that_ccr_cannot_reproduce_is_refused(towers, tmp_path):
     _, masked_lm = _masked_lm_folder(tmp_path, "bert", 2, seed=5)
     masked_lm.config.hidden_act = "relu"
     with pytest.raises(ValueError, match="activation 'relu'.*pass the base model"):
-        CCRModel.from_backbones(root / "swin", masked_lm, projection_dim=16)
+        CCRForPreTraining.from_backbones(root / "swin", masked_lm, projection_dim=16)
 
 
 def test_a_pretraining_checkpoint_gives_its_lm_head_too(towers, tmp_path):
@@ -122,6 +129,6 @@ def test_a_pretraining_checkpoint_gives_its_lm_head_too(towers, tmp_path):
         pretraining.cls.predictions.bias.add_(torch.randn(config.vocab_size))
     pretraining.save_pretrained(tmp_path / "bert-pretraining")
     states = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(7))
-    model = CCRModel.from_backbones(root / "swin", tmp_path / "bert-pretraining", projection_dim=16).eval()
+    model = CCRForPreTraining.from_backbones(root / "swin", tmp_path / "bert-pretraining", projection_dim=16).eval()
     with torch.no_grad():
         torch.testing.assert_close(model.mlm_logits(states), pretraining.cls.predictions(states), rtol=1e-5, atol=1e-5)

@@ -135,3 +135,54 @@ def test_the_pair_scorer_in_both_directions_equals_the_direct_computation(setup,
             got = scorer(image_index, text_index)
             expected = model.itm_head(_expected(model, states, mask, image_tokens, text_index, image_index)[:, 0])[:, 1]
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["paper head", "residual head"])
+def test_one_query_encoded_once_against_its_candidates_scores_as_score_pairs_on_the_repeated_query(residual):
+    """Search re-ranking: the query's ids ``[1, L]`` and ``text_index`` N zeros through ``itm_logits`` (the text
+    tower and the first fusion layer's self-attention once) against N candidate images' tokens, as
+    ``score_pairs`` scores the query repeated N times; then two distinct texts of different lengths, paired by
+    index with distinct images. A residual head's MLP is made non-zero (untrained, its last layer is zero), so
+    that the fused CLS counts as well as the pairs' similarities."""
+    model = tiny_ccr_model(seed=4, itm_residual=residual)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.itm_head.classifier.weight, std=0.3)
+    processor = tiny_ccr_processor()
+    size = model.config.vision_config.image_size
+    pixels = torch.randn(5, 3, size, size, generator=torch.Generator().manual_seed(2))
+    texts = processor(text=["ein rotes Herz mit Rand", "猫"], return_tensors="pt")
+    ids, mask = texts["input_ids"], texts["attention_mask"]
+    n = pixels.shape[0]
+    with torch.no_grad():
+        tokens = model.get_image_tokens(pixels)
+        repeated = torch.stack([model.score_pairs(tokens, ids[[t] * n], mask[[t] * n]) for t in range(2)])  # [2, N]
+        once = model.itm_logits(tokens, ids[:1], mask[:1], text_index=torch.zeros(n, dtype=torch.long))
+        text_index, image_index = torch.tensor([1, 0, 1, 0]), torch.tensor([1, 0, 0, 1])
+        by_index = model.itm_logits(tokens[[3, 0]], None, mask, text_states=model.encode_text(ids, mask),
+                                    image_index=image_index, text_index=text_index)
+    torch.testing.assert_close(once[:, 1], repeated[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(by_index[:, 1], repeated[text_index, torch.tensor([3, 0])[image_index]],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_distinct_texts_pair_with_rows_by_index_in_fuse_and_itm_logits(setup):
+    model, states, mask, image_tokens = setup
+    text_index, image_index = torch.tensor([3, 0, 3, 1]), torch.tensor([1, 1, 0, 2])
+    expected = _expected(model, states, mask, image_tokens, text_index, image_index)
+    with torch.no_grad():
+        fused = model.fuse(states, mask, image_tokens, image_index, text_index=text_index)
+        logits = model.itm_logits(image_tokens, None, mask, text_states=states, image_index=image_index,
+                                  text_index=text_index)
+        rowwise = model.itm_logits(image_tokens[image_index], None, mask[text_index], text_states=states[text_index])
+    _close_on_real_tokens(fused, expected, mask[text_index])
+    torch.testing.assert_close(logits, model.itm_head(expected[:, 0]), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits, rowwise, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"text_index must hold text rows in \[0, 4\), got values 0..4"):
+        model.itm_logits(image_tokens, None, mask, text_states=states, image_index=image_index,
+                         text_index=torch.tensor([0, 1, 4, 2]))
+    with pytest.raises(ValueError, match=r"image_index must be a long tensor with one image per text row, shape \(2,\)"):
+        model.fuse(states, mask, image_tokens, image_index, text_index=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"fusion pairs row by row: got 2 texts and 3 images"):
+        model.fuse(states, mask, image_tokens, text_index=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="text_index must be a long tensor"):
+        model.fuse(states, mask, image_tokens, image_index, text_index=text_index.int())

@@ -9,7 +9,7 @@ from transformers.models.bert.modeling_bert import BertLayer
 
 from modeling_ccr import CCRConfig, CCRModel
 from modeling_ccr.modeling_ccr import CCRFusionLayer
-from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor
+from modeling_ccr.testing import TINY_IMAGE_SIZE, tiny_ccr_model, tiny_ccr_processor, tiny_pretraining_model
 
 
 def _batch(n_images: int = 3, k: int = 2, length: int = 7, vocab: int = 100, seed: int = 0):
@@ -23,14 +23,15 @@ def _batch(n_images: int = 3, k: int = 2, length: int = 7, vocab: int = 100, see
 
 @pytest.mark.parametrize("vision", ["vit", "swin", "clip", "efficientnet_lite"])
 def test_tiny_model_shapes_and_normalisation(vision):
-    model = tiny_ccr_model(vision)
+    pretraining = tiny_pretraining_model(vision)
+    model = pretraining.ccr
     pixel_values, input_ids, attention_mask = _batch()
     with torch.no_grad():
         out = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, return_loss=True)
         tokens = model.get_image_tokens(pixel_values)
         itm = model.itm_logits(tokens[[0, 0, 1]], input_ids[:3], attention_mask[:3])
         fused = model.fuse(model.encode_text(input_ids[:3], attention_mask[:3]), attention_mask[:3], tokens[[0, 1, 2]])
-        mlm = model.mlm_logits(fused)
+        mlm = pretraining.mlm_logits(fused)
     assert out.image_embeds.shape == (3, 16) and out.text_embeds.shape == (6, 16)
     assert torch.allclose(out.image_embeds.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(out.text_embeds.norm(dim=-1), torch.ones(6), atol=1e-5)

@@ -56,12 +56,12 @@ def test_remote_code_load_without_the_package(tmp_path):
         torch.nn.init.normal_(model.itm_head.classifier.weight, std=0.5)
         model.itm_head.log_similarity_scale.fill_(1.5)
         model.itm_head.similarity_bias.fill_(-0.25)
-    model.config.reranking = {"mode": "combine", "k_test": 16, "itm_weight": 0.05, "chosen_on": "a validation split"}
+    model.config.reranking = {"mode": "combine", "k_test": 16, "rerank_weight": 0.05, "chosen_on": "a validation split"}
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_ccr.CCRModel"
-    for name in ("configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py",
+    for name in ("configuration_ccr.py", "modeling_ccr.py", "model_checks.py", "processing_ccr.py",
                  "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py"):
         assert (tmp_path / name).is_file(), name
     images = [Image.new("RGB", (30, 30), (200, 30, 30)), Image.new("RGB", (30, 30), (30, 30, 200))]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "modeling_ccr"
-REMOTE_CODE_FILES = ["configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py",
+REMOTE_CODE_FILES = ["configuration_ccr.py", "modeling_ccr.py", "model_checks.py", "processing_ccr.py",
                      "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py"]
 ALLOWED_TOP_LEVEL = {"torch", "numpy", "PIL", "transformers", "__future__"}
 

@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from accelerate import PartialState
 from PIL import Image
 from transformers import TrainingArguments
 
@@ -19,6 +20,7 @@ from modeling_ccr.training import (
     CCRTrainingArguments,
     set_trainable,
 )
+from modeling_ccr.training.run import warmup_steps_for
 
 LANGUAGES = ["en", "de", "fr"]
 WORDS = {"en": ["red", "green", "blue", "black", "white", "pink", "gray", "brown"],
@@ -52,7 +54,8 @@ def test_objective_components_and_weighted_sum():
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     objective = objective_for(processor, weights={"itm": 0.5, "mlm": 2.0})
-    output = CCRForPreTraining.from_ccr_model(model, objective)(**batch)
+    pretraining = CCRForPreTraining.from_ccr_model(model, objective)
+    output = pretraining(**batch)
     parts = {"loss": output.loss, **output.components()}
     assert set(parts) == {"loss", "contrastive", "itm", "mlm", "temperature"}
     assert set(output.diagnostics()) == {"itm_accuracy", "itm_negatives_same_text"}
@@ -68,7 +71,7 @@ def test_objective_components_and_weighted_sum():
         text_embeds = model.get_text_features(batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(parts["contrastive"], one_to_k_contrastive_loss(image_embeds, text_embeds, 0.07), atol=1e-5)
     parts["loss"].backward()
-    assert model.itm_head.classifier.weight.grad is not None and model.mlm_head.dense.weight.grad is not None
+    assert model.itm_head.classifier.weight.grad is not None and pretraining.mlm_head.dense.weight.grad is not None
 
 
 def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
@@ -94,6 +97,28 @@ def test_the_default_recipe_and_the_papers_itm_draw():
     assert args.objective_weights() == {"contrastive": 1.0, "itm": 1.0, "mlm": 0.0}
     paper = CCRTrainingArguments(output_dir="unused", itm_negative_temperature=0.0, mlm_weight=1.0)
     assert paper.itm_negative_draw_temperature() is None and paper.objective_weights()["mlm"] == 1.0
+
+
+def test_a_warm_up_below_1_is_a_ratio_of_max_steps_whatever_the_transformers_version():
+    """transformers 5 reads warmup_steps < 1 as a ratio of the steps, 4.x as that many steps (none): the
+    arguments turn a ratio into ceil(ratio * max_steps) steps, so every version warms up as long."""
+    assert (warmup_steps_for(0.03, 600), warmup_steps_for(0.03, 20), warmup_steps_for(0.5, 3)) == (18, 1, 2)
+    assert (warmup_steps_for(0, 600), warmup_steps_for(50, 600)) == (0, 50)  # no warm-up, a count: kept
+    args = CCRTrainingArguments(output_dir="unused", max_steps=600)  # the default, 0.03
+    assert args.warmup_steps == 18 and args.get_warmup_steps(600) == 18
+
+
+def test_the_objective_takes_the_process_index_and_creates_no_accelerate_state(monkeypatch):
+    """Each process draws from seed + its index (``train`` passes ``args.process_index``); building the
+    objective sets up no distributed state as a side effect."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("CCRObjective created an accelerate PartialState")
+
+    monkeypatch.setattr(PartialState, "__init__", refuse)
+    processor = tiny_ccr_processor()
+    seeds = [objective_for(processor, seed=3, process_index=i).generator.initial_seed() for i in (0, 2)]
+    assert seeds == [3, 5] and objective_for(processor, seed=3).generator.initial_seed() == 3
 
 
 def test_collator_refuses_a_missing_language():

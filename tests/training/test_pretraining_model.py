@@ -26,7 +26,8 @@ def test_output_components_equal_the_objective_computed_piece_by_piece(itm_balan
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit", seed=4).eval()  # eval: no dropout
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     objective = objective_for(processor, seed=7, weights={"itm": 0.5, "mlm": 2.0}, itm_balanced=itm_balanced)
-    output = CCRForPreTraining.from_ccr_model(model, objective)(**batch)
+    pretraining = CCRForPreTraining.from_ccr_model(model, objective)
+    output = pretraining(**batch)
 
     tokenizer = processor.tokenizer
     generator = torch.Generator().manual_seed(7)
@@ -48,7 +49,7 @@ def test_output_components_equal_the_objective_computed_piece_by_piece(itm_balan
             batch["input_ids"][chosen], mask[chosen], tokenizer.all_special_ids, tokenizer.mask_token_id,
             len(tokenizer), mask_probability=model.config.mlm_probability, max_masks=model.config.mlm_max_masks,
             generator=generator, masking="skip-gram")
-        logits = model.mlm_logits(model.fuse(model.encode_text(masked, mask[chosen]), mask[chosen], image_tokens))
+        logits = pretraining.mlm_logits(model.fuse(model.encode_text(masked, mask[chosen]), mask[chosen], image_tokens))
         mlm = mlm_loss(logits, targets)
     assert (targets != IGNORE_INDEX).any()
     torch.testing.assert_close(output.contrastive_loss, contrastive, atol=1e-5, rtol=1e-5)
@@ -158,10 +159,10 @@ def test_top_vision_layers_train_on_cached_lower_maps():
 
 
 def test_a_tower_without_a_known_block_stack_is_refused_by_name():
-    from modeling_ccr.training.run import _train_top_vision_layers
+    from modeling_ccr.modeling_ccr import ImageTowerAdapter
 
     with pytest.raises(ValueError, match="Linear.*train the whole tower"):
-        _train_top_vision_layers(torch.nn.Linear(2, 2), 1)
+        ImageTowerAdapter(torch.nn.Linear(2, 2)).train_top_layers(1)
     model = tiny_ccr_model("vit")
     with pytest.raises(ValueError, match="has 3 layers"):  # 2 blocks and the final norm
         set_trainable(model, train_text_layers=1, train_vision_layers=99)

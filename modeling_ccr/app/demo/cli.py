@@ -3,8 +3,9 @@
 With no MODEL_DIR the trained default model is used, trained first (``ccr train`` defaults, with a
 progress bar) into the cache when the cache has none. The gallery is an index folder (``ccr index``), a
 folder of images or, by default, the embedded benchmark's test split; the last two are indexed into the
-cache on first use (``<cache>/demo-galleries/<model folder + source>``) and that index is reused at every
-later start, rebuilt only when the model's files or the images changed.
+cache on first use (``<cache>/demo-galleries/<model folder + source>``) with each image's tokens, so that
+re-ranking reads them instead of encoding the images again, and that index is reused at every later start,
+rebuilt only when the model's files or the images changed (or it lacks the tokens: built by an older version).
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_arg
 def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str | None,
                    cache_dir: str | os.PathLike | None = None, progress: bool = True):
     """The :class:`GalleryIndex` to serve: ``gallery`` itself when it is an index folder, else an index of
-    that image folder (or of the embedded benchmark's test split) in the cache, built on first use and
-    reused while current (keyed by the model folder and the source; rebuilt when either's files change).
-    With ``progress``, says on stderr which index it serves and whether it was built or reused."""
+    that image folder (or of the embedded benchmark's test split) in the cache, built on first use with the
+    images' tokens (``keep_image_tokens``: re-ranking reads them) and reused while current (keyed by the model
+    folder and the source; rebuilt when either's files change, or when a cached index lacks the tokens).
+    With ``progress``, says on stderr which index it serves and whether it was built or reused, and notes
+    that an index folder given without image tokens re-ranks by encoding the images again (it is the user's:
+    it is served as it is, not rebuilt)."""
     from ..index.gallery import MANIFEST, GalleryIndex, build_index, model_fingerprint
     from ..index.sources import benchmark_source, folder_source
 
@@ -61,11 +65,16 @@ def ensure_gallery(model, processor, model_dir: str | os.PathLike, gallery: str 
         if index.model_fingerprint != model_fingerprint(model_dir):
             raise ValueError(f"the gallery index {gallery} was built with another model: rebuild it with "
                              f"'ccr index {model_dir} IMAGES --output {gallery}' or pass its model")
+        if progress and index.image_tokens is None:
+            print(f"ccr demo: note: the gallery index {gallery} keeps no image tokens, so re-ranking reads and "
+                  f"encodes its top images again at every query; 'ccr index {model_dir} IMAGES --output {gallery} "
+                  "--keep-image-tokens' makes it faster", file=sys.stderr)
         return index
     source = benchmark_source(DEFAULT_GALLERY, split="test") if gallery is None else folder_source(gallery)
     key = hashlib.sha256(f"{Path(model_dir).resolve()}\0{source.description}".encode()).hexdigest()[:16]
     output = cache_root(cache_dir) / GALLERY_CACHE_NAME / key
-    result = build_index(model, processor, source, output, model_dir=model_dir, progress=progress)
+    result = build_index(model, processor, source, output, model_dir=model_dir, keep_image_tokens=True,
+                         progress=progress)
     if progress:
         done = "reused" if result.status == "current" else f"{result.status} ({result.count} images), reused next time"
         print(f"ccr demo: gallery index {output}: {done}", file=sys.stderr)

@@ -168,8 +168,8 @@ def ccrk_config(state: dict[str, torch.Tensor], image_size: int = 224, text_atte
     return CCRConfig(
         vision_config=vision_config, text_config=text_config, num_fusion_layers=len(fusion),
         projection_dim=state["vision_proj.weight"].shape[0], text_pooling="cls", vision_pooling="mean",
-        itm_hidden_size=state["itm_head.0.weight"].shape[0], mlm_max_masks=12, mlm_probability=0.4,
-    )
+        itm_hidden_size=state["itm_head.0.weight"].shape[0],
+    )  # the MLM masking: CCRConfig's defaults, the released values
 
 
 def _first_present(candidates: tuple[str, ...], prefix: str, suffix: str, ours: dict) -> str:
@@ -182,7 +182,8 @@ def _first_present(candidates: tuple[str, ...], prefix: str, suffix: str, ours: 
 def map_state_dict(
     state: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], num_text_layers: int
 ) -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Map a released state dict onto the keys of ``ours`` (a CCRModel state dict).
+    """Map a released state dict onto the keys of ``ours`` (a model folder's: the CCR model's and the MLM
+    head's, :meth:`~modeling_ccr.training.CCRForPreTraining.model_folder_state_dict`).
 
     Raises ValueError listing every tensor whose shape differs from ours. Returns the converted state
     dict and the report (every released key is mapped, split, recomputed, tied or listed as unmapped).
@@ -305,14 +306,14 @@ def convert_ccrk(
     from transformers import AutoTokenizer
 
     from ...default_model import CCR_MODEL_FOLDER, save_model_folder
-    from ...modeling_ccr import CCRModel
     from ...processing_ccr import CCRProcessor
+    from ...training.pretraining_model import CCRForPreTraining
 
     check_output(output_dir, CCR_MODEL_FOLDER, overwrite)
     state = read_checkpoint(checkpoint)
     config = ccrk_config(state, image_size=image_size, text_attention_heads=text_attention_heads)
-    model = CCRModel(config).eval()
-    converted, report = map_state_dict(state, model.state_dict(), config.num_text_layers)
+    model = CCRForPreTraining(config).eval()  # the released MLM head goes with the model
+    converted, report = map_state_dict(state, model.model_folder_state_dict(), config.num_text_layers)
     model.load_state_dict(converted, strict=False)
     processor = CCRProcessor(ccrk_image_processor(image_size), AutoTokenizer.from_pretrained(tokenizer),
                              max_length=MAX_TOKENS)

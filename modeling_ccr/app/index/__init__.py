@@ -25,6 +25,7 @@ _EXPORTS = {
     "model_fingerprint": ".gallery",
     "CaptionRanking": ".search",
     "ImageHit": ".search",
+    "candidate_image_tokens": ".search",
     "encode_images": ".search",
     "encode_queries": ".search",
     "rank_captions": ".search",

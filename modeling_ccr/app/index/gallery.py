@@ -6,13 +6,21 @@ Folder layout of an index (``ccr index ... --output INDEX``):
     images.faiss          the FAISS index over the n L2-normalised image embeddings ``[n, D]`` (inner product)
     image_embeds.npy      the same embeddings, float32 ``[n, D]`` (exact reference, rebuilding other types)
     caption_embeds.npy    benchmarks only: caption embeddings ``[n*K, D]``, image-major (row j*K + l)
+    image_tokens.npy      with ``keep_image_tokens`` (``ccr index --keep-image-tokens``, the demo's own galleries):
+                          each image's tokens, the fusion encoder's input (``model.get_image_tokens``), float16
+                          ``[n, P, Cv]`` (P x Cv x 2 bytes per image: 50 x 1280 x 2 = 128 kB for the default
+                          model), so that search re-ranking reads them (memory-mapped) instead of decoding and
+                          encoding the images again; the manifest records their shape, and an index whose
+                          file is missing, cut short or of another shape is rebuilt by the next build and
+                          refused by :class:`GalleryIndex`
     images/               benchmarks only: the images that the benchmark carries as bytes
 
 The folder is published atomically (written beside it, then swapped in; files in it that are not the
 index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
 Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
-so an interrupted build resumes from the last complete chunk; the next build of the same index that cannot
-use them (the index is up to date, or it is of another model or folder) removes them, saying so, and a build
+so an interrupted build resumes from the last complete chunk (a chunk holds its images' tokens when they are
+kept); the next build of the same index that cannot use them (the index is up to date, or it is of another
+model or folder, or chunks without tokens for a build that keeps them) removes them, saying so, and a build
 that fails before its first chunk leaves no work folder. The build holds the index's lock
 (:func:`modeling_ccr.output_lock.output_lock`). Under ``torchrun`` / ``accelerate launch``
 each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
@@ -57,6 +65,8 @@ MANIFEST = "gallery.json"
 FAISS_FILE = "images.faiss"
 EMBEDS_FILE = "image_embeds.npy"
 CAPTIONS_FILE = "caption_embeds.npy"
+TOKENS_FILE = "image_tokens.npy"
+TOKENS_DTYPE = np.float16
 PROGRESS_FILE = "progress.json"
 
 
@@ -116,12 +126,41 @@ def _is_gallery_index(folder: Path) -> bool:
 
 
 GALLERY_INDEX = OutputKind("a gallery index", _is_gallery_index,
-                           (MANIFEST, FAISS_FILE, EMBEDS_FILE, CAPTIONS_FILE, "images/*"))
+                           (MANIFEST, FAISS_FILE, EMBEDS_FILE, CAPTIONS_FILE, TOKENS_FILE, "images/*"))
+
+
+def _open_image_tokens(folder: Path, manifest: dict) -> np.ndarray | None:
+    """The image tokens the index at ``folder`` keeps, memory-mapped read-only (float16 ``[n, P, Cv]``), or
+    None when its manifest records none. Raises ValueError when the manifest records them but the file is
+    missing, cut short, or of another dtype or shape than recorded."""
+    recorded = manifest.get("image_tokens")
+    if not recorded:
+        return None
+    path = folder / TOKENS_FILE
+    try:
+        tokens = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"the image tokens of index {folder} do not read ({error})") from None
+    if tokens.dtype != TOKENS_DTYPE or list(tokens.shape) != recorded["shape"]:
+        raise ValueError(f"the image tokens of index {folder} are {tokens.dtype} {list(tokens.shape)}, but its "
+                         f"manifest records float16 {recorded['shape']}")
+    return tokens
+
+
+def _image_tokens_as_asked(folder: Path, manifest: dict, keep_image_tokens: bool) -> bool:
+    """Whether the index keeps image tokens, readable as its manifest records them, exactly when asked to."""
+    try:
+        return (_open_image_tokens(folder, manifest) is not None) == keep_image_tokens
+    except ValueError:
+        return False
 
 
 def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source: GallerySource,
-                 index_type: str = "flat", nlist: int | None = None, overwrite: bool = False) -> str:
-    """What a build would do at ``output``: "new", "current" (up to date) or "rebuild".
+                 index_type: str = "flat", nlist: int | None = None, overwrite: bool = False,
+                 keep_image_tokens: bool = False) -> str:
+    """What a build would do at ``output``: "new", "current" (up to date) or "rebuild". An index is current
+    when its model files, images and index settings are those asked for and it keeps (readable) image tokens
+    exactly when ``keep_image_tokens`` asks for them.
 
     Raises ValueError when ``output`` holds anything but a gallery index, or (without ``overwrite``) an
     index of another model folder or image source.
@@ -134,7 +173,8 @@ def output_state(output: str | os.PathLike, model_dir: str | os.PathLike, source
         check_output(output, GALLERY_INDEX, overwrite)  # raises: not an index
     manifest = _read_json(output / MANIFEST)
     same_identity = manifest.get("model_dir") == model_id and manifest.get("source") == settings["source"]
-    if same_identity and manifest.get("fingerprints") == fingerprints and manifest.get("index") == settings["index"]:
+    if (same_identity and manifest.get("fingerprints") == fingerprints and manifest.get("index") == settings["index"]
+            and _image_tokens_as_asked(output, manifest, keep_image_tokens)):
         return "current"
     if same_identity or overwrite:
         return "rebuild"
@@ -180,30 +220,46 @@ def _prepare_work(work: Path, progress: dict, context: DistributedContext) -> No
         for chunk in stale:  # chunks of another model or folder: ours, stale
             chunk.unlink()
         if stale:
-            logger.warning("removed %d chunk(s) of an interrupted build of another model or image folder from %s",
-                           len(stale), work)
+            logger.warning("removed %d chunk(s) of an interrupted build of another model, image folder or "
+                           "image-token setting from %s", len(stale), work)
         work.mkdir(parents=True, exist_ok=True)
         (work / PROGRESS_FILE).write_text(json.dumps(progress, indent=1), encoding="utf-8")
     context.barrier()
 
 
 @torch.inference_mode()
-def _embed_chunk(model, processor, source: GallerySource, rows: range, batch_size: int, bar: tqdm) -> dict:
-    """Embeddings of ``rows``: ``image_embeds [len(rows), D]`` (+ ``caption_embeds [len(rows)*K, D]``)."""
-    parts: dict[str, list[np.ndarray]] = {"image_embeds": [], "caption_embeds": []}
+def _embed_chunk(model, processor, source: GallerySource, rows: range, batch_size: int, bar: tqdm,
+                 keep_image_tokens: bool) -> dict:
+    """Embeddings of ``rows``: ``image_embeds [len(rows), D]`` (+ ``caption_embeds [len(rows)*K, D]``; +
+    ``image_tokens [len(rows), P, Cv]`` float16 with ``keep_image_tokens``)."""
+    parts: dict[str, list[np.ndarray]] = {"image_embeds": [], "caption_embeds": [], "image_tokens": []}
     for start in range(rows.start, rows.stop, batch_size):
         batch = range(start, min(start + batch_size, rows.stop))
         if source.dataset is not None:
             encoded = encode_benchmark(model, processor, source.dataset, source.languages, rows=batch,
-                                       batch_size=batch_size)
-            parts["image_embeds"].append(encoded.image_embeds.numpy())
+                                       batch_size=batch_size, keep_image_tokens=keep_image_tokens)
+            embeds, tokens = encoded.image_embeds, encoded.image_tokens
             parts["caption_embeds"].append(encoded.text_embeds.numpy())
         else:
             pixels = processor(images=source.images(batch), return_tensors="pt")["pixel_values"]
-            parts["image_embeds"].append(
-                model.get_image_features(pixels.to(model.device, model.dtype)).float().cpu().numpy())
+            tokens = model.get_image_tokens(pixels.to(model.device, model.dtype))
+            embeds = model.project_image_tokens(tokens).float().cpu()
+        parts["image_embeds"].append(embeds.numpy())
+        if keep_image_tokens:
+            parts["image_tokens"].append(tokens.cpu().numpy().astype(TOKENS_DTYPE))
         bar.update(len(batch))
     return {name: np.concatenate(arrays) for name, arrays in parts.items() if arrays}
+
+
+def _check_storable_tokens(tokens: np.ndarray, first_row: int) -> None:
+    """Refuse image tokens ``[n, P, Cv]`` that float16 cannot hold (beyond +-65504 they became infinite),
+    naming the first such image as number ``first_row + i``."""
+    finite = np.isfinite(tokens).reshape(len(tokens), -1).all(axis=1)
+    if not finite.all():
+        raise ValueError(
+            f"the tokens of image {first_row + int(np.flatnonzero(~finite)[0])} exceed float16's range, in which "
+            "the index keeps them: build the index without --keep-image-tokens (re-ranking then encodes the images)"
+        )
 
 
 def _save_chunk(path: Path, arrays: dict) -> None:
@@ -253,6 +309,7 @@ def build_index(
     batch_size: int = 32,
     chunk_images: int = DEFAULT_CHUNK_IMAGES,
     overwrite: bool = False,
+    keep_image_tokens: bool = False,
     context: DistributedContext | None = None,
     progress: bool = True,
 ) -> BuildResult:
@@ -262,7 +319,9 @@ def build_index(
     An index at ``output`` built from the same model folder and source is kept when nothing changed
     ("current") and rebuilt when the model's files or the images changed; one of another model or
     source is replaced only with ``overwrite``; anything else at ``output`` is refused (ValueError).
-    Every process of a distributed job calls this; all return the same result.
+    ``keep_image_tokens`` also stores every image's tokens (``image_tokens.npy``, module docstring; all of
+    them are held in memory while the index is written); an index that keeps them when not asked to, or
+    the reverse, is rebuilt. Every process of a distributed job calls this; all return the same result.
     """
     if index_type not in INDEX_TYPES:
         raise ValueError(f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
@@ -271,7 +330,7 @@ def build_index(
     context = context or DistributedContext(device=model.device)
     output = Path(output)
     with output_lock(output) if context.is_main else nullcontext():
-        state = output_state(output, model_dir, source, index_type, nlist, overwrite)
+        state = output_state(output, model_dir, source, index_type, nlist, overwrite, keep_image_tokens)
         model_id, fingerprints, settings = _identity(model_dir, source, index_type, nlist)
         if state == "current":
             if context.is_main:
@@ -284,11 +343,11 @@ def build_index(
                 f"{len(source)} images make {num_chunks} chunks of {chunk_images} for {context.world_size} "
                 "processes: launch fewer processes or lower --chunk-images"
             )
-        _prepare_work(work, {"fingerprints": fingerprints, "chunk_images": chunk_images, "count": len(source)},
-                      context)
+        _prepare_work(work, {"fingerprints": fingerprints, "chunk_images": chunk_images, "count": len(source),
+                             "image_tokens": keep_image_tokens}, context)
         try:
             parts, embedded, resumed = _embed_chunks(model, processor, source, work, context.shard(num_chunks),
-                                                     chunk_images, batch_size, progress)
+                                                     chunk_images, batch_size, progress, keep_image_tokens)
         except BaseException:
             if context.is_main and not any(work.glob("chunk-*.npz")):
                 shutil.rmtree(work, ignore_errors=True)  # nothing to resume from
@@ -305,7 +364,7 @@ def build_index(
 
 
 def _embed_chunks(model, processor, source: GallerySource, work: Path, chunks: range, chunk_images: int,
-                  batch_size: int, progress: bool) -> tuple[list[dict], int, int]:
+                  batch_size: int, progress: bool, keep_image_tokens: bool) -> tuple[list[dict], int, int]:
     """This process's ``chunks``, each loaded from ``work`` when an earlier build saved it, else embedded
     and saved there. Returns (the chunks' arrays in order, images embedded now, images loaded)."""
     my_rows = range(chunks.start * chunk_images, min(chunks.stop * chunk_images, len(source)))
@@ -321,8 +380,10 @@ def _embed_chunks(model, processor, source: GallerySource, work: Path, chunks: r
                 with np.load(path) as saved:
                     parts.append(dict(saved))
                 continue
-            arrays = _embed_chunk(model, processor, source, rows, batch_size, bar)
+            arrays = _embed_chunk(model, processor, source, rows, batch_size, bar, keep_image_tokens)
             check_finite_embeddings(arrays["image_embeds"], "image", first_row=rows.start)  # before saving
+            if keep_image_tokens:
+                _check_storable_tokens(arrays["image_tokens"], first_row=rows.start)
             _save_chunk(path, arrays)
             parts.append(arrays)
             embedded += len(rows)
@@ -341,6 +402,9 @@ def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) ->
         if source.dataset is not None:
             np.save(staging / CAPTIONS_FILE, np.ascontiguousarray(arrays["caption_embeds"], dtype=np.float32))
             paths = write_benchmark_images(source, staging / "images")
+        tokens = arrays.get("image_tokens")
+        if tokens is not None:
+            np.save(staging / TOKENS_FILE, np.ascontiguousarray(tokens, dtype=TOKENS_DTYPE))
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -349,6 +413,7 @@ def _publish(output, source, arrays, model_id, fingerprints, settings, nlist) ->
             **settings,
             "count": len(source),
             "dim": int(embeds.shape[1]),
+            "image_tokens": None if tokens is None else {"dtype": "float16", "shape": list(tokens.shape)},
             "image_root": str(source.folder) if source.folder is not None else None,
             "languages": source.languages,
             "skipped": {"count": source.num_skipped, "images": source.skipped},
@@ -366,7 +431,9 @@ class GalleryIndex:
     """A built gallery index, loaded: ``search`` over the images, captions and paths of its n items.
 
     ``image_embeds [n, D]`` (float32, CPU tensor); ``caption_embeds [n*K, D]`` image-major or None;
-    ``languages`` the K caption languages (empty for a folder gallery).
+    ``languages`` the K caption languages (empty for a folder gallery); ``image_tokens`` the stored image
+    tokens ``[n, P, Cv]`` (float16, memory-mapped, read-only: :meth:`stored_image_tokens`) or None for an index
+    built without them. Stored tokens that do not match the manifest raise ValueError.
     """
 
     def __init__(self, folder: str | os.PathLike):
@@ -381,6 +448,11 @@ class GalleryIndex:
         self.image_embeds = torch.from_numpy(np.load(self.folder / EMBEDS_FILE))
         captions = self.folder / CAPTIONS_FILE
         self.caption_embeds = torch.from_numpy(np.load(captions)) if captions.is_file() else None
+        try:
+            self.image_tokens = _open_image_tokens(self.folder, manifest)
+        except ValueError as error:
+            raise ValueError(f"{error}: rebuild the index with 'ccr index {manifest['model_dir']} IMAGES --output "
+                             f"{folder} --keep-image-tokens'") from None
         self.items = manifest["items"]
         self.languages = list(manifest["languages"])
         root = manifest.get("image_root")
@@ -399,6 +471,13 @@ class GalleryIndex:
 
     def caption(self, i: int, language: str) -> str | None:
         return self.items[i].get("captions", {}).get(language)
+
+    def stored_image_tokens(self, items: list[int]) -> torch.Tensor | None:
+        """The stored image tokens of gallery ``items`` (N indices), ``[N, P, Cv]`` float16 on the CPU, read
+        from the memory-mapped file; None for an index built without them."""
+        if self.image_tokens is None:
+            return None
+        return torch.from_numpy(self.image_tokens[np.asarray(items, dtype=np.int64)])
 
     def search(self, query_embeds: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """query embeddings ``[Q, D]`` (L2-normalised) -> (scores ``[Q, k']``, item indices ``[Q, k']``),

@@ -42,13 +42,26 @@ def encode_images(model, processor, images: list) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def candidate_image_tokens(model, processor, index: GalleryIndex, items: list[int]) -> torch.Tensor:
+    """Image tokens ``[N, P, Cv]`` (on the model's device, in its dtype) of the N gallery ``items``: those the
+    index keeps (``ccr index --keep-image-tokens``; float16, so rounded to 11 significant bits), else the
+    images read, decoded and encoded again."""
+    stored = index.stored_image_tokens(items)
+    if stored is not None:
+        return stored.to(model.device, model.dtype)
+    pixels = processor(images=[str(index.image_path(i)) for i in items], return_tensors="pt")["pixel_values"]
+    return model.get_image_tokens(pixels.to(model.device, model.dtype))
+
+
+@torch.inference_mode()
 def search_text(model, processor, index: GalleryIndex, query: str, k: int = 10, rerank: int = 0,
-                mode: str = "replace", itm_weight: float = 1.0) -> list[ImageHit]:
+                mode: str = "replace", rerank_weight: float = 1.0) -> list[ImageHit]:
     """The top ``k`` gallery images for ``query``, best first.
 
     With ``rerank = N > 0`` the first-stage top ``max(k, N)`` are retrieved and the best N of them are
-    re-scored by the fusion encoder (ITM "matches" logit, ``model.score_pairs``): with ``mode`` "replace"
-    the logit is their score, with "combine" similarity + ``itm_weight`` * logit (as in evaluation,
+    re-scored by the fusion encoder (ITM "matches" logit: ``model.itm_logits`` of the query, encoded once,
+    against the N images' tokens, :func:`candidate_image_tokens`): with ``mode`` "replace"
+    the logit is their score, with "combine" similarity + ``rerank_weight`` * logit (as in evaluation,
     :mod:`modeling_ccr.evaluation.rerank`); they are ordered by that score (ties: higher similarity first)
     above the remaining candidates, which keep their similarity order.
     """
@@ -56,15 +69,17 @@ def search_text(model, processor, index: GalleryIndex, query: str, k: int = 10, 
         raise ValueError(f"k must be >= 1 and rerank >= 0, got k={k}, rerank={rerank}")
     if mode not in RERANK_MODES:
         raise ValueError(f"unknown re-ranking mode {mode!r}: use one of {', '.join(RERANK_MODES)}")
-    scores, indices = index.search(encode_queries(model, processor, [query]), max(k, rerank))
+    text = processor(text=[query], return_tensors="pt")
+    ids, mask = text["input_ids"].to(model.device), text["attention_mask"].to(model.device)
+    states = model.encode_text(ids, mask)  # [1, L, H]: for the first stage and for the fusion encoder
+    scores, indices = index.search(model.project_text_states(states, mask).float().cpu(), max(k, rerank))
     hits = [ImageHit(int(i), float(s), float(s), False) for s, i in zip(scores[0], indices[0], strict=True) if i >= 0]
     n = min(rerank, len(hits))
     if n:
-        pixels = processor(images=[str(index.image_path(hit.index)) for hit in hits[:n]], return_tensors="pt")
-        tokens = model.get_image_tokens(pixels["pixel_values"].to(model.device, model.dtype))
-        text = processor(text=[query] * n, return_tensors="pt")
-        logits = model.score_pairs(tokens, text["input_ids"].to(model.device), text["attention_mask"].to(model.device))
-        weight = itm_weight if mode == "combine" else None
+        tokens = candidate_image_tokens(model, processor, index, [hit.index for hit in hits[:n]])
+        logits = model.itm_logits(tokens, None, mask, text_states=states,
+                                  text_index=torch.zeros(n, dtype=torch.long, device=model.device))[:, 1]
+        weight = rerank_weight if mode == "combine" else None
         rescored = [ImageHit(hit.index, float(logit) if weight is None else hit.similarity + weight * float(logit),
                              hit.similarity, True)
                     for hit, logit in zip(hits[:n], logits.float().cpu(), strict=True)]

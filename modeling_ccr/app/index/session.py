@@ -97,21 +97,24 @@ def text_to_image_rows(query, index: GalleryIndex, model, processor, language=No
     None: as the model's saved choice says (none without one)."""
     query = check_query(query)
     language = check_language(language, index)
-    saved_n, mode, itm_weight = saved_search_reranking(model.config)
+    saved_n, mode, rerank_weight = saved_search_reranking(model.config)
     k, rerank = check_counts(k, saved_n if rerank is None else rerank)
     return [
         {"index": hit.index, "id": index.items[hit.index]["id"], "path": str(index.image_path(hit.index)),
          "score": hit.score, "similarity": hit.similarity, "reranked": hit.reranked,
          "caption": index.caption(hit.index, language)}
-        for hit in search_text(model, processor, index, query, k=k, rerank=rerank, mode=mode, itm_weight=itm_weight)
+        for hit in search_text(model, processor, index, query, k=k, rerank=rerank, mode=mode,
+                               rerank_weight=rerank_weight)
     ]
 
 
 def saved_search_reranking(config) -> tuple[int, str, float]:
-    """``(top N, mode, itm_weight)`` of search re-ranking by the model's saved choice (``config.reranking``,
-    written by ``ccr main-job``): its ``k_test`` capped at ``MAX_K`` and its mode; ``(0, "replace", 1.0)``
-    (similarity only; "replace" where N is asked for) for a model without one or whose choice is "similarity"."""
+    """``(top N, mode, rerank_weight)`` of search re-ranking by the model's saved choice
+    (``config.reranking``, written by ``ccr main-job``): its ``k_test`` capped at ``MAX_K`` and its mode;
+    ``(0, "replace", 1.0)`` (similarity only; "replace" where N is asked for) for a model without one or whose
+    choice is "similarity"."""
     ranking = resolve_reranking(config)
     if getattr(config, "reranking", None) is None or ranking.mode is None:
         return 0, "replace", 1.0
-    return min(ranking.k_test, MAX_K), ranking.mode, ranking.itm_weight if ranking.itm_weight is not None else 1.0
+    weight = ranking.rerank_weight
+    return min(ranking.k_test, MAX_K), ranking.mode, weight if weight is not None else 1.0

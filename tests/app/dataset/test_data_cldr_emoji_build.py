@@ -10,22 +10,19 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pyarrow
 import pyarrow.parquet as pq
 import pytest
+from data.ccr_data_fixtures import image_bytes  # tests/ is on the path (rootdir)
 
 from modeling_ccr.app.dataset.build import build_cldr_emoji, run
 from modeling_ccr.app.dataset.emoji_source import CLDR_PACKAGE, EMOJI_PACKAGE, EmojiRecord, assign_splits
 from modeling_ccr.app.dataset.npm_fetch import fetch_tarball
 from modeling_ccr.cache import cache_root
 from modeling_ccr.data import CLDR_EMOJI_DIR, DEFAULT_LANGUAGES, load_benchmark
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "data"))
-from ccr_data_fixtures import image_bytes  # noqa: E402
 
 LANGS = ("en", "ja")
 SIZES = (("test", 3), ("validation", 2))

@@ -47,7 +47,7 @@ def test_text_to_image_rerank_orders_the_top_n_by_the_itm_logit(gallery, loaded)
 
 def test_text_to_image_combines_as_the_models_saved_choice_says(gallery, loaded, monkeypatch):
     model, processor = loaded
-    monkeypatch.setattr(model.config, "reranking", {"mode": "combine", "k_test": 3, "itm_weight": 0.5})
+    monkeypatch.setattr(model.config, "reranking", {"mode": "combine", "k_test": 3, "rerank_weight": 0.5})
     items, message = handlers.text_to_image("猫の顔", gallery, model, processor, language="ja", k=5, rerank=3)
     assert message.endswith("top 3 re-ranked by the fusion encoder (cosine + 0.5 × ITM logit).")
     scores = [float(label.rsplit("· ", 1)[1]) for _, label in items]
@@ -202,6 +202,34 @@ def test_ensure_gallery_indexes_a_folder_once_and_checks_an_index_model(tiny_mod
     other = save_tiny_model(tmp_path / "other", seed=3)
     with pytest.raises(ValueError, match="was built with another model"):
         ensure_gallery(*loaded, other, str(gallery.folder))
+
+
+def test_the_demos_own_gallery_keeps_image_tokens_and_an_index_folder_without_them_is_served_with_a_note(
+        tiny_model_dir, loaded, gallery, tmp_path, capsys):
+    """A cached index without image tokens (made by an earlier version) is rebuilt with them, once: it is the
+    demo's own cache, and every re-ranking query is faster after. A user's index folder without them is
+    served as it is (re-ranking encodes the images), with one line saying how to make it faster."""
+    from modeling_ccr.app.index import build_index, folder_source
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        Image.new("RGB", (40, 30), colour).save(photos / f"{i}.jpg")
+    cache = tmp_path / "cache"
+    index = ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=cache, progress=False)
+    assert index.image_tokens.shape[0] == 3
+    build_index(*loaded, folder_source(photos), index.folder, model_dir=tiny_model_dir, progress=False)  # no tokens
+    assert ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=cache).image_tokens.shape[0] == 3
+    assert capsys.readouterr().err.strip().endswith(f"gallery index {index.folder}: rebuilt (3 images), reused next time")
+    assert gallery.image_tokens is None
+    served = ensure_gallery(*loaded, tiny_model_dir, str(gallery.folder))
+    assert served.folder == gallery.folder and served.image_tokens is None
+    assert capsys.readouterr().err == (
+        f"ccr demo: note: the gallery index {gallery.folder} keeps no image tokens, so re-ranking reads and encodes "
+        f"its top images again at every query; 'ccr index {tiny_model_dir} IMAGES --output {gallery.folder} "
+        "--keep-image-tokens' makes it faster\n")
+    items, message = handlers.text_to_image("rotes Herz", served, *loaded, language="de", k=3, rerank=3)
+    assert len(items) == 3 and "top 3 re-ranked" in message
 
 
 def test_the_page_says_which_model_and_whether_it_is_trained(tiny_model_dir, loaded, monkeypatch):

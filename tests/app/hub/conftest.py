@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from evaluation.eval_fixtures import tiny_benchmark  # tests/ is on the path (rootdir)
 
 from modeling_ccr.app.hub.export import export_model
 from modeling_ccr.default_model import save_model_folder
 from modeling_ccr.evaluation import evaluate_retrieval
 from modeling_ccr.evaluation.report import build_report, write_report
 from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "evaluation"))
-from eval_fixtures import tiny_benchmark  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from modeling_ccr.app.hub.convert_ccrk import ccrk_config, convert_ccrk, map_sta
 from modeling_ccr.app.testing import run_ccr_in_process
 from modeling_ccr.modeling_ccr import CCRModel
 from modeling_ccr.testing import save_tiny_model, tiny_tokenizer
+from modeling_ccr.training import CCRForPreTraining
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,16 @@ def test_converted_model_loads_and_runs(converted):
     assert model.temperature.item() == pytest.approx(0.05)
 
 
+def test_the_released_mlm_head_goes_with_the_converted_folder(released, converted):
+    state, _, _ = released
+    head = CCRForPreTraining.from_pretrained(converted[0]).mlm_head
+    released_head = "text_encoder.cls.predictions."
+    for ours, theirs in (("dense.weight", "transform.dense.weight"), ("layer_norm.bias", "transform.LayerNorm.bias"),
+                         ("bias", "bias")):
+        assert torch.equal(head.state_dict()[ours], state[released_head + theirs]), ours
+    assert not any("mlm" in name for name in CCRModel.from_pretrained(converted[0]).state_dict())
+
+
 def test_fusion_layer_matches_a_reference_computation(released, converted):
     state, _, _ = released
     model = CCRModel.from_pretrained(converted[0]).eval()
@@ -157,7 +168,7 @@ def test_extra_and_absent_keys_are_reported(released):
     state["bbox_head.0.weight"] = torch.zeros(4, 4)
     del state["itm_head.3.bias"]
     config = ccrk_config(state, image_size=32, text_attention_heads=TEXT_HEADS)
-    ours = CCRModel(config).state_dict()
+    ours = CCRForPreTraining(config).model_folder_state_dict()
     _, report = map_state_dict(state, ours, config.num_text_layers)
     assert report.unmapped == ["bbox_head.0.weight"]
     assert report.missing == ["itm_head.classifier.bias"]
@@ -166,7 +177,7 @@ def test_extra_and_absent_keys_are_reported(released):
 def test_shape_mismatch_is_refused(released, tmp_path):
     state, _, tokenizer = released
     config = ccrk_config(state, image_size=32, text_attention_heads=TEXT_HEADS)
-    ours = CCRModel(config).state_dict()
+    ours = CCRForPreTraining(config).model_folder_state_dict()
     bad = dict(state)
     bad["text_encoder.bert.encoder.layer.0.output.dense.weight"] = torch.zeros(HIDDEN, 7)
     with pytest.raises(ValueError, match=r"do not fit the CCR model: text_model\.encoder\.layer\.0\.output\.dense\.weight"):

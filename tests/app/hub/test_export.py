@@ -60,7 +60,7 @@ def _embeddings(folder: Path, captions: list[list[str]]) -> tuple[torch.Tensor, 
 def test_export_holds_the_hub_files(tiny_export):
     names = {str(p.relative_to(tiny_export)) for p in tiny_export.rglob("*") if p.is_file()}
     assert {"config.json", "model.safetensors", "README.md", "LICENSES.md", "processor_config.json",
-            "tokenizer.json", "configuration_ccr.py", "modeling_ccr.py", "processing_ccr.py",
+            "tokenizer.json", "configuration_ccr.py", "modeling_ccr.py", "model_checks.py", "processing_ccr.py",
             "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py"} <= names
     auto_map = json.loads((tiny_export / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModel"] == auto_map["AutoModelForZeroShotImageClassification"] == "modeling_ccr.CCRModel"

@@ -14,9 +14,9 @@ from PIL import Image
 
 from modeling_ccr.app.cli import main as ccr
 from modeling_ccr.app.index import GalleryIndex, build_index, folder_source
-from modeling_ccr.app.index.search import encode_images, encode_queries
+from modeling_ccr.app.index.search import encode_images, encode_queries, search_text
 from modeling_ccr.app.index.session import load_model, open_index, text_to_image_rows
-from modeling_ccr.testing import save_tiny_model
+from modeling_ccr.testing import save_tiny_model, tiny_ccr_model, tiny_ccr_processor
 from modeling_ccr.testing_processes import launcher_command, run_command
 
 REPO = Path(__file__).resolve().parents[3]
@@ -73,34 +73,68 @@ def test_approximate_index_types_search_the_same_embeddings(model_dir, images, t
     torch.testing.assert_close(scores[:, 0], torch.ones(len(index)), atol=1e-4, rtol=0)
 
 
-def test_interrupted_build_resumes_from_the_saved_chunks(model_dir, images, tmp_path):
-    model, processor = load_model(model_dir)
+def interrupt_image_tokens(model, on_batch: int) -> list[int]:
+    """Make ``model.get_image_tokens`` raise KeyboardInterrupt on its ``on_batch``-th call (1-based), once;
+    returns the list of the batch sizes it is called with (clear it to count again)."""
     calls = []
-    real = model.get_image_features
+    real = model.get_image_tokens
 
-    def interrupted_on_third_batch(pixel_values):
+    def counted(pixel_values):
         calls.append(pixel_values.shape[0])
-        if len(calls) == 3:
+        if len(calls) == on_batch and not getattr(counted, "interrupted", False):
+            counted.interrupted = True
             raise KeyboardInterrupt
         return real(pixel_values)
 
-    model.get_image_features = interrupted_on_third_batch
+    model.get_image_tokens = counted
+    return calls
+
+
+@pytest.mark.parametrize("keep_image_tokens", [False, True], ids=["embeddings", "with image tokens"])
+def test_interrupted_build_resumes_from_the_saved_chunks(model_dir, images, tmp_path, keep_image_tokens):
+    model, processor = load_model(model_dir)
+    calls = interrupt_image_tokens(model, on_batch=3)
+    output = tmp_path / "index"
+
+    def build_here(folder):
+        return build_index(model, processor, folder_source(images), folder, model_dir=model_dir, batch_size=4,
+                           chunk_images=4, keep_image_tokens=keep_image_tokens, progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        build_here(output)
+    work = tmp_path / ".index.partial"
+    assert not output.exists()
+    assert sorted(path.name for path in work.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    with np.load(work / "chunk-000000.npz") as chunk:
+        assert ("image_tokens" in chunk) == keep_image_tokens
+    calls.clear()
+    result = build_here(output)
+    assert (result.status, result.resumed, result.embedded, calls) == ("built", 8, 4, [4])
+    assert not work.exists()
+    fresh = build_here(tmp_path / "fresh")
+    assert fresh.embedded == 12
+    resumed, fresh = GalleryIndex(output), GalleryIndex(tmp_path / "fresh")
+    torch.testing.assert_close(resumed.image_embeds, fresh.image_embeds)
+    if keep_image_tokens:  # the same batches computed: the same float16 values, in the images' order
+        assert resumed.image_tokens.shape[0] == 12
+        np.testing.assert_array_equal(resumed.image_tokens, fresh.image_tokens)
+    else:
+        assert resumed.image_tokens is None and not (output / "image_tokens.npy").exists()
+
+
+def test_chunks_without_image_tokens_are_not_resumed_by_a_build_that_keeps_them(model_dir, images, tmp_path, caplog):
+    model, processor = load_model(model_dir)
+    interrupt_image_tokens(model, on_batch=2)
     output = tmp_path / "index"
     with pytest.raises(KeyboardInterrupt):
         build_index(model, processor, folder_source(images), output, model_dir=model_dir, batch_size=4,
                     chunk_images=4, progress=False)
-    work = tmp_path / ".index.partial"
-    assert not output.exists()
-    assert sorted(path.name for path in work.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
-    calls.clear()
-    model.get_image_features = lambda pixel_values: (calls.append(pixel_values.shape[0]), real(pixel_values))[1]
+    assert len(list((tmp_path / ".index.partial").glob("chunk-*.npz"))) == 1
     result = build_index(model, processor, folder_source(images), output, model_dir=model_dir, batch_size=4,
-                         chunk_images=4, progress=False)
-    assert (result.status, result.resumed, result.embedded, calls) == ("built", 8, 4, [4])
-    assert not work.exists()
-    fresh = build(model_dir, images, tmp_path / "fresh")
-    assert fresh.embedded == 12
-    torch.testing.assert_close(GalleryIndex(output).image_embeds, GalleryIndex(tmp_path / "fresh").image_embeds)
+                         chunk_images=4, keep_image_tokens=True, progress=False)
+    assert (result.resumed, result.embedded) == (0, 12)
+    assert any("removed 1 chunk(s) of an interrupted build" in record.getMessage() for record in caplog.records)
+    assert GalleryIndex(output).image_tokens.shape[0] == 12
 
 
 def test_changed_model_or_folder_is_detected_and_rebuilt(model_dir, images, tmp_path):
@@ -160,21 +194,24 @@ def test_cli_index_and_search(model_dir, tmp_path, capsys):
 
 def test_torchrun_build_equals_single_process(model_dir, images, tmp_path):
     command = launcher_command("torchrun", ["-m", "modeling_ccr.app.cli", "index", str(model_dir), str(images),
-                                            "--output", str(tmp_path / "ddp"), "--chunk-images", "3", "--no-progress"])
+                                            "--output", str(tmp_path / "ddp"), "--chunk-images", "3", "--no-progress",
+                                            "--keep-image-tokens"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = run_command(command, timeout_s=240, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    build(model_dir, images, tmp_path / "single")
+    build(model_dir, images, tmp_path / "single", keep_image_tokens=True)
     distributed, single = GalleryIndex(tmp_path / "ddp"), GalleryIndex(tmp_path / "single")
     assert [item["id"] for item in distributed.items] == [item["id"] for item in single.items]
     torch.testing.assert_close(distributed.image_embeds, single.image_embeds, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(distributed.image_tokens.astype(np.float32),  # gathered in rank order
+                               single.image_tokens.astype(np.float32), atol=1e-5, rtol=2**-10)
 
 
 def test_search_reranks_as_the_models_saved_choice_says(model_dir, images, tmp_path):
     """Without a re-rank count, the top ``k_test`` of the model's saved "combine" choice are scored
     similarity + weight * ITM logit (each logit computed here pair by pair)."""
     config = json.loads((model_dir / "config.json").read_text())
-    config["reranking"] = {"mode": "combine", "k_test": 4, "itm_weight": 0.5}
+    config["reranking"] = {"mode": "combine", "k_test": 4, "rerank_weight": 0.5}
     (model_dir / "config.json").write_text(json.dumps(config))
     build(model_dir, images, tmp_path / "index")
     index, model, processor = open_index(tmp_path / "index")
@@ -189,6 +226,71 @@ def test_search_reranks_as_the_models_saved_choice_says(model_dir, images, tmp_p
     assert [row["score"] for row in rows[:4]] == sorted((row["score"] for row in rows[:4]), reverse=True)
     plain = text_to_image_rows("red square", index, model, processor, k=6, rerank=0)
     assert not any(row["reranked"] for row in plain)
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["paper head", "residual head"])
+def test_stored_image_tokens_round_trip_and_rerank_as_encoding_the_images_again(images, tmp_path, residual):
+    """An index that keeps the image tokens re-ranks from them as an index without them does from the images.
+
+    Tolerances: float16 keeps 11 significant bits, so a stored token is within 2**-11 (relative) of the
+    computed one; 2**-10 leaves room for the batches' float32 rounding. The re-ranking logits move by far
+    less than the tokens for the paper head; a residual head adds 10 x the cosine of the embeddings
+    projected from the tokens, which moves by at most about 2 x 2**-11, so 1e-2 bounds both. Ranks must agree
+    wherever the re-encoded scores differ by more than twice that (closer ones may swap)."""
+    model_dir = tmp_path / "model"
+    model = tiny_ccr_model(seed=0, itm_residual=residual)
+    with torch.no_grad():  # the MLP of the head counts (untrained, a residual head's last layer is zero)
+        torch.nn.init.normal_(model.itm_head.classifier.weight, std=0.3)
+    model.save_pretrained(model_dir)
+    tiny_ccr_processor().save_pretrained(model_dir)
+    build(model_dir, images, tmp_path / "plain")
+    build(model_dir, images, tmp_path / "kept", keep_image_tokens=True, batch_size=5)
+    plain, kept = GalleryIndex(tmp_path / "plain"), GalleryIndex(tmp_path / "kept")
+    assert plain.image_tokens is None and plain.stored_image_tokens([0]) is None
+    assert plain.manifest["image_tokens"] is None and not (plain.folder / "image_tokens.npy").exists()
+    model, processor = load_model(model_dir)
+    files = [str(kept.image_path(i)) for i in range(len(kept))]
+    with torch.no_grad():
+        computed = model.get_image_tokens(processor(images=files, return_tensors="pt")["pixel_values"])
+    assert kept.manifest["image_tokens"] == {"dtype": "float16", "shape": list(computed.shape)}
+    stored = kept.stored_image_tokens([3, 0, 11])
+    assert stored.dtype == torch.float16
+    torch.testing.assert_close(stored.float(), computed[[3, 0, 11]], rtol=2**-10, atol=2**-24)
+    tolerance = 1e-2
+    for query in ["red square", "a dog", "zebra crossing", "猫", "ein Haus am See"]:
+        from_tokens = search_text(model, processor, kept, query, k=12, rerank=12)
+        from_images = search_text(model, processor, plain, query, k=12, rerank=12)
+        assert all(hit.reranked for hit in from_tokens + from_images)
+        scores = {hit.index: hit.score for hit in from_tokens}
+        assert sorted(scores) == list(range(12))
+        for i, first in enumerate(from_images):
+            assert scores[first.index] == pytest.approx(first.score, abs=tolerance)
+            for second in from_images[i + 1:]:
+                if first.score - second.score > 2 * tolerance:
+                    assert scores[first.index] > scores[second.index]
+
+
+def test_keep_image_tokens_is_part_of_the_index_and_a_damaged_tokens_file_is_refused_then_rebuilt(
+        model_dir, images, tmp_path, capsys):
+    output = tmp_path / "index"
+    tokens_file = output / "image_tokens.npy"
+
+    def ccr_index(*options):
+        code = ccr(["index", str(model_dir), str(images), "--output", str(output), "--no-progress", *options])
+        return code, capsys.readouterr().out
+
+    assert ccr_index()[0] == 0 and GalleryIndex(output).image_tokens is None
+    assert ccr_index("--keep-image-tokens") == (0, f"index {output} rebuilt: 12 images (flat), image tokens kept\n")
+    assert "is up to date" in ccr_index("--keep-image-tokens")[1]
+    assert ccr(["search", str(output), "red square", "--k", "3", "--rerank", "5", "--json"]) == 0
+    assert [result["reranked"] for result in json.loads(capsys.readouterr().out)["results"]] == [True] * 3
+    tokens_file.write_bytes(tokens_file.read_bytes()[:1000])  # cut short, as a failed copy leaves it
+    with pytest.raises(ValueError, match=r"the image tokens of index .* do not read .*--keep-image-tokens'$"):
+        GalleryIndex(output)
+    assert "rebuilt" in ccr_index("--keep-image-tokens")[1]
+    assert GalleryIndex(output).image_tokens.shape[0] == 12
+    assert "rebuilt" in ccr_index()[1]  # without the option: rebuilt without them, the old file not carried over
+    assert GalleryIndex(output).image_tokens is None and not tokens_file.exists()
 
 
 def test_an_untrained_model_is_announced_once_by_index_search_and_the_demo_page(model_dir, images, tmp_path, capsys):
