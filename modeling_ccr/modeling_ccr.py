@@ -864,10 +864,11 @@ class CCRModel(CCRPreTrainedModel):
         attention_mask: torch.Tensor,
         batch_size: int = 64,
     ) -> torch.Tensor:
-        """Batched re-ranking scores: the ITM "matches" logit ``[M]`` of each (image, text) pair.
+        """Batched re-ranking scores: the ITM "matches" logit ``[M]`` of each (image, text) pair, i.e.
+        :meth:`itm_logits` ``[:, 1]`` of row-wise pairs, ``batch_size`` pairs at a time.
 
         image_tokens ``[M, P, Cv]`` (from :meth:`get_image_tokens`), input_ids / attention_mask ``[M, L]``,
-        M >= 1; inputs are checked once, as in :meth:`encode_text` and :meth:`fuse`, before any batch runs.
+        M >= 1; the texts are checked once, as in :meth:`encode_text`, before any batch runs.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -880,11 +881,10 @@ class CCRModel(CCRPreTrainedModel):
                 f"text), got {tuple(image_tokens.shape) if isinstance(image_tokens, torch.Tensor) else type(image_tokens).__name__}"
             )
         scores = []
-        for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the towers unchecked
-            mask, images = attention_mask[i : i + batch_size], image_tokens[i : i + batch_size]
+        for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the text tower unchecked
+            mask = attention_mask[i : i + batch_size]
             states = self._encode_text(input_ids[i : i + batch_size], mask)
-            fused = self.fusion(states, mask, self.fusion.image_memory(images), cls_only=True)
-            scores.append(self.itm_head(fused[:, 0], self._residual_similarity(images, states, mask))[:, 1])
+            scores.append(self.itm_logits(image_tokens[i : i + batch_size], None, mask, text_states=states)[:, 1])
         return torch.cat(scores)
 
     def reset_itm_head(self, residual: bool) -> None:
