@@ -15,7 +15,8 @@ from .model_card import TEMPLATES
 EMBEDDED_BENCHMARK = Path(__file__).resolve().parent.parent / "modeling_ccr" / "data" / "cldr_emoji"
 
 
-def benchmark_card(model_repos: list[str], metric_space: str, benchmark_dir: str | Path = EMBEDDED_BENCHMARK) -> DatasetCard:
+def benchmark_card(model_repos: list[str], metric_space: str,
+                   benchmark_dir: str | Path = EMBEDDED_BENCHMARK) -> DatasetCard:
     """The dataset card of the benchmark in ``benchmark_dir`` (default: the embedded one) with links to
     ``model_repos`` (Hub ids of models evaluated on it) and the MRV ``metric_space``."""
     source = Path(benchmark_dir) / "DATASET_CARD.md"

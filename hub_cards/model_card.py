@@ -153,7 +153,8 @@ def load_report(path: str | Path) -> dict:
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read the evaluation report {path}: {error}; pass the report.json of `ccr evaluate`") from error
+        raise ValueError(f"cannot read the evaluation report {path}: {error}; "
+                         "pass the report.json of `ccr evaluate`") from error
     missing = [field for field in REPORT_FIELDS if not isinstance(report, dict) or field not in report]
     if missing:
         raise ValueError(f"{path} is not a `ccr evaluate` report (no {', '.join(missing)}); pass its report.json")
@@ -314,7 +315,8 @@ def _weight_state(model_dir: str | Path, record: Mapping[str, Any] | None, conve
     if record is not None and untrained:
         raise ValueError(
             f"{model_dir} holds a training_run.json ({record.get('steps')} steps) but its config.json says untrained: "
-            "`ccr train` writes both, so one was copied from elsewhere; remove training_run.json if these are untrained "
+            "`ccr train` writes both, so one was copied from elsewhere; "
+            "remove training_run.json if these are untrained "
             'weights, or set "untrained": false in config.json if they are the trained ones')
     if record is not None:
         return "trained"
@@ -345,7 +347,8 @@ def model_facts(
     weight_notes: Sequence[str] = (),
     converted_from: str | None = None,
 ) -> ModelFacts:
-    """The :class:`ModelFacts` of the CCR model in ``model_dir`` with the results of ``reports`` (``ccr evaluate`` JSON).
+    """The :class:`ModelFacts` of the CCR model in ``model_dir`` with the results of ``reports``
+    (``ccr evaluate`` JSON).
 
     Args:
         repo_id: the model's Hub id ``org/name``: the card's title and every usage example load it.

@@ -25,7 +25,8 @@ def _space_source(folder: Path) -> tuple[SpaceCard, dict]:
     """The Space card in ``folder`` and its front matter, checked: every Space field is set and the app file exists."""
     readme = folder / "README.md"
     if not readme.is_file():
-        raise ValueError(f"{readme} does not exist: run from a clone of the ccr-1tok repository, which holds {folder.name}/")
+        raise ValueError(f"{readme} does not exist: "
+                         f"run from a clone of the ccr-1tok repository, which holds {folder.name}/")
     card = SpaceCard.load(readme)
     data = card.data.to_dict()
     missing = [field for field in SPACE_FIELDS if not data.get(field)]
@@ -63,7 +64,8 @@ def installed_gradio_version() -> str:
                          "pip install 'ccr-1tok[demo]'") from error
 
 
-def demo_space_card(model_repo: str, metric_space: str, dataset_repo: str, demo_folder: str | Path = DEMO_FOLDER) -> SpaceCard:
+def demo_space_card(model_repo: str, metric_space: str, dataset_repo: str,
+                    demo_folder: str | Path = DEMO_FOLDER) -> SpaceCard:
     """The Space card of the demo in ``demo_folder`` (default ``spaces_demo/``) with links to the model, the
     MRV metric Space and the benchmark.
 

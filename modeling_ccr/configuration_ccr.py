@@ -50,14 +50,16 @@ def check_reranking(value: Any) -> dict[str, Any] | None:
     missing = [key for key in needed if key not in value]
     if unknown or missing:
         raise ValueError(f"reranking {value!r}: mode {value['mode']!r} takes the keys {['mode', *needed, 'chosen_on']}"
-                         + (f"; unknown {sorted(unknown)}" if unknown else "") + (f"; missing {missing}" if missing else ""))
+                         + (f"; unknown {sorted(unknown)}" if unknown else "")
+                         + (f"; missing {missing}" if missing else ""))
     checked = dict(value)
     if "k_test" in checked:
         if isinstance(checked["k_test"], bool) or not isinstance(checked["k_test"], int) or checked["k_test"] < 1:
             raise ValueError(f"reranking k_test must be an integer >= 1, got {checked['k_test']!r}")
     if "rerank_weight" in checked:
         weight = checked["rerank_weight"]
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight or abs(weight) == float("inf"):
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight
+                or abs(weight) == float("inf")):
             raise ValueError(f"reranking rerank_weight must be a finite number, got {weight!r}")
         checked["rerank_weight"] = float(weight)
     return checked

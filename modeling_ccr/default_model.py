@@ -137,7 +137,8 @@ CCR_MODEL_FOLDER = OutputKind(
         "image_processor_config.json", "tokenizer*", "special_tokens_map.json", "added_tokens.json",
         "sentencepiece.bpe.model", "spiece.model", "vocab.*", "merges.txt", "chat_template.*",
         "configuration_ccr.py", "modeling_ccr.py", "model_checks.py", "processing_ccr.py",
-        "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py", "LICENSES.md", "training_run.json", "conversion_report.json",
+        "configuration_efficientnet_lite.py", "modeling_efficientnet_lite.py", "LICENSES.md", "training_run.json",
+        "conversion_report.json",
         "provenance.json", "onnx/*", "evaluation/[0-9][0-9]-*.json",
     ),
 )

@@ -69,14 +69,15 @@ def check_text_inputs(
     if max_tokens is not None and input_ids.shape[1] > max_tokens:
         raise ValueError(
             f"input_ids has {input_ids.shape[1]} tokens per text but the text tower takes at most {max_tokens} "
-            f"(its position limit): truncate the texts to {max_tokens} tokens (the processor truncates to its max_length)"
+            f"(its position limit): truncate the texts to {max_tokens} tokens "
+            "(the processor truncates to its max_length)"
         )
     if attention_mask is not None and (
         not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
     ):
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
         raise ValueError(
-            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got "
-            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}: "
+            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {got}: "
             "pass the attention_mask the processor returned with these input_ids"
         )
     low, high = torch.aminmax(input_ids)
@@ -140,9 +141,9 @@ def check_fusion_inputs(
             f"and {tuple(image_tokens.shape)}"
         )
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != text_states.shape[:2]:
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
         raise ValueError(
-            f"attention_mask must be [M, L] = {tuple(text_states.shape[:2])} like the text states, got "
-            f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__}"
+            f"attention_mask must be [M, L] = {tuple(text_states.shape[:2])} like the text states, got {got}"
         )
     n_texts, n_images = text_states.shape[0], image_tokens.shape[0]
     if text_index is not None and (text_index.dim() != 1 or text_index.dtype != torch.int64):
@@ -161,7 +162,8 @@ def check_fusion_inputs(
             f"image_index must be a long tensor with one image per text row, shape ({n_pairs},), "
             f"got {image_index.dtype} {tuple(image_index.shape)}"
         )
-    indices = [(name, index, rows) for name, index, rows in (("image", image_index, n_images), ("text", text_index, n_texts))
+    indices = [(name, index, rows)
+               for name, index, rows in (("image", image_index, n_images), ("text", text_index, n_texts))
                if index is not None and n_pairs]
     ranges = [torch.aminmax(index) for _, index, _ in indices]
     flags = _attention_mask_flags(attention_mask) + [(low < 0) | (high >= rows)
@@ -170,7 +172,8 @@ def check_fusion_inputs(
     check_attention_mask(attention_mask, [not_binary, empty_row])
     for bad, (low, high), (name, _, rows) in zip(bad_index, ranges, indices, strict=True):
         if bad:
-            raise ValueError(f"{name}_index must hold {name} rows in [0, {rows}), got values {low.item()}..{high.item()}")
+            raise ValueError(f"{name}_index must hold {name} rows in [0, {rows}), "
+                             f"got values {low.item()}..{high.item()}")
 
 
 def _safetensors_header(path: Path) -> tuple[dict, int]:
@@ -199,7 +202,8 @@ def _safetensors_problem(path: Path) -> str | None:
         header, header_size = _safetensors_header(path)
     except ValueError as problem:
         return str(problem)
-    ends = [entry["data_offsets"][1] for entry in header.values() if isinstance(entry, dict) and "data_offsets" in entry]
+    ends = [entry["data_offsets"][1] for entry in header.values()
+            if isinstance(entry, dict) and "data_offsets" in entry]
     expected = 8 + header_size + max(ends, default=0)
     size = path.stat().st_size
     return None if expected == size else f"holds {size} bytes where its header describes {expected}"
@@ -239,14 +243,16 @@ def weights_config_disagreement(
     """What the ``.safetensors`` weights of a local model folder and ``config`` disagree on, for an error
     message naming the config field and one tensor; None when every stored tensor has the shape the config
     gives it. ``model_class`` is the model whose tensor names the files hold (``CCRModel``; the ``ccr.``
-    prefix of a pre-training checkpoint is dropped). Reads the files' headers only and builds the model on the meta device (no memory)."""
+    prefix of a pre-training checkpoint is dropped). Reads the files' headers only and builds the model on the
+    meta device (no memory)."""
     with torch.device("meta"):
         expected = {name: tuple(tensor.shape) for name, tensor in model_class(config).state_dict().items()}
     stored = _stored_shapes(Path(folder))
     mismatched = [name for name, (shape, _) in stored.items() if name in expected and shape != expected[name]]
     if not mismatched:
         return None
-    field, name = next((field, name) for prefix, field in _SHAPE_FIELDS for name in mismatched if name.startswith(prefix))
+    field, name = next((field, name) for prefix, field in _SHAPE_FIELDS for name in mismatched
+                       if name.startswith(prefix))
     value = getattr(config, field)
     setting = f"{field} ({value} in config.json)" if isinstance(value, int) else field
     shape, file_name = stored[name]

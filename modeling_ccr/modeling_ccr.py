@@ -219,7 +219,8 @@ class CCRAttentionBlock(nn.Module):
         self.self = CCRAttentionProjections(
             text.hidden_size, memory_size, text.num_attention_heads, text.attention_probs_dropout_prob
         )
-        self.output = CCRResidualOutput(text.hidden_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
+        self.output = CCRResidualOutput(text.hidden_size, text.hidden_size, text.hidden_dropout_prob,
+                                        text.layer_norm_eps)
 
     def forward(self, hidden: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
         """hidden ``[M, l, H]`` attends to memory ``[M, S, C]`` (mask ``[M, S]`` or None) -> ``[M, l, H]``."""
@@ -253,7 +254,8 @@ class CCRFusionLayer(nn.Module):
         self.intermediate = nn.Module()
         self.intermediate.dense = nn.Linear(text.hidden_size, text.intermediate_size)
         self.activation = ACT2FN[text.hidden_act]
-        self.output = CCRResidualOutput(text.intermediate_size, text.hidden_size, text.hidden_dropout_prob, text.layer_norm_eps)
+        self.output = CCRResidualOutput(text.intermediate_size, text.hidden_size, text.hidden_dropout_prob,
+                                        text.layer_norm_eps)
 
     def forward(
         self,
@@ -307,7 +309,8 @@ class CCRFusionEncoder(nn.Module):
         (the last layer then computes nothing else)."""
         last = len(self.layer) - 1
         for number, layer in enumerate(self.layer):
-            hidden = layer(hidden, attention_mask, image_memory[number], image_index, text_index, cls_only and number == last)
+            hidden = layer(hidden, attention_mask, image_memory[number], image_index, text_index,
+                           cls_only and number == last)
             if text_index is not None:  # from here on, one row per pair
                 attention_mask, text_index = attention_mask.index_select(0, text_index), None
         return hidden
@@ -738,7 +741,8 @@ class CCRModel(CCRPreTrainedModel):
         return F.normalize(self.vision_projection(image_tokens[:, 0]), dim=-1)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """pixel_values ``[B, 3, H, W]`` -> L2-normalised image embeddings ``[B, D]`` (checked as :meth:`get_image_tokens`)."""
+        """pixel_values ``[B, 3, H, W]`` -> L2-normalised image embeddings ``[B, D]`` (checked as
+        :meth:`get_image_tokens`)."""
         return self.project_image_tokens(self.get_image_tokens(pixel_values))
 
     # ----- text side --------------------------------------------------------------------------
@@ -875,10 +879,12 @@ class CCRModel(CCRPreTrainedModel):
         self._check_texts(input_ids, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if not isinstance(image_tokens, torch.Tensor) or image_tokens.dim() != 3 or image_tokens.shape[0] != input_ids.shape[0]:
+        if (not isinstance(image_tokens, torch.Tensor) or image_tokens.dim() != 3
+                or image_tokens.shape[0] != input_ids.shape[0]):
+            got = tuple(image_tokens.shape) if isinstance(image_tokens, torch.Tensor) else type(image_tokens).__name__
             raise ValueError(
                 f"score_pairs pairs row by row: image_tokens must be [M, P, Cv] with M = {input_ids.shape[0]} (one per "
-                f"text), got {tuple(image_tokens.shape) if isinstance(image_tokens, torch.Tensor) else type(image_tokens).__name__}"
+                f"text), got {got}"
             )
         scores = []
         for i in range(0, input_ids.shape[0], batch_size):  # checked above: run the text tower unchecked

@@ -201,7 +201,8 @@ def validate_captions(captions: Sequence) -> tuple[list[str], int, list[str] | N
     if isinstance(captions[0], Mapping):
         languages = list(captions[0])
         if not all(isinstance(language, str) for language in languages):
-            raise ValueError(f"language codes must be strings, got {languages}: key each image's captions by 'en', 'de', ...")
+            raise ValueError(f"language codes must be strings, got {languages}: "
+                             "key each image's captions by 'en', 'de', ...")
         rows = []
         for j, entry in enumerate(captions):
             if not isinstance(entry, Mapping) or set(entry) != set(languages):
@@ -219,8 +220,8 @@ def validate_captions(captions: Sequence) -> tuple[list[str], int, list[str] | N
             raise ValueError(f"image {j} has an empty caption list: give each image K >= 1 captions")
         if len(row) != k:
             raise ValueError(
-                f"ragged captions: image 0 has {k} captions but image {j} has {len(row)}; every image needs one caption "
-                "in each of the same K languages"
+                f"ragged captions: image 0 has {k} captions but image {j} has {len(row)}; "
+                "every image needs one caption in each of the same K languages"
             )
         for k_index, text in enumerate(row):
             if not isinstance(text, str) or is_blank(text):
@@ -242,7 +243,8 @@ class TruncationWarning(UserWarning):
     """
 
     def __init__(self, num_truncated: int, num_texts: int, longest: int, max_length: int):
-        self.num_truncated, self.num_texts, self.longest, self.max_length = num_truncated, num_texts, longest, max_length
+        self.num_truncated, self.num_texts = num_truncated, num_texts
+        self.longest, self.max_length = longest, max_length
         super().__init__(
             f"texts longer than {max_length} tokens were truncated to {max_length} tokens; shorten them, or use a "
             "processor with a larger max_length (at most the text tower's position limit)"
@@ -285,7 +287,8 @@ class CCRProcessor(ProcessorMixin):
     :func:`to_rgb_image` (at most ``MAX_IMAGE_PIXELS`` each, at most ``MAX_ASPECT_RATIO`` elongated) and
     are refused before resizing when the resize would give over ``MAX_RESIZED_PIXELS``; captions and texts
     that are empty or only whitespace and invisible characters (:func:`is_blank`) are refused, as are sets,
-    whose order would decide which caption is which. Texts longer than ``max_length`` tokens are truncated with a warning.
+    whose order would decide which caption is which. Texts longer than ``max_length`` tokens are truncated
+    with a warning.
 
     Args:
         image_processor: a transformers image processor (resize, rescale, normalise).
@@ -306,7 +309,8 @@ class CCRProcessor(ProcessorMixin):
 
     @classmethod
     def from_backbones(cls, vision: str, text: str, caption_prefix: str = "", max_length: int = 64) -> CCRProcessor:
-        """The processor of :meth:`CCRModel.from_backbones`: the vision tower's image processor, the text tower's tokenizer."""
+        """The processor of :meth:`CCRModel.from_backbones`: the vision tower's image processor, the text
+        tower's tokenizer."""
         return cls(
             AutoImageProcessor.from_pretrained(vision),
             AutoTokenizer.from_pretrained(text),
@@ -413,7 +417,8 @@ class CCRProcessor(ProcessorMixin):
         full = (attention_mask.sum(dim=1) >= max_length).nonzero().flatten().tolist()
         if not full:
             return
-        lengths = [len(ids) for ids in self.tokenizer([texts[i] for i in full], truncation=False, verbose=False)["input_ids"]]
+        lengths = [len(ids)
+                   for ids in self.tokenizer([texts[i] for i in full], truncation=False, verbose=False)["input_ids"]]
         cut = sum(length > max_length for length in lengths)
         if cut:
             warnings.warn(TruncationWarning(cut, len(texts), max(lengths), max_length), stacklevel=4)  # the caller
@@ -426,10 +431,12 @@ class CCRProcessor(ProcessorMixin):
 def _text_list(text: Any) -> list[str]:
     """``text`` (a string or a list of strings) -> a list of visible strings, or a ValueError that says what to pass."""
     if isinstance(text, (Set, Mapping)):
-        raise ValueError(f"text is a {type(text).__name__}: pass a string or a list of strings (a list keeps the order)")
+        raise ValueError(f"text is a {type(text).__name__}: "
+                         "pass a string or a list of strings (a list keeps the order)")
     strings = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
     if not strings or not all(isinstance(string, str) for string in strings):
-        raise ValueError(f"text must be a string or a non-empty list of strings, got {type(text).__name__} {text!r:.80}")
+        raise ValueError("text must be a string or a non-empty list of strings, "
+                         f"got {type(text).__name__} {text!r:.80}")
     blank = [i for i, string in enumerate(strings) if is_blank(string)]
     if blank:
         raise ValueError(

@@ -56,7 +56,8 @@ def tiny_text_config(vocab_size: int, model_type: str = "xlm-roberta", num_layer
 
 def tiny_ccr_config(vision: str = "vit", **overrides) -> CCRConfig:
     """A CCR config with tiny towers, 2 text layers, 2 fusion layers and a 16-d retrieval space."""
-    options = {"num_fusion_layers": 2, "projection_dim": 16, "vision_pooling": "cls" if vision in ("vit", "clip") else "mean"}
+    options = {"num_fusion_layers": 2, "projection_dim": 16,
+               "vision_pooling": "cls" if vision in ("vit", "clip") else "mean"}
     options.update(overrides)
     return CCRConfig(vision_config=tiny_vision_config(vision),
                      text_config=tiny_text_config(len(tiny_tokenizer())), **options)

@@ -99,11 +99,13 @@ def main() -> None:
         def search(name, gallery, rerank):
             def call(i):
                 query = QUERIES[i % len(QUERIES)]
-                answers[name, query] = search_text(model, processor, gallery, query, k=16, rerank=rerank, mode="replace")
+                answers[name, query] = search_text(model, processor, gallery, query, k=16, rerank=rerank,
+                                                   mode="replace")
             return name, call
 
         # the search itself, in this process: what re-ranking the top 16 adds, from stored tokens or images
-        stored, encoded = "search_text (k 16, rerank 16, stored tokens)", "search_text (k 16, rerank 16, images encoded)"
+        stored = "search_text (k 16, rerank 16, stored tokens)"
+        encoded = "search_text (k 16, rerank 16, images encoded)"
         searches = dict([search("search_text (k 16, rerank 0)", index, 0), search(stored, index, 16),
                          search(encoded, without_tokens, 16)])
         for name, seconds in timed_interleaved(searches, args.repeats).items():
@@ -111,7 +113,8 @@ def main() -> None:
         queried = [query for query in QUERIES if (stored, query) in answers]
         same = sum([hit.index for hit in answers[stored, query]] == [hit.index for hit in answers[encoded, query]]
                    for query in queried)
-        scores = [({hit.index: hit.score for hit in answers[stored, query]}, answers[encoded, query]) for query in queried]
+        scores = [({hit.index: hit.score for hit in answers[stored, query]}, answers[encoded, query])
+                  for query in queried]
         gap = max(abs(from_tokens[hit.index] - hit.score) for from_tokens, hits in scores for hit in hits)
         print(f"stored tokens against images encoded: the same 16 results in the same order for {same} of "
               f"{len(queried)} queries; largest score difference {gap:.2e}; {load_average()}")
@@ -128,7 +131,8 @@ def main() -> None:
                                                                             api_name="/text_to_image"),
                 "/text_to_image (k 16, rerank 16)": lambda i: client.predict(QUERIES[i % len(QUERIES)], "en", 16, 16,
                                                                               api_name="/text_to_image"),
-                "/image_to_text (pick)": lambda i: client.predict(None, picks[i % len(picks)], api_name="/image_to_text"),
+                "/image_to_text (pick)": lambda i: client.predict(None, picks[i % len(picks)],
+                                                                  api_name="/image_to_text"),
                 "/image_to_text (upload)": lambda i: client.predict(upload, None, api_name="/image_to_text"),
                 "/consistency (5 languages)": lambda i: client.predict(
                     "en: cat face\nde: Katzengesicht\nja: 猫の顔\nru: морда кошки\nzh: 猫脸", api_name="/consistency"),

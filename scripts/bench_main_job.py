@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--k-test", type=positive_int, help="candidates re-ranked per query (default: the main job's)")
     parser.add_argument("--output", help="folder for the run, kept (default: a temporary folder, removed afterwards)")
     parser.add_argument("--fresh-default", action="store_true",
-                        help="build the embedded default model into a throw-away cache instead of reusing the cached one")
+                        help="build the embedded default model into a throw-away cache "
+                        "instead of reusing the cached one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-main-job-") as scratch:
         job_argv = main_job_argv(args, Path(scratch) / "run")

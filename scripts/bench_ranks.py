@@ -4,8 +4,8 @@ Default problem: 2,000 images x 8 languages (16,000 texts), both directions (TR 
 only. Both implementations start from the same precomputed image x text score matrix, so their ranks
 must agree exactly; the script checks that and prints both wall times and their ratio.
 
-    python scripts/bench_ranks.py [--images 2000] [--languages 8] [--dim 256] [--threads N] [--device cuda] [--repeats 3]
-        [--profile]
+    python scripts/bench_ranks.py [--images 2000] [--languages 8] [--dim 256] [--threads N]
+        [--device cuda] [--repeats 3] [--profile]
 
 ``--device`` runs the vectorised side there (the reference always runs on the CPU).
 """

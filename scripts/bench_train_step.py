@@ -74,7 +74,8 @@ class StepTimer(TrainerCallback):
     def report(self, warmup: int) -> str:
         timed, counters, gaps = self.durations[warmup:], self.counters[warmup:], self.gaps[warmup:]
         total = sum(counters[1:], counters[0])
-        lines = [f"step time over {len(timed)} steps (after {warmup} warm-up): median {statistics.median(timed):.3f} s, "
+        lines = [f"step time over {len(timed)} steps (after {warmup} warm-up): "
+                 f"median {statistics.median(timed):.3f} s, "
                  f"mean {statistics.mean(timed):.3f} s, min {min(timed):.3f} s, max {max(timed):.3f} s",
                  f"  {total.describe(len(timed), 'step')}"]
         if gaps:
@@ -124,7 +125,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per step")
     parser.add_argument("--languages", type=int, default=10, help="captions per image (K)")
     parser.add_argument("--length", type=int, default=16, help="tokens per caption")
-    parser.add_argument("--steps", type=int, default=10, help="synthetic: timed steps, after 3 warm-up steps; default: all steps, the first 3 not timed")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="synthetic: timed steps, after 3 warm-up steps; default: all steps, the first 3 not timed")
     parser.add_argument("--frozen-vision", action="store_true", help="freeze the image tower (the CPU default)")
     args = parser.parse_args()
     if args.recipe == "default":

@@ -151,7 +151,8 @@ def evaluate_test_split(network, processor, model_dir: str, k_test: int,
     test = test.select([i for i, emoji in enumerate(test["id"]) if emoji not in left_out])
     if test["id"] != unseen.dataset["id"]:
         raise ValueError("the unseen-language split does not follow the test split's image order")
-    captions = [{**trained, **other} for trained, other in zip(test["captions"], unseen.dataset["captions"], strict=True)]
+    captions = [{**trained, **other}
+                for trained, other in zip(test["captions"], unseen.dataset["captions"], strict=True)]
     joint = test.remove_columns(["captions", "keywords"]).add_column("captions", captions)
     languages = list(DEFAULT_LANGUAGES) + unseen.languages
     sets = {"test": list(DEFAULT_LANGUAGES), "unseen": unseen.languages}
@@ -222,7 +223,8 @@ def collect(models: list[Model], output: Path) -> dict[str, list[dict]]:
         if path.is_file():
             groups.setdefault(model.group, []).append(json.loads(path.read_text(encoding="utf-8")))
     wanted = {model.name for model in models}
-    others = sorted(path.parent.name for path in (output / "runs").glob("*/result.json") if path.parent.name not in wanted)
+    others = sorted(path.parent.name for path in (output / "runs").glob("*/result.json")
+                    if path.parent.name not in wanted)
     if others:
         print(f"not reported (outside --seeds / --groups): {', '.join(others)}", file=sys.stderr)
     return groups
@@ -248,7 +250,8 @@ def summary_tables(groups: dict[str, list[dict]]) -> list[str]:
                                         "zero-shot")):
         for ranking in RANKINGS:
             lines += [f"### {title}: {ranking}", "",
-                      "| model | seeds | mean recall | R@1 | MRV TR | MRV IR | mean rank |", "|---|---:|---:|---:|---:|---:|---:|"]
+                      "| model | seeds | mean recall | R@1 | MRV TR | MRV IR | mean rank |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
             for group, results in groups.items():
                 cells = " | ".join(mean_std(seed_figures(results, f"{evaluated}_{ranking}", name)) for name in FIGURES)
                 lines.append(f"| {group} | {len(results)} | {cells} |")
@@ -285,7 +288,8 @@ def difference_table(groups: dict[str, list[dict]]) -> list[str]:
                 theirs = seed_figures(reference, f"{evaluated}_similarity", name)
                 p_value = float(ttest_ind(ours, theirs, equal_var=False).pvalue)
                 lines.append(f"| {group} | {len(ours)} / {len(theirs)} | {label} | {name} | "
-                             f"{np.mean(ours) - np.mean(theirs):+.2f} | {p_value:.3f} | {'yes' if p_value < 0.05 else 'no'} |")
+                             f"{np.mean(ours) - np.mean(theirs):+.2f} | {p_value:.3f} | "
+                             f"{'yes' if p_value < 0.05 else 'no'} |")
     if skipped:
         lines += ["", "Not tested (a t-test needs at least 2 seeds on each side): " + "; ".join(skipped)]
     return lines + [""]

@@ -27,5 +27,6 @@ def run_ccr_killed_at(target: str, *args: str, timeout: float = 300) -> subproce
     ``"module:Class.method"``) is called; asserts that it was killed there, and returns what it printed."""
     killed = subprocess.run([sys.executable, "-c", KILL_WHEN_CALLED, target, *map(str, args)], capture_output=True,
                             text=True, timeout=timeout)
-    assert killed.returncode == -signal.SIGKILL, f"not killed at {target}: exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    assert killed.returncode == -signal.SIGKILL, (f"not killed at {target}: exit {killed.returncode}\n"
+                                                  f"{killed.stderr[-2000:]}")
     return killed

@@ -341,7 +341,8 @@ def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next_run(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert siblings(output) == [".hub.notes.staging"] and user_part(output) == user
     removed = [r.getMessage() for r in caplog.records if "staging folder" in r.getMessage()]
-    assert len(removed) == 1 and removed[0].startswith(f"removed 1 staging folder(s) of an interrupted write of {output}")
+    assert len(removed) == 1 and removed[0].startswith(
+        f"removed 1 staging folder(s) of an interrupted write of {output}")
     assert staging[0] in removed[0]
 
 

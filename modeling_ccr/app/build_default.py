@@ -9,7 +9,8 @@ from .cli import positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder to write the model and processor to")
-    parser.add_argument("--projection-dim", type=positive_int, default=256, help="size of the retrieval space (default 256)")
+    parser.add_argument("--projection-dim", type=positive_int, default=256,
+                        help="size of the retrieval space (default 256)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model files of an existing CCR model folder (its other files are kept)")
 

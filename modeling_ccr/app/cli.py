@@ -2,8 +2,9 @@
 
 Each sub-command lives in its own module, which exposes ``add_arguments(parser)`` and
 ``run(args) -> int``, or ``run_argv(argv, prog, description) -> int`` when it parses its own options
-(``ccr train`` reads dataclasses with ``transformers.HfArgumentParser``). This file only wires them together and imports just the module of the
-sub-command being run, so one command's heavy imports never slow another down.
+(``ccr train`` reads dataclasses with ``transformers.HfArgumentParser``). This file only wires them together
+and imports just the module of the sub-command being run, so one command's heavy imports never slow another
+down.
 
 Errors: bad input (a ``ValueError``, or a missing, existing, wrong-kind or forbidden file) prints one line
 ``ccr COMMAND: error: MESSAGE`` to stderr and exits 2; the traceback is printed too only with the global
@@ -38,9 +39,11 @@ SUBCOMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("search",), "modeling_ccr.app.index.search_cli", "text -> image search of a gallery index"),
     (("demo",), "modeling_ccr.app.demo.cli", "serve the Gradio demo on 127.0.0.1"),
     (("export",), "modeling_ccr.app.hub.export", "a Hub-ready folder: weights, code, card, licences (--onnx)"),
-    (("export-companion",), "modeling_ccr.app.hub.companions", "the MRV metric Space, the benchmark dataset or the demo Space folder"),
+    (("export-companion",), "modeling_ccr.app.hub.companions",
+     "the MRV metric Space, the benchmark dataset or the demo Space folder"),
     (("push",), "modeling_ccr.app.hub.push", "upload an exported folder or a Space to the Hub"),
-    (("convert-ccrk",), "modeling_ccr.app.hub.convert_ccrk", "convert a released CCRK checkpoint to a CCR model folder"),
+    (("convert-ccrk",), "modeling_ccr.app.hub.convert_ccrk",
+     "convert a released CCRK checkpoint to a CCR model folder"),
 ]
 
 

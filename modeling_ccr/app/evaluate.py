@@ -30,26 +30,30 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder (save_pretrained)")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder,
+                        help="a saved CCR model folder (save_pretrained)")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--k-test", type=positive_int, default=None,
                         help="candidates re-ranked by ITM per query (default: the model's saved choice, else 128)")
-    parser.add_argument("--no-rerank", action="store_true", help="rank by embedding similarity only (--rerank-mode similarity)")
+    parser.add_argument("--no-rerank", action="store_true",
+                        help="rank by embedding similarity only (--rerank-mode similarity)")
     parser.add_argument("--rerank-mode", choices=RERANKING_MODES, default=None,
                         help="replace: the ITM logit replaces the similarity (the paper); combine: similarity + "
                         "--rerank-weight * logit (choose the weight on a validation split); similarity: no "
                         "re-ranking (default: the mode saved in the model's config by ccr main-job, else "
                         "replace)")
     parser.add_argument("--rerank-weight", type=finite_float, default=None,
-                        help="the ITM logit's weight with --rerank-mode combine (default: the model's saved choice, else 1)")
+                        help="the ITM logit's weight with --rerank-mode combine "
+                        "(default: the model's saved choice, else 1)")
     parser.add_argument("--itm-weight", dest="rerank_weight", type=finite_float, action=DeprecatedItmWeight,
                         help=argparse.SUPPRESS)
     parser.add_argument("--output", default="report.json", help="JSON report (.md, .png files beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report at --output")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per encoding step")
     parser.add_argument("--itm-batch-size", type=positive_int, default=256, help="pairs per ITM forward pass")
-    parser.add_argument("--chunk-size", type=positive_int, default=None, help="images per scoring block, each against every language (default: auto)")
+    parser.add_argument("--chunk-size", type=positive_int, default=None,
+                        help="images per scoring block, each against every language (default: auto)")
     parser.add_argument(
         "--mrv-kind", choices=("std", "variance"), default="std",
         help="per-instance spread averaged by MRV: std (the paper's scale, default) or variance",

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-batch-size", type=positive_int,
                         default=DEFAULT_TRAIN_BATCH_SIZE,
                         help="images per training step and device (a quick check can use fewer; at least 2)")
-    parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST, help="candidates re-ranked by the ITM head per query")
+    parser.add_argument("--k-test", type=positive_int, default=DEFAULT_K_TEST,
+                        help="candidates re-ranked by the ITM head per query")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run: its training from the last checkpoint, its reports replaced")
     parser.add_argument("--overwrite", action="store_true",
@@ -186,7 +187,8 @@ def _run_job(args: argparse.Namespace, recorder: StageRecorder) -> int:
     save_reranking(result["model_dir"], evaluation["reranking"])
     summary = {"model_dir": result["model_dir"], "steps": result["steps"], "train_batch_size": args.train_batch_size,
                "final_loss": result["final_loss"],
-               "k_test": args.k_test, "rerank_weight": evaluation["rerank_weight"], "reranking": evaluation["reranking"],
+               "k_test": args.k_test, "rerank_weight": evaluation["rerank_weight"],
+               "reranking": evaluation["reranking"],
                "max_eval_images": args.max_eval_images}
     for split in SPLITS:
         for ranking, report in evaluation[split].items():

@@ -92,7 +92,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): pass a YAML or JSON file of options") from None
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): "
+                         "pass a YAML or JSON file of options") from None
     data = _parse_yaml(path, text) if path.suffix in (".yaml", ".yml") else _parse_json(path, text)
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of options, got {type(data).__name__}")

@@ -36,9 +36,9 @@ class SplitReport:
     """What loading one split kept and skipped.
 
     ``dropped`` counts skipped instances per reason (``"no caption in 'de'"``, ``"missing image file"``,
-    ``"image outside the data folder"``, ``"unreadable image"``); ``dropped_examples`` keeps the first few as "id (origin): reason";
-    ``unused_captions`` counts, per language, further captions of an image beyond the first (the common
-    schema holds one caption per language and image: the first in the source's order).
+    ``"image outside the data folder"``, ``"unreadable image"``); ``dropped_examples`` keeps the first few as
+    "id (origin): reason"; ``unused_captions`` counts, per language, further captions of an image beyond the
+    first (the common schema holds one caption per language and image: the first in the source's order).
     """
 
     kept: int = 0

@@ -117,7 +117,8 @@ def load_benchmark(
     left_out = [name for name in source.splits if name not in names]
     if split is None and left_out:
         logger.warning("%s: leaving out split(s) %s, which lack captions in some of %s; name one with split=... "
-                       "and select the languages it has to load it", source.name, ", ".join(left_out), ", ".join(chosen))
+                       "and select the languages it has to load it",
+                       source.name, ", ".join(left_out), ", ".join(chosen))
     report = LoadReport()
     loaded = {
         name: materialize(source.name, name, source.plan(name, chosen), chosen, on_missing, report, streaming)

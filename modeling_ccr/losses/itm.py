@@ -233,7 +233,8 @@ def negatives_sharing_text(triplets: ItmTriplets, input_ids: torch.Tensor, atten
     tokens = input_ids * attention_mask  # padding compares equal whatever its id
 
     def same(rows_a: torch.Tensor, rows_b: torch.Tensor) -> torch.Tensor:
-        return (tokens[rows_a] == tokens[rows_b]).all(dim=-1) & (attention_mask[rows_a] == attention_mask[rows_b]).all(dim=-1)
+        return ((tokens[rows_a] == tokens[rows_b]).all(dim=-1)
+                & (attention_mask[rows_a] == attention_mask[rows_b]).all(dim=-1))
 
     positive = triplets.positive_text
     text_same = same(triplets.negative_text, positive)

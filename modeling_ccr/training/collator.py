@@ -33,8 +33,8 @@ class CCRDataCollator:
             about a tenth of its time.
     """
 
-    def __init__(self, processor: CCRProcessor, languages: Sequence[str], keyword_probability: float = 0.0, seed: int = 0,
-                 images_cached: Callable[[list[str]], bool] | None = None):
+    def __init__(self, processor: CCRProcessor, languages: Sequence[str], keyword_probability: float = 0.0,
+                 seed: int = 0, images_cached: Callable[[list[str]], bool] | None = None):
         if not languages:
             raise ValueError("languages is empty: give the K language codes to train on")
         if not 0.0 <= keyword_probability <= 1.0:

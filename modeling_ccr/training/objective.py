@@ -131,7 +131,8 @@ class CCRObjective:
             raise ValueError(f"fusion_batch_size must be >= 1 or None (all images), got {fusion_batch_size}")
         self.fusion_batch_size = fusion_batch_size
         if itm_negative_temperature is not None and not itm_negative_temperature > 0:
-            raise ValueError(f"itm_negative_temperature must be > 0 or None (the model's), got {itm_negative_temperature}")
+            raise ValueError("itm_negative_temperature must be > 0 or None (the model's), "
+                             f"got {itm_negative_temperature}")
         self.itm_negative_temperature = itm_negative_temperature
         self.itm_balanced = itm_balanced
         self.itm_random_negative_share = float(itm_random_negative_share)
@@ -213,7 +214,8 @@ class CCRObjective:
             image_side, text_side = image_embeds, text_embeds
             if self.detach_itm_similarity:
                 image_side, text_side = image_embeds.detach(), text_embeds.detach()
-            logits = model.itm_head(fused["itm"][:, 0], model.itm_similarity(image_side, text_side, image_index, text_index))
+            logits = model.itm_head(fused["itm"][:, 0],
+                                    model.itm_similarity(image_side, text_side, image_index, text_index))
             parts["itm"] = itm_loss(logits, labels, balanced=self.itm_balanced)
             diagnostics = {"itm_accuracy": itm_accuracy(logits, labels),
                            "itm_negatives_same_text": negatives_sharing_text(triplets, input_ids, attention_mask, k)}

@@ -90,7 +90,8 @@ class CCRTrainingArguments(TrainingArguments):
 
     output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
     max_steps: int = field(default=DEFAULT_MAX_STEPS, metadata={"help": "optimiser steps"})
-    per_device_train_batch_size: int = field(default=DEFAULT_TRAIN_BATCH_SIZE, metadata={"help": "images per device per step"})
+    per_device_train_batch_size: int = field(default=DEFAULT_TRAIN_BATCH_SIZE,
+                                             metadata={"help": "images per device per step"})
     learning_rate: float = field(default=1e-4, metadata={"help": "base learning rate (pretrained weights)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_steps: float = field(default=0.03, metadata={"help": "warm-up steps, or a ratio of max_steps if < 1"})
@@ -114,27 +115,29 @@ class CCRTrainingArguments(TrainingArguments):
     contrastive_weight: float = field(default=1.0, metadata={"help": "weight of the contrastive loss"})
     itm_weight: float = field(default=1.0, metadata={"help": "weight of the ITM loss (0: off)"})
     mlm_weight: float = field(
-        default=0.0, metadata={"help": "weight of the MLM loss (0: off, the default: on 600 steps MLM holds the ITM head "
-                               "at its prior, BENCHMARKS.md; the paper: 1)"})
+        default=0.0, metadata={"help": "weight of the MLM loss (0: off, the default: on 600 steps MLM holds the "
+                               "ITM head at its prior, BENCHMARKS.md; the paper: 1)"})
     fusion_batch_size: int | None = field(
         default=32, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
                               "from the whole batch (0: all)"})
     itm_negative_temperature: float = field(
-        default=0.3, metadata={"help": "temperature of the ITM hard-negative draw (0: the model's contrastive one, as the "
-                               "paper, which on 600 steps keeps the ITM head at its prior; larger draws easier negatives)"})
+        default=0.3, metadata={"help": "temperature of the ITM hard-negative draw (0: the model's contrastive one, "
+                               "as the paper, which on 600 steps keeps the ITM head at its prior; "
+                               "larger draws easier negatives)"})
     itm_balanced: bool = field(
         default=False, metadata={"help": "weigh ITM's positive and negative pairs equally (the paper: the mean over "
                                  "its pairs, 1 positive : 2 negatives)"})
     detach_fusion_image_tokens: bool = field(
-        default=False, metadata={"help": "the fusion encoder's losses (ITM, MLM) send no gradient into the image tower, "
-                                 "which then trains on the contrastive loss alone"})
+        default=False, metadata={"help": "the fusion encoder's losses (ITM, MLM) send no gradient into the image "
+                                 "tower, which then trains on the contrastive loss alone"})
     itm_random_negative_share: float = field(
-        default=0.0, metadata={"help": "share of ITM negatives drawn uniformly at random instead of from the hard-negative "
-                               "softmax (0: all hard, as the paper)"})
+        default=0.0, metadata={"help": "share of ITM negatives drawn uniformly at random instead of from the "
+                               "hard-negative softmax (0: all hard, as the paper)"})
     detach_itm_similarity: bool = field(
         default=True, metadata={"help": "a residual ITM head's loss sends no gradient into the dual encoder's "
                                 "embeddings through the similarity it reads (false: ITM trains them too)"})
-    train_text_layers: int = field(default=0, metadata={"help": "top text-tower layers that train (-1: all, embeddings too)"})
+    train_text_layers: int = field(default=0,
+                                   metadata={"help": "top text-tower layers that train (-1: all, embeddings too)"})
     train_vision_layers: int = field(
         default=1, metadata={"help": "top image-tower layers that train, counting the head conv (or final norm) after "
                              "the block stack as the top one (-1: all, 0: none)"})
@@ -144,8 +147,8 @@ class CCRTrainingArguments(TrainingArguments):
         default=10.0, metadata={"help": "learning-rate factor of the retrieval projections and the temperature"})
     vision_lr_multiplier: float = field(default=10.0, metadata={"help": "learning-rate factor of the image tower"})
     cache_frozen_features: bool | None = field(
-        default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and keep it "
-                                "in memory (default: on a CPU, for data sets of up to 20,000 images)"})
+        default=None, metadata={"help": "compute what frozen parts give (image-tower blocks, text layers) once and "
+                                "keep it in memory (default: on a CPU, for data sets of up to 20,000 images)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir "
                                                   "(from step 0 when there is none)"})
     overwrite: bool = field(

@@ -249,7 +249,8 @@ def test_a_model_folder_without_tokenizer_files_says_they_are_missing(ccr_here, 
 @pytest.mark.parametrize(
     ("name", "text", "problem"),
     [
-        ("run.yaml", "max_steps: [1, 2\nloss_style: one-to-k\n", "is not valid YAML at line 2, column 11: expected ',' or ']'"),
+        ("run.yaml", "max_steps: [1, 2\nloss_style: one-to-k\n",
+         "is not valid YAML at line 2, column 11: expected ',' or ']'"),
         ("run.json", '{"max_steps": 1,}', "is not valid JSON at line 1, column 17: Expecting property name"),
     ],
 )

@@ -77,7 +77,8 @@ def test_each_stage_reports_its_own_peak_and_the_process_peak_survives():
     # The last reset lowered the process's VmHWM, yet the overall peak still holds the allocation.
     overall = recorder.overall_peak_rss_gib()
     assert overall >= baseline + BIG_GIB - 0.01
-    assert recorder.table().splitlines()[-1].startswith("| total |") and f"{overall:.2f} (process peak)" in recorder.table()
+    assert (recorder.table().splitlines()[-1].startswith("| total |")
+            and f"{overall:.2f} (process peak)" in recorder.table())
     assert f"| {recorder.overall_peak_rss_gib():.2f} (process peak) |" in recorder.table()
 
 
@@ -110,7 +111,8 @@ def test_table_rows_shares_and_json():
     assert float(rows["sleep"][1]) + float(rows["outside the stages"][1]) == pytest.approx(total_s, abs=0.11)
     assert int(rows["sleep"][2].rstrip("%")) == pytest.approx(100 * float(rows["sleep"][1]) / total_s, abs=2)
     record = recorder.as_json()[0]
-    expected_keys = {"stage", "wall_s", "peak_rss_gib", "peak_rss_scope"} | ({"peak_cuda_gib"} if recorder.cuda else set())
+    expected_keys = ({"stage", "wall_s", "peak_rss_gib", "peak_rss_scope"}
+                     | ({"peak_cuda_gib"} if recorder.cuda else set()))
     assert set(record) == expected_keys
     assert record["wall_s"] == round(recorder.records[0].wall_s, 2)
 
@@ -208,7 +210,8 @@ def test_main_job_records_its_stages(tmp_path):
     named = set(re.findall(r"runs/main/([\w./-]*[\w/])", README.read_text(encoding="utf-8")))
     assert named and not [path for path in named if not (output / path).exists()]
     table = result.stdout[result.stdout.index("stages (wall time, peak memory):"):]
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
+            for line in table.splitlines() if line.startswith("| ")}
     for stage in recorded:
         assert float(rows[stage["stage"]][1]) == pytest.approx(stage["wall_s"], abs=0.06)
     assert "| total |" in table

@@ -53,7 +53,8 @@ def tiny_run(tmp_path):
 
 
 def train_command(model_dir, data_dir, output, *extra):
-    return [sys.executable, "-m", "modeling_ccr.app.cli", "train", "--model", str(model_dir), "--dataset", str(data_dir),
+    return [sys.executable, "-m", "modeling_ccr.app.cli", "train", "--model", str(model_dir),
+            "--dataset", str(data_dir),
             "--languages", "en,de,fr", "--per-device-train-batch-size", "3", "--logging-steps", "2",
             "--save-steps", "3", "--learning-rate", "1e-3", "--output-dir", str(output), "--disable-tqdm", "True",
             "--train-vision-layers", "1", "--train-text-layers", "1", *extra]
@@ -81,7 +82,8 @@ def test_kill_mid_run_then_resume_continues_from_the_last_checkpoint(tiny_run):
     assert refused.returncode != 0 and "pass --resume" in refused.stderr
 
     max_steps = steps_done + 6
-    resumed = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", str(max_steps), "--resume")[3:])
+    resumed = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", str(max_steps),
+                                                "--resume")[3:])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "final loss" in resumed.stdout
     record = json.loads((output / "model" / "training_run.json").read_text())
@@ -148,7 +150,8 @@ def test_a_run_shorter_than_the_logging_interval_has_no_final_loss_and_strict_js
     model_dir, data_dir, output = tiny_run
     config = json.loads((model_dir / "config.json").read_text())
     (model_dir / "config.json").write_text(json.dumps({**config, "untrained": True}))  # as build-default saves it
-    finished = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", "1", "--logging-steps", "5")[3:])
+    finished = run_ccr_in_process(*train_command(model_dir, data_dir, output, "--max-steps", "1",
+                                                 "--logging-steps", "5")[3:])
     assert finished.returncode == 0, finished.stderr
     assert "1 steps, final loss n/a (no step logged)" in finished.stdout
 

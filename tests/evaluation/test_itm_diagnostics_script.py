@@ -1,5 +1,5 @@
-"""scripts/itm_diagnostics.py (on modeling_ccr.evaluation.itm_diagnostics) as a user runs it, on a tiny model and benchmark: the three pair sets, their
-AUCs and the plot; and its AUC against values worked out by hand."""
+"""scripts/itm_diagnostics.py (on modeling_ccr.evaluation.itm_diagnostics) as a user runs it, on a tiny model
+and benchmark: the three pair sets, their AUCs and the plot; and its AUC against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_a_benchmark_the_loaders_refuse_is_one_line(tmp_path):
     result = run_script_in_process(load_script().main, SCRIPT, model, "--dataset", tmp_path / "no-data",
                       "--plot", tmp_path / "itm.png")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith(f"itm_diagnostics.py: error: '{tmp_path / 'no-data'}' is neither a")
+    assert result.stderr.splitlines()[-1].startswith(f"itm_diagnostics.py: error: '{tmp_path / 'no-data'}' "
+                                                     "is neither a")
     assert not (tmp_path / "itm.png").exists()
 
 

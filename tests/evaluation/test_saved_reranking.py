@@ -63,8 +63,10 @@ def test_an_entry_saved_with_the_old_key_is_read_as_the_new_one_and_saved_with_i
     (None, {"mode": "similarity"}, Reranking(None, None, None, "as asked")),
     (COMBINE, {}, Reranking("combine", 4, 0.5, "the model's saved choice: tiny validation")),
     (OLD_COMBINE, {}, Reranking("combine", 4, 0.5, "the model's saved choice: tiny validation")),
-    (COMBINE, {"mode": "replace"}, Reranking("replace", 4, None, "as asked; the rest from the model's saved choice: tiny validation")),
-    (COMBINE, {"rerank_weight": 2.0}, Reranking("combine", 4, 2.0, "as asked; the rest from the model's saved choice: tiny validation")),
+    (COMBINE, {"mode": "replace"},
+     Reranking("replace", 4, None, "as asked; the rest from the model's saved choice: tiny validation")),
+    (COMBINE, {"rerank_weight": 2.0},
+     Reranking("combine", 4, 2.0, "as asked; the rest from the model's saved choice: tiny validation")),
     (COMBINE, {"mode": "replace", "k_test": 9}, Reranking("replace", 9, None, "as asked")),
     ({"mode": "similarity"}, {}, Reranking(None, None, None, "the model's saved choice")),
     ({"mode": "similarity"}, {"k_test": 3}, Reranking("replace", 3, None, "as asked")),
@@ -89,7 +91,8 @@ def test_ccr_evaluate_uses_the_saved_choice_and_flags_override_it(tmp_path):
     assert report["k_test"] == 4 and report["reranking"]["mode"] == "combine"
     assert report["reranking"]["rerank_weight"] == 0.5
     assert report["reranking"]["source"] == "the model's saved choice: tiny validation"
-    paper = run_ccr_in_process(*common, "--rerank-mode", "replace", "--k-test", "6", "--output", tmp_path / "paper.json")
+    paper = run_ccr_in_process(*common, "--rerank-mode", "replace", "--k-test", "6",
+                               "--output", tmp_path / "paper.json")
     assert paper.returncode == 0, paper.stderr[-2000:]
     report = json.loads((tmp_path / "paper.json").read_text())
     assert (report["k_test"], report["reranking"]["mode"], report["reranking"]["source"]) == (6, "replace", "as asked")

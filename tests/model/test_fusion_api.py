@@ -23,7 +23,8 @@ def _norm(x: torch.Tensor, layer: torch.nn.LayerNorm) -> torch.Tensor:
     return F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
 
 
-def _attention(queries_from: torch.Tensor, memory: torch.Tensor, projections, memory_mask: torch.Tensor) -> torch.Tensor:
+def _attention(queries_from: torch.Tensor, memory: torch.Tensor, projections,
+               memory_mask: torch.Tensor) -> torch.Tensor:
     """One example: ``[l, H]`` attends to ``[S, C]`` (mask ``[S]``) -> ``[l, H]``, head by head."""
     q, k, v = (_linear(queries_from, projections.query), _linear(memory, projections.key),
                _linear(memory, projections.value))
@@ -106,7 +107,8 @@ def test_one_fusion_layer_is_first_and_cls_only_last():
     image_tokens = torch.randn(2, PATCHES, model.config.vision_config.hidden_size, generator=generator)
     text_index, image_index = torch.tensor([1, 0, 1]), torch.tensor([0, 0, 1])
     with torch.no_grad():
-        cls = model.fusion(states, mask, model.fusion.image_memory(image_tokens), image_index, text_index, cls_only=True)
+        cls = model.fusion(states, mask, model.fusion.image_memory(image_tokens), image_index, text_index,
+                           cls_only=True)
     expected = _expected(model, states, mask, image_tokens, text_index, image_index)
     torch.testing.assert_close(cls[:, 0], expected[:, 0], atol=1e-5, rtol=1e-4)
 
@@ -129,8 +131,10 @@ def test_the_pair_scorer_in_both_directions_equals_the_direct_computation(setup,
     texts = ["a red square", "ein blaues Quadrat mit Rand", "猫", "a cat on a mat in the sun"]
     scorer = ModelPairScorer(model, tiny_ccr_processor(), image_tokens, texts, batch_size=batch_size)
     states, mask = scorer.texts.cached, scorer.texts.attention_mask
-    for text_index, image_index in ((torch.tensor([3, 3, 3]), torch.tensor([0, 1, 2])),  # one text, its candidates
-                                    (torch.tensor([0, 1, 2, 3]), torch.tensor([1, 1, 1, 1]))):  # one image, its candidates
+    for text_index, image_index in (
+            (torch.tensor([3, 3, 3]), torch.tensor([0, 1, 2])),  # one text, its candidates
+            (torch.tensor([0, 1, 2, 3]), torch.tensor([1, 1, 1, 1])),  # one image, its candidates
+    ):
         with torch.no_grad():
             got = scorer(image_index, text_index)
             expected = model.itm_head(_expected(model, states, mask, image_tokens, text_index, image_index)[:, 0])[:, 1]
@@ -180,7 +184,8 @@ def test_distinct_texts_pair_with_rows_by_index_in_fuse_and_itm_logits(setup):
     with pytest.raises(ValueError, match=r"text_index must hold text rows in \[0, 4\), got values 0..4"):
         model.itm_logits(image_tokens, None, mask, text_states=states, image_index=image_index,
                          text_index=torch.tensor([0, 1, 4, 2]))
-    with pytest.raises(ValueError, match=r"image_index must be a long tensor with one image per text row, shape \(2,\)"):
+    with pytest.raises(ValueError,
+                       match=r"image_index must be a long tensor with one image per text row, shape \(2,\)"):
         model.fuse(states, mask, image_tokens, image_index, text_index=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"fusion pairs row by row: got 2 texts and 3 images"):
         model.fuse(states, mask, image_tokens, text_index=torch.tensor([0, 1]))

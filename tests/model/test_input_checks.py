@@ -332,7 +332,8 @@ def test_the_position_limit_is_the_text_towers():
         with pytest.raises(Exception):  # noqa: B017, PT011 - what the tower itself does one token later
             model.text_model(input_ids=torch.full((2, limit + 1), 10))
     for call in (model.get_text_features, lambda ids: model.encode_text(ids, torch.ones_like(ids))):
-        with pytest.raises(ValueError, match=r"has 79 tokens per text but the text tower takes at most 78 \(its position limit\)"):
+        with pytest.raises(ValueError,
+                           match=r"has 79 tokens per text but the text tower takes at most 78 \(its position limit\)"):
             call(torch.full((2, limit + 1), 10))
 
 
@@ -342,7 +343,8 @@ def test_out_of_vocabulary_ids_are_refused_naming_row_and_value():
     for bad in (-1, vocab_size, vocab_size + 7):
         ids = torch.full((3, 5), 10)
         ids[1, 3] = bad
-        with pytest.raises(ValueError, match=rf"input_ids row 1 holds token id {bad}, outside the vocabulary \[0, {vocab_size}\)"):
+        with pytest.raises(ValueError,
+                           match=rf"input_ids row 1 holds token id {bad}, outside the vocabulary \[0, {vocab_size}\)"):
             model.get_text_features(ids)
     ids = torch.full((1, 5), vocab_size - 1)
     assert model.get_text_features(ids).shape == (1, 16)  # the last id is in the vocabulary
@@ -362,7 +364,8 @@ def test_text_batches_and_masks_that_cannot_be_encoded_are_refused():
     for call in (
         lambda: model.get_text_features(ids, mask),
         lambda: model.encode_text(ids, mask),
-        lambda: model(pixel_values=torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_ids=ids, attention_mask=mask),
+        lambda: model(pixel_values=torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_ids=ids,
+                      attention_mask=mask),
     ):
         with pytest.raises(ValueError, match="attention_mask row 1 is all zeros"):
             call()
@@ -381,11 +384,13 @@ def test_attention_masks_hold_only_zeros_and_ones(value):
     for call in (
         lambda: model.get_text_features(ids, mask),
         lambda: model.encode_text(ids, mask),
-        lambda: model(pixel_values=torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_ids=ids, attention_mask=mask),
+        lambda: model(pixel_values=torch.zeros(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), input_ids=ids,
+                      attention_mask=mask),
         lambda: model.fuse(states, mask, tokens),
         lambda: model.score_pairs(tokens, ids, mask),
     ):
-        with pytest.raises(ValueError, match=rf"attention_mask row 2 holds {value}: a mask holds 1 for a token and 0 for padding"):
+        with pytest.raises(ValueError,
+                           match=rf"attention_mask row 2 holds {value}: a mask holds 1 for a token and 0 for padding"):
             call()
     boolean = torch.ones(3, 5, dtype=torch.bool)
     boolean[2, 4] = False

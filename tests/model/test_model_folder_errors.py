@@ -115,7 +115,8 @@ def test_a_tower_that_does_not_fit_the_weights_names_its_sub_config(tmp_path):
     folder = save_tiny_model(tmp_path / "model")
     config = json.loads((folder / "config.json").read_text())
     _edit_config(folder, text_config={**config["text_config"], "intermediate_size": 48})
-    with pytest.raises(ValueError, match=re.escape("its weights disagree on text_config: model.safetensors holds text_model.")):
+    with pytest.raises(ValueError,
+                       match=re.escape("its weights disagree on text_config: model.safetensors holds text_model.")):
         CCRModel.from_pretrained(folder)
 
 

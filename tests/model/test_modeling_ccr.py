@@ -153,6 +153,7 @@ def test_forward_reads_return_dict_not_the_deprecated_use_return_dict(monkeypatc
     pixel_values, input_ids, attention_mask = _batch()
     with torch.no_grad():
         as_dict = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask)
-        as_tuple = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, return_dict=False)
+        as_tuple = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask,
+                         return_dict=False)
     assert reads == [] and isinstance(as_tuple, tuple)
     torch.testing.assert_close(as_tuple[0], as_dict.logits_per_image)

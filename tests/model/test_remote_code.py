@@ -35,11 +35,13 @@ REMOTE_SCRIPT = textwrap.dedent(
     batch = processor(images=images, captions=[["red", "rot"], ["blue", "blau"]])
     with torch.no_grad():
         out = model(**batch)
-        itm = model.score_pairs(out.image_tokens.repeat_interleave(2, dim=0), batch["input_ids"], batch["attention_mask"])
+        itm = model.score_pairs(out.image_tokens.repeat_interleave(2, dim=0), batch["input_ids"],
+                                batch["attention_mask"])
     # the pipeline a CCR card declares, on the plain saved folder (no export step)
     from transformers import pipeline
     classify = pipeline("zero-shot-image-classification", model=folder, trust_remote_code=True)
-    labels = [entry["label"] for entry in classify(images[0], candidate_labels=["red", "blue"], hypothesis_template="{}")]
+    labels = [entry["label"]
+              for entry in classify(images[0], candidate_labels=["red", "blue"], hypothesis_template="{}")]
     print(json.dumps({"model": type(model).__module__ + "." + type(model).__name__,
                       "pipeline_labels": labels,
                       "processor": type(processor).__name__,

@@ -77,7 +77,8 @@ def test_objective_components_and_weighted_sum():
 def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit")
     batch = batch_of(tiny_dataset().select(range(3)), processor)
-    output = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights={"itm": 0.0, "mlm": 0.0}))(**batch)
+    output = CCRForPreTraining.from_ccr_model(
+        model, objective_for(processor, weights={"itm": 0.0, "mlm": 0.0}))(**batch)
     assert set(output.keys()) == {"loss", "contrastive_loss", "temperature"}
     with pytest.raises(ValueError, match="unknown loss style"):
         objective_for(processor, loss_style="one-to-one")
@@ -141,7 +142,8 @@ def _trainer(tmp_path, model, processor, objective, arguments=TrainingArguments,
 def test_gradient_accumulation_logs_the_mean_of_the_micro_batches(tmp_path):
     processor, model = tiny_ccr_processor(), tiny_ccr_model("vit", seed=1)
     objective = objective_for(processor, weights={"itm": 0.0, "mlm": 0.0})  # deterministic
-    trainer = _trainer(tmp_path, model, processor, objective, gradient_accumulation_steps=2, per_device_train_batch_size=2)
+    trainer = _trainer(tmp_path, model, processor, objective, gradient_accumulation_steps=2,
+                       per_device_train_batch_size=2)
     seen = []
     collate = trainer.data_collator
     trainer.data_collator = lambda rows: seen.append(collate(rows)) or seen[-1]
@@ -199,7 +201,8 @@ def test_image_token_cache_gives_the_same_losses_and_skips_the_frozen_tower():
     model.vision_model.register_forward_hook(lambda module, args, output: calls.append(args))
     weights = {"itm": 0.0, "mlm": 0.0}
     plain = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights))(**batch).loss
-    cached = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights, cache_frozen_features=True))
+    cached = CCRForPreTraining.from_ccr_model(
+        model, objective_for(processor, weights=weights, cache_frozen_features=True))
     first = cached(**batch).loss
     calls.clear()
     second = cached(**batch).loss
@@ -309,7 +312,8 @@ def test_fusion_groups_in_one_pass_equal_each_group_alone_with_keys_once_per_ima
     long_mask, long_states = trim_padding(batch["attention_mask"][[10, 2]], states[[10, 2]])
     short_mask, short_states = trim_padding(batch["attention_mask"][short], states[short])
     assert long_mask.shape[1] > short_mask.shape[1]  # group b is padded in the common pass
-    groups = {"a": (long_states, long_mask, torch.tensor([1, 3])), "b": (short_states, short_mask, torch.tensor([1, 1, 2]))}
+    groups = {"a": (long_states, long_mask, torch.tensor([1, 3])),
+              "b": (short_states, short_mask, torch.tensor([1, 1, 2]))}
     key_rows = []
     hook = model.fusion.layer[0].crossattention.self.key.register_forward_hook(
         lambda module, args, output: key_rows.append(args[0].shape[0]))

@@ -144,7 +144,8 @@ def test_top_vision_layers_train_on_cached_lower_maps():
     batch = batch_of(tiny_dataset().select(range(4)), processor)
     weights = {"itm": 0.0, "mlm": 0.0}
     plain = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights))
-    cached = CCRForPreTraining.from_ccr_model(model, objective_for(processor, weights=weights, cache_frozen_features=True))
+    cached = CCRForPreTraining.from_ccr_model(
+        model, objective_for(processor, weights=weights, cache_frozen_features=True))
     stem_calls = []
     model.vision_model.stem.register_forward_hook(lambda module, args, output: stem_calls.append(1))
     expected = plain(**batch).loss

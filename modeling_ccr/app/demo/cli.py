@@ -85,8 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=None, type=model_folder,
                         help="a saved CCR model folder (default: the trained default, trained on first use)")
     parser.add_argument("--gallery", default=None,
-                        help="an index folder (ccr index) or a folder of images (default: the embedded benchmark's test split)")
-    parser.add_argument("--port", type=port_number, default=None, help="port on 127.0.0.1 (default: 7860 or the next free one)")
+                        help="an index folder (ccr index) or a folder of images "
+                             "(default: the embedded benchmark's test split)")
+    parser.add_argument("--port", type=port_number, default=None,
+                        help="port on 127.0.0.1 (default: 7860 or the next free one)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
 
 

@@ -152,7 +152,8 @@ def image_to_text(upload, pick, index: GalleryIndex, model, processor):
     )
     if item is None:
         return shown, table, None, f"Top {TOP_CAPTIONS} of {len(index)} captions in each language."
-    chart = rank_chart(ranking.gold_ranks, ranking.rank_std, f"Gold caption rank per language of {index.items[item]['id']}")
+    chart = rank_chart(ranking.gold_ranks, ranking.rank_std,
+                       f"Gold caption rank per language of {index.items[item]['id']}")
     worst = max(ranking.gold_ranks, key=ranking.gold_ranks.get)
     message = ("Gold caption ranks: " + ", ".join(f"{code} {rank}" for code, rank in ranking.gold_ranks.items())
                + f"; hardest language: {worst}.")

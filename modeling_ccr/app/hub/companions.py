@@ -152,14 +152,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mrv-space (the metric Space), benchmark (the dataset) or demo-space (the demo Space)")
     parser.add_argument("--output", required=True, help="the folder to write (new or empty)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier export of the same kind: the files it writes are replaced, others kept")
+                        help="replace an earlier export of the same kind: "
+                        "the files it writes are replaced, others kept")
     parser.add_argument("--model", action="append", default=[],
-                        help=f"Hub id of a model to link (repeatable; demo-space takes one, default {DEFAULT_MODEL_REPO})")
+                        help="Hub id of a model to link "
+                        f"(repeatable; demo-space takes one, default {DEFAULT_MODEL_REPO})")
     parser.add_argument("--dataset-repo", default=f"{DEFAULT_ORG}/cldr-emoji",
                         help="Hub id of the benchmark (mrv-space and demo-space link it)")
     parser.add_argument("--metric-space", default=f"{DEFAULT_ORG}/mrv",
                         help="Hub id of the MRV Space (benchmark and demo-space link it)")
-    parser.add_argument("--demo-space", default=f"{DEFAULT_ORG}/demo", help="Hub id of the demo Space (mrv-space links it)")
+    parser.add_argument("--demo-space", default=f"{DEFAULT_ORG}/demo",
+                        help="Hub id of the demo Space (mrv-space links it)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -128,7 +128,8 @@ def _layer_indices(state: dict, pattern: str) -> list[int]:
     return sorted(found)
 
 
-def ccrk_config(state: dict[str, torch.Tensor], image_size: int = 224, text_attention_heads: int | None = None) -> CCRConfig:
+def ccrk_config(state: dict[str, torch.Tensor], image_size: int = 224,
+                text_attention_heads: int | None = None) -> CCRConfig:
     """The CCR config of a released state dict: every size read from the tensors' shapes.
 
     ``image_size``: the resolution the checkpoint is used at (224 for pre-training). ``text_attention_heads``:
@@ -153,7 +154,8 @@ def ccrk_config(state: dict[str, torch.Tensor], image_size: int = 224, text_atte
     layers = _layer_indices(state, re.escape(prefix) + r"encoder\.layer\.(\d+)\.")
     fusion = [i for i in layers if f"{prefix}encoder.layer.{i}.crossattention.self.query.weight" in state]
     if not fusion or fusion != layers[len(layers) - len(fusion):]:
-        raise ValueError(f"expected the top text layers to have cross-attention, found it in layers {fusion} of {layers}")
+        raise ValueError("expected the top text layers to have cross-attention, "
+                         f"found it in layers {fusion} of {layers}")
     words = state[prefix + "embeddings.word_embeddings.weight"]
     hidden = words.shape[1]
     heads = text_attention_heads or max(1, hidden // HEAD_SIZE)
@@ -248,7 +250,8 @@ def map_state_dict(
     return converted, report
 
 
-def _map_vision(rest: str, key: str, value: torch.Tensor, ours: dict, put, converted: dict, report: ConversionReport) -> None:
+def _map_vision(rest: str, key: str, value: torch.Tensor, ours: dict, put, converted: dict,
+                report: ConversionReport) -> None:
     """One ``vision_encoder.*`` tensor (``rest`` without the prefix) onto the transformers Swin of ``ours``."""
     out = "vision_model."
     block = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.(.+?)((?:\.weight|\.bias)?)$", rest)
@@ -358,7 +361,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"converted {len(report.mapped) + len(report.split)} tensors into {args.output} "
           f"({len(report.split)} fused qkv split, {len(report.recomputed)} buffers recomputed, "
           f"{len(report.tied)} tied)")
-    for label, keys in (("unmapped (not converted)", report.unmapped), ("missing (left at their initial values)", report.missing)):
+    for label, keys in (("unmapped (not converted)", report.unmapped),
+                        ("missing (left at their initial values)", report.missing)):
         if keys:
             print(f"{len(keys)} {label}: {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}")
     return 0

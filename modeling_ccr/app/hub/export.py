@@ -220,7 +220,8 @@ def _hub_link(given: str | None, option: str, placeholder: str | None = None) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", type=model_folder, help="a CCR model folder (ccr build-default, ccr train, ccr convert-ccrk)")
+    parser.add_argument("model_dir", type=model_folder,
+                        help="a CCR model folder (ccr build-default, ccr train, ccr convert-ccrk)")
     parser.add_argument("--output", required=True, help="the Hub folder to write (new or empty)")
     parser.add_argument("--report", action="append", default=[], metavar="REPORT_JSON",
                         help="a `ccr evaluate` report.json whose results go into the card (repeatable)")
@@ -237,7 +238,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", action="store_true",
                         help="also write onnx/image_encoder.onnx and onnx/text_encoder.onnx, checked with onnxruntime")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing export (a CCR model folder): its model files are replaced, others kept")
+                        help="replace an existing export (a CCR model folder): "
+                        "its model files are replaced, others kept")
 
 
 def run(args: argparse.Namespace) -> int:

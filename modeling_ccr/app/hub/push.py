@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             for path, size in files:
                 print(f"{size:>14,d}  {path}")
             total = sum(size for _, size in files)
-            print(f"{len(files)} files, {total:,d} bytes would go to {args.repo_type} {args.repo} (dry run: nothing sent)")
+            print(f"{len(files)} files, {total:,d} bytes would go to {args.repo_type} {args.repo} "
+                  "(dry run: nothing sent)")
             return 0
         url = push_folder(args.folder, args.repo, repo_type=args.repo_type, private=args.private)
     except (ValueError, HfHubHTTPError) as error:

@@ -24,14 +24,16 @@ from .constants import DEFAULT_CHUNK_IMAGES, INDEX_TYPES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=model_folder, help="a saved CCR model folder")
     parser.add_argument("images", metavar="IMAGES",
-                        help="a folder of images (with a metadata.jsonl for captions), or a benchmark name / parquet folder")
+                        help="a folder of images (with a metadata.jsonl for captions), "
+                        "or a benchmark name / parquet folder")
     parser.add_argument("--output", required=True, help="the index folder to write")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="flat",
                         help="flat: exact inner product (default); ivf or hnsw: approximate, for large galleries")
     parser.add_argument("--nlist", type=positive_int, default=None, help="IVF clusters (default about sqrt(images))")
     parser.add_argument("--split", default=None,
                         help="split of a benchmark or captioned folder (default: the folder's only split, else test)")
-    parser.add_argument("--languages", default=None, type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+    parser.add_argument("--languages", default=None,
+                        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
                         help="caption languages of a benchmark or captioned folder, comma-separated (default: all)")
     parser.add_argument("--data-dir", default=None, help="local copy of a published benchmark")
     parser.add_argument("--image-dir", action="append", default=None, help="benchmark image folder (repeatable)")
@@ -46,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also store each image's tokens (the fusion encoder's input) in float16 beside the "
                         "index, so that re-ranking (ccr search --rerank, the demo) reads them instead of decoding "
                         "and encoding the images again: P x Cv x 2 bytes per image, 128 kB for the default model "
-                        "(50 x 1280 tokens; 38 MB for 300 images). Rerunning without it rebuilds the index without them")
-    parser.add_argument("--overwrite", action="store_true", help="replace an index of another model or folder (its other files are kept)")
+                        "(50 x 1280 tokens; 38 MB for 300 images). "
+                        "Rerunning without it rebuilds the index without them")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an index of another model or folder (its other files are kept)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda:LOCAL_RANK or cpu)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

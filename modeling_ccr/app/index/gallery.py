@@ -17,11 +17,11 @@ Folder layout of an index (``ccr index ... --output INDEX``):
 
 The folder is published atomically (written beside it, then swapped in; files in it that are not the
 index's, such as a user's notes, are kept when it is rebuilt: :func:`modeling_ccr.atomic_io.write_output`).
-Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images, written atomically,
-so an interrupted build resumes from the last complete chunk (a chunk holds its images' tokens when they are
-kept); the next build of the same index that cannot use them (the index is up to date, or it is of another
-model or folder, or chunks without tokens for a build that keeps them) removes them, saying so, and a build
-that fails before its first chunk leaves no work folder. The build holds the index's lock
+Work in progress lives in ``.<INDEX>.partial/``: one ``chunk-NNNNNN.npz`` per block of ``chunk_images`` images,
+written atomically, so an interrupted build resumes from the last complete chunk (a chunk holds its images'
+tokens when they are kept); the next build of the same index that cannot use them (the index is up to date,
+or it is of another model or folder, or chunks without tokens for a build that keeps them) removes them,
+saying so, and a build that fails before its first chunk leaves no work folder. The build holds the index's lock
 (:func:`modeling_ccr.output_lock.output_lock`). Under ``torchrun`` / ``accelerate launch``
 each process embeds a contiguous block of chunks (``DistributedContext.shard``); the embeddings are
 gathered in rank order and process 0 writes the index.
@@ -442,7 +442,8 @@ class GalleryIndex:
         self.folder = Path(folder).resolve()
         manifest = _read_json(self.folder / MANIFEST)
         if manifest is None or manifest.get("format") != FORMAT:
-            raise ValueError(f"{folder} is not a gallery index: build one with 'ccr index MODEL_DIR IMAGES --output {folder}'")
+            raise ValueError(f"{folder} is not a gallery index: "
+                             f"build one with 'ccr index MODEL_DIR IMAGES --output {folder}'")
         self.manifest = manifest
         self.faiss_index = faiss.read_index(str(self.folder / FAISS_FILE))
         self.image_embeds = torch.from_numpy(np.load(self.folder / EMBEDS_FILE))

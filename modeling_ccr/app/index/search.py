@@ -30,7 +30,8 @@ class ImageHit:
 def encode_queries(model, processor, queries: list[str]) -> torch.Tensor:
     """Texts ``[Q]`` -> L2-normalised text embeddings ``[Q, D]`` (float32, CPU)."""
     encoded = processor(text=queries, return_tensors="pt")
-    features = model.get_text_features(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))
+    features = model.get_text_features(encoded["input_ids"].to(model.device),
+                                       encoded["attention_mask"].to(model.device))
     return features.float().cpu()
 
 
@@ -99,7 +100,8 @@ class CaptionRanking:
     rank_std: float | None = None
 
 
-def rank_captions(index: GalleryIndex, image_embed: torch.Tensor, top: int = 5, item: int | None = None) -> CaptionRanking:
+def rank_captions(index: GalleryIndex, image_embed: torch.Tensor, top: int = 5,
+                  item: int | None = None) -> CaptionRanking:
     """Rank the gallery's captions of each language for one image embedding ``[D]``.
 
     Captions are ``index.caption_embeds [n*K, D]``, image-major. With ``item`` (the image is gallery item

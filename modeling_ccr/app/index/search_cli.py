@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank", type=int, default=None, metavar="N",
                         help="re-score the top N with the fusion encoder, 0 for similarity only (default: the "
                         "re-ranking saved in the model's config by ccr main-job, else 0)")
-    parser.add_argument("--model", default=None, type=model_folder, help="the model folder (default: the one that built the index)")
+    parser.add_argument("--model", default=None, type=model_folder,
+                        help="the model folder (default: the one that built the index)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per query: {\"query\", \"results\": [{\"rank\", \"id\", \"path\", "
                         "\"score\", \"similarity\", \"reranked\", \"caption\"}]}")
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for query, rows in answers:
         if args.json:
-            results = [{"rank": rank, **{key: row[key] for key in RESULT_KEYS}} for rank, row in enumerate(rows, start=1)]
+            results = [{"rank": rank, **{key: row[key] for key in RESULT_KEYS}}
+                       for rank, row in enumerate(rows, start=1)]
             print(json.dumps({"query": query, "results": results}, ensure_ascii=False))
             continue
         if len(answers) > 1:

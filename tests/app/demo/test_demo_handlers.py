@@ -144,7 +144,8 @@ def test_consistency_aligns_rows_across_languages(gallery, loaded):
         assert list(rows["rank"]) == [1, 2, 3, 4] and list(rows["result"]) == captions
         assert np.allclose(rows["score"], top.values.numpy(), atol=5e-4)
         assert items[4 * row: 4 * row + 4] == [(str(gallery.image_path(int(i))), f"{code} {rank}. {caption}")
-                                               for rank, (i, caption) in enumerate(zip(top.indices, captions, strict=True), 1)]
+                                               for rank, (i, caption)
+                                               in enumerate(zip(top.indices, captions, strict=True), 1)]
         top_sets.append(set(top.indices.tolist()))
     shared, union = set.intersection(*top_sets), set.union(*top_sets)
     assert message.startswith(f"{len(shared)} of {len(union)} images are in every language's top 4")
@@ -220,7 +221,8 @@ def test_the_demos_own_gallery_keeps_image_tokens_and_an_index_folder_without_th
     assert index.image_tokens.shape[0] == 3
     build_index(*loaded, folder_source(photos), index.folder, model_dir=tiny_model_dir, progress=False)  # no tokens
     assert ensure_gallery(*loaded, tiny_model_dir, str(photos), cache_dir=cache).image_tokens.shape[0] == 3
-    assert capsys.readouterr().err.strip().endswith(f"gallery index {index.folder}: rebuilt (3 images), reused next time")
+    assert capsys.readouterr().err.strip().endswith(f"gallery index {index.folder}: "
+                                                    "rebuilt (3 images), reused next time")
     assert gallery.image_tokens is None
     served = ensure_gallery(*loaded, tiny_model_dir, str(gallery.folder))
     assert served.folder == gallery.folder and served.image_tokens is None

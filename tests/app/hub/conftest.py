@@ -18,7 +18,8 @@ from modeling_ccr.testing import tiny_ccr_model, tiny_ccr_processor
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny CCR model folder (EfficientNet-Lite tower, so the remote code includes its files)."""
     folder = tmp_path_factory.mktemp("tiny") / "model"
-    save_model_folder(tiny_ccr_model("efficientnet_lite"), tiny_ccr_processor(), folder, "# Licences\n\n- test weights\n")
+    save_model_folder(tiny_ccr_model("efficientnet_lite"), tiny_ccr_processor(), folder,
+                      "# Licences\n\n- test weights\n")
     return folder
 
 

@@ -48,7 +48,8 @@ HIDE_PACKAGES = textwrap.dedent(
 )
 
 
-def run_hidden(script: str, *args: str, cwd: Path, import_only_from: Path | None = None, **extra_env: str) -> dict | list:
+def run_hidden(script: str, *args: str, cwd: Path, import_only_from: Path | None = None,
+               **extra_env: str) -> dict | list:
     """Run ``script`` (which starts with :data:`HIDE_PACKAGES`) in a fresh interpreter; its last stdout line is JSON.
 
     With ``import_only_from``, the project's packages are imported from that folder's copies and nowhere else.

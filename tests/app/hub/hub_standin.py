@@ -96,12 +96,14 @@ class HubStandIn:
                         if line["key"] == "lfsFile":
                             stored = hub.lfs_objects.get(line["value"]["oid"])
                             if stored is None or len(stored) != line["value"]["size"]:
-                                return self._reply(422, {"error": f"LFS object of {line['value']['path']} not uploaded"})
+                                return self._reply(
+                                    422, {"error": f"LFS object of {line['value']['path']} not uploaded"})
                             files[line["value"]["path"]] = stored
                     repo_type, repo_id, revision = match.group(1)[:-1], match.group(2), match.group(4)
                     hub.commits.append({"repo_type": repo_type, "repo_id": repo_id, "revision": revision,
                                         "summary": header["summary"], "files": files,
-                                        "lfs_paths": sorted(line["value"]["path"] for line in lines if line["key"] == "lfsFile"),
+                                        "lfs_paths": sorted(line["value"]["path"] for line in lines
+                                                            if line["key"] == "lfsFile"),
                                         "other_operations": [line for line in lines
                                                              if line["key"] not in ("header", "file", "lfsFile")],
                                         "authorization": self.headers["Authorization"]})

@@ -31,7 +31,8 @@ def _expected_metrics(report: dict) -> dict[tuple, float]:
     """The report's numbers, walked by hand: key (task_type, dataset split, metric_type, metric_config)."""
     stage = "" if report["k_test"] is None else f", ITM re-ranking of the top {report['k_test']}"
     tasks = {"tr": "image-to-text", "ir": "text-to-image"}
-    names = {"r1": "recall@1", "r5": "recall@5", "r10": "recall@10", "mean_rank": "mean_rank", "median_rank": "median_rank"}
+    names = {"r1": "recall@1", "r5": "recall@5", "r10": "recall@10", "mean_rank": "mean_rank",
+             "median_rank": "median_rank"}
     expected = {}
     for direction, task in tasks.items():
         for language, values in report[direction].items():
@@ -78,7 +79,8 @@ def test_model_card_renders_without_template_leftovers(tiny_export, tiny_reports
     assert 'href="https://huggingface.co/spaces/test-org/demo"' in html
     # the reports the numbers come from travel with the card
     for path in tiny_reports:
-        assert json.loads(path.read_text()) in [json.loads(p.read_text()) for p in (tiny_export / "evaluation").iterdir()]
+        assert json.loads(path.read_text()) in [json.loads(p.read_text())
+                                                for p in (tiny_export / "evaluation").iterdir()]
 
 
 def _record(loss_style: str = "one-to-k") -> dict:

@@ -46,7 +46,8 @@ def _attention(x, memory, state, prefix, heads, mask=None, bias=None):
 
     m, length, hidden = x.shape
     size = hidden // heads
-    q, k, v = (t.view(m, -1, heads, size).transpose(1, 2) for t in (proj("query", x), proj("key", memory), proj("value", memory)))
+    q, k, v = (t.view(m, -1, heads, size).transpose(1, 2)
+               for t in (proj("query", x), proj("key", memory), proj("value", memory)))
     scores = q @ k.transpose(-1, -2) / math.sqrt(size)
     if bias is not None:
         scores = scores + bias
@@ -70,7 +71,8 @@ def test_every_released_key_is_mapped_or_accounted_for(released, converted):
     assert report["unmapped"] == [] and report["missing"] == []
     accounted = set(report["mapped"]) | set(report["split"]) | set(report["recomputed"]) | set(report["tied"])
     assert accounted == set(state)
-    assert set(report["tied"]) == {"text_encoder.cls.predictions.decoder.weight", "text_encoder.cls.predictions.decoder.bias"}
+    assert set(report["tied"]) == {"text_encoder.cls.predictions.decoder.weight",
+                                   "text_encoder.cls.predictions.decoder.bias"}
     assert all(key.endswith(("relative_position_index", "attn_mask", "position_ids")) for key in report["recomputed"])
     assert "unmapped" not in stdout and "missing" not in stdout
     provenance = json.loads((output / "provenance.json").read_text())
@@ -117,7 +119,8 @@ def test_fusion_layer_matches_a_reference_computation(released, converted):
     x = _layer_norm(_dense(_attention(x, image_tokens, state, released_layer + "crossattention.self.", TEXT_HEADS),
                            state, released_layer + "crossattention.output.dense") + x,
                     state, released_layer + "crossattention.output.LayerNorm")
-    ffn = _dense(F.gelu(_dense(x, state, released_layer + "intermediate.dense")), state, released_layer + "output.dense")
+    ffn = _dense(F.gelu(_dense(x, state, released_layer + "intermediate.dense")), state,
+                 released_layer + "output.dense")
     expected = _layer_norm(ffn + x, state, released_layer + "output.LayerNorm")
     with torch.no_grad():
         got = model.fusion.layer[1](hidden, mask, model.fusion.layer[1].crossattention.self.key_values(image_tokens))
@@ -180,7 +183,8 @@ def test_shape_mismatch_is_refused(released, tmp_path):
     ours = CCRForPreTraining(config).model_folder_state_dict()
     bad = dict(state)
     bad["text_encoder.bert.encoder.layer.0.output.dense.weight"] = torch.zeros(HIDDEN, 7)
-    with pytest.raises(ValueError, match=r"do not fit the CCR model: text_model\.encoder\.layer\.0\.output\.dense\.weight"):
+    with pytest.raises(ValueError,
+                       match=r"do not fit the CCR model: text_model\.encoder\.layer\.0\.output\.dense\.weight"):
         map_state_dict(bad, ours, config.num_text_layers)
     save_checkpoint(bad, tmp_path / "bad.th")
     with pytest.raises(ValueError, match="do not fit"):

@@ -106,7 +106,8 @@ def test_app_imports_from_the_copied_sources(tiny_model_dir, tmp_path):
                      GRADIO_ANALYTICS_ENABLED="False", PYTHONDONTWRITEBYTECODE="1")
     root = str(folder.resolve()) + "/"
     assert got["files"] and all(path.startswith(root) for path in got["files"]), got["files"]
-    assert root + "modeling_ccr/app/demo/app.py" in got["files"] and root + "evaluate_mrv/rank_variance.py" in got["files"]
+    assert (root + "modeling_ccr/app/demo/app.py" in got["files"]
+            and root + "evaluate_mrv/rank_variance.py" in got["files"])
     # the default gallery: the copied benchmark's test split
     assert got["source"]["kind"] == "benchmark" and got["source"]["split"] == "test" and got["images"] == 300
     assert got["demo"] == "Blocks"
@@ -125,4 +126,5 @@ def test_push_sends_exactly_the_exported_demo_space(tmp_path):
     commit = hub.commits[0]
     assert (commit["repo_type"], commit["repo_id"]) == ("space", "org/demo")
     assert commit["files"] == _files(folder)
-    assert commit["lfs_paths"] == [f"modeling_ccr/data/cldr_emoji/{split}.parquet" for split in ("test", "train", "validation")]
+    assert commit["lfs_paths"] == [f"modeling_ccr/data/cldr_emoji/{split}.parquet"
+                                   for split in ("test", "train", "validation")]

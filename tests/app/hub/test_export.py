@@ -145,7 +145,8 @@ def test_onnx_export_of_a_tiny_model_matches_pytorch(tiny_model_dir, tmp_path):
     # the CLI's --repo-id is the card's title; the ids it was not given are named as placeholders
     assert "its card is for test-org/onnx-tiny\n" in result.stdout
     assert "placeholder ids" in result.stdout and "--metric-space ccr-1tok/mrv" in result.stdout
-    assert (tmp_path / "out" / "README.md").read_text().split("\n---\n", 1)[1].strip().startswith("# test-org/onnx-tiny\n")
+    assert (tmp_path / "out" / "README.md").read_text().split("\n---\n", 1)[1].strip().startswith(
+        "# test-org/onnx-tiny\n")
     _check_onnx(tmp_path / "out", tiny_model_dir)
 
 

@@ -15,7 +15,8 @@ from modeling_ccr.app.testing import run_ccr_in_process
 
 def _push(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "modeling_ccr.app.cli", "push", str(folder), *args],
-                          env=cli_env(**{"HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", **env}), capture_output=True, text=True, timeout=300)
+                          env=cli_env(**{"HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", **env}),
+                          capture_output=True, text=True, timeout=300)
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -48,7 +48,8 @@ def test_a_failed_build_leaves_only_resumable_chunks_and_the_next_current_run_re
     failed = ccr_index(broken_first)
     assert failed.returncode == 2
     assert failed.stderr.startswith(f"ccr index: error: image {broken_first.resolve() / 'a.png'} does not decode")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "model", "photos"]  # nothing to resume: no work folder
+    # nothing to resume: no work folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "model", "photos"]
 
     assert ccr_index(photos).returncode == 0
     write_banner_png(photos / "z.png")  # the third image, in the third chunk
@@ -86,7 +87,8 @@ def test_unreadable_images_stop_the_build_unless_dropped_and_then_are_named_and_
     dropped = ccr_index("--on-missing", "drop")
     assert dropped.returncode == 0, dropped.stderr
     warning = [line for line in dropped.stderr.splitlines() if line.startswith("ccr index: warning: left out")]
-    assert warning and warning[0].startswith("ccr index: warning: left out 2 of 5 images (--on-missing drop): cut.png: ")
+    assert warning and warning[0].startswith("ccr index: warning: left out 2 of 5 images (--on-missing drop): "
+                                             "cut.png: ")
     assert "empty.jpg: " in warning[0]
     manifest = json.loads((index / "gallery.json").read_text())
     assert manifest["count"] == 3 and [item["path"] for item in manifest["items"]] == ["p0.png", "p1.png", "p2.png"]
