@@ -35,10 +35,10 @@ dataset/pretrain_dataset_multilingual.py). What matches, and the option that giv
 - ITM and MLM sampling run on each process's own batch (max(p) above is over the local matrix).
 - ITM hard negatives: ``sample_itm_triplets(negative_temperature=None)`` (default) draws them with the
   contrastive temperature, as released (``ccr train --itm_negative_temperature 0``); a temperature of their
-  own is this project's option, for easier negatives: with the released draw (the contrastive temperature
-  falls to 0.02-0.03, so nearly every draw is the single most similar item) a paper head stays at its prior
-  over the default's 600 steps, and ``--itm_negative_temperature 0.3`` lets it learn; the default model's
-  residual head learns with the released draw, which ``ccr train`` keeps by default (BENCHMARKS.md).
+  own is this project's option, for easier negatives, and ``ccr train`` draws at 0.3 by default: with the
+  released draw (the contrastive temperature falls to 0.02-0.03, so nearly every draw is the single most
+  similar item) a paper head stays at its prior over the default's 600 steps (BENCHMARKS.md); a residual head
+  (``--itm_residual true``) learns with either draw.
 - MLM: ``ccr train`` leaves it off by default (``--mlm_weight 0``; the paper's objective: ``--mlm_weight 1``):
   on the default's 600 steps it delays the ITM head's escape from its prior and lowers its AUCs, with no
   gain in retrieval (BENCHMARKS.md). ``CCRObjective`` weighs every component 1 unless told otherwise.

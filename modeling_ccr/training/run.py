@@ -82,11 +82,10 @@ class CCRTrainingArguments(TrainingArguments):
     final model to ``output_dir/model``. Every other TrainingArguments field keeps its meaning. Defaults
     (the embedded default's recipe for 2 CPU cores, see README "Training"): 600 steps of 64 images; the
     image tower's head conv (on cached block outputs), the projections, the fusion encoder and the heads
-    train, the text tower stays frozen (its states cached); ITM on the first 32 images of each batch, its
-    negatives drawn from all 64 at the contrastive temperature (the paper's draw), scored by the default
-    model's residual ITM head (``config.itm_residual``); MLM off. The paper's objective: ``--mlm_weight 1`` and
-    a paper head (``--itm_residual false``), which on this budget stays at its prior (BENCHMARKS.md, "Why the
-    ITM head stays at its prior"); ``--itm_negative_temperature 0.3`` gives the earlier recipe's easier draw.
+    train, the text tower stays frozen (its states cached); ITM on all 64 images of each batch, its negatives
+    drawn at temperature 0.3; MLM off. The paper's objective, which on this budget leaves the ITM head at its
+    prior (BENCHMARKS.md, "Why the ITM head stays at its prior"): ``--mlm_weight 1 --itm_negative_temperature 0
+    --fusion_batch_size 16``.
     """
 
     output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
@@ -119,12 +118,12 @@ class CCRTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "weight of the MLM loss (0: off, the default: on 600 steps MLM holds the "
                                "ITM head at its prior, BENCHMARKS.md; the paper: 1)"})
     fusion_batch_size: int | None = field(
-        default=32, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
+        default=64, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
                               "from the whole batch (0: all)"})
     itm_negative_temperature: float = field(
-        default=0.0, metadata={"help": "temperature of the ITM hard-negative draw (0: the model's contrastive one, "
-                               "as the paper; larger draws easier negatives, which a paper ITM head needs to "
-                               "leave its prior in 600 steps)"})
+        default=0.3, metadata={"help": "temperature of the ITM hard-negative draw (0: the model's contrastive one, "
+                               "as the paper, which on 600 steps keeps a paper ITM head at its prior; "
+                               "larger draws easier negatives)"})
     itm_balanced: bool = field(
         default=False, metadata={"help": "weigh ITM's positive and negative pairs equally (the paper: the mean over "
                                  "its pairs, 1 positive : 2 negatives)"})

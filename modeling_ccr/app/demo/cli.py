@@ -19,7 +19,7 @@ from pathlib import Path
 from ...cache import cache_root
 from ..cli import model_folder, port_number
 
-TRAINED_DEFAULT_NAME = "trained-default-v3"  # v3: the residual ITM head (v2: the ITM recipe that learns)
+TRAINED_DEFAULT_NAME = "trained-default-v3"  # v3: ITM on all 64 images of a batch (v2: the ITM recipe that learns)
 GALLERY_CACHE_NAME = "demo-galleries"
 DEFAULT_GALLERY = "cldr-emoji"
 
