@@ -82,10 +82,10 @@ class CCRTrainingArguments(TrainingArguments):
     final model to ``output_dir/model``. Every other TrainingArguments field keeps its meaning. Defaults
     (the embedded default's recipe for 2 CPU cores, see README "Training"): 600 steps of 64 images; the
     image tower's head conv (on cached block outputs), the projections, the fusion encoder and the heads
-    train, the text tower stays frozen (its states cached); ITM on all 64 images of each batch, its negatives
-    drawn at temperature 0.3; MLM off. The paper's objective, which on this budget leaves the ITM head at its
-    prior (BENCHMARKS.md, "Why the ITM head stays at its prior"): ``--mlm_weight 1 --itm_negative_temperature 0
-    --fusion_batch_size 16``.
+    train, the text tower stays frozen (its states cached); ITM on the first 32 images of each batch, its
+    negatives drawn from all 64 at temperature 0.3; MLM off. The paper's objective, which on this budget
+    leaves the ITM head at its prior (BENCHMARKS.md, "Why the ITM head stays at its prior"): ``--mlm_weight 1
+    --itm_negative_temperature 0 --fusion_batch_size 16``.
     """
 
     output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "run folder (checkpoints/ and model/ inside)"})
@@ -118,7 +118,7 @@ class CCRTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "weight of the MLM loss (0: off, the default: on 600 steps MLM holds the "
                                "ITM head at its prior, BENCHMARKS.md; the paper: 1)"})
     fusion_batch_size: int | None = field(
-        default=64, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
+        default=32, metadata={"help": "images of each batch (the first ones) that train ITM and MLM; negatives come "
                               "from the whole batch (0: all)"})
     itm_negative_temperature: float = field(
         default=0.3, metadata={"help": "temperature of the ITM hard-negative draw (0: the model's contrastive one, "

@@ -91,10 +91,10 @@ def test_zero_weight_skips_a_component_and_bad_settings_fail_early():
 
 
 def test_the_default_recipe_and_the_papers_itm_draw():
-    """ccr train's ITM: negatives at temperature 0.3 from all 64 images of a step, MLM off; 0 is the paper's draw
+    """ccr train's ITM: negatives at temperature 0.3 from 32 images per step, MLM off; 0 is the paper's draw
     (the model's contrastive temperature), and the paper's weights stay selectable."""
     args = CCRTrainingArguments(output_dir="unused")
-    assert (args.itm_negative_draw_temperature(), args.fusion_batch_size) == (0.3, 64)
+    assert (args.itm_negative_draw_temperature(), args.fusion_batch_size) == (0.3, 32)
     assert args.objective_weights() == {"contrastive": 1.0, "itm": 1.0, "mlm": 0.0}
     paper = CCRTrainingArguments(output_dir="unused", itm_negative_temperature=0.0, mlm_weight=1.0)
     assert paper.itm_negative_draw_temperature() is None and paper.objective_weights()["mlm"] == 1.0

@@ -19,14 +19,14 @@ from pathlib import Path
 from ...cache import cache_root
 from ..cli import model_folder, port_number
 
-TRAINED_DEFAULT_NAME = "trained-default-v3"  # v3: ITM on all 64 images of a batch (v2: the ITM recipe that learns)
+TRAINED_DEFAULT_NAME = "trained-default-v2"  # v2: the ITM recipe that learns (ccr train defaults)
 GALLERY_CACHE_NAME = "demo-galleries"
 DEFAULT_GALLERY = "cldr-emoji"
 
 
 def ensure_trained_default(cache_dir: str | os.PathLike | None = None, model_args=None, data_args=None,
                            **training_overrides) -> Path:
-    """The trained default model folder ``<cache>/trained-default-v3/model``, trained on first use.
+    """The trained default model folder ``<cache>/trained-default-v2/model``, trained on first use.
 
     Training is ``modeling_ccr.training.run.train`` with the default arguments (``model_args`` /
     ``data_args`` and ``training_overrides``, fields of ``CCRTrainingArguments``, replace some, e.g. in

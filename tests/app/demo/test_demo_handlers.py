@@ -175,7 +175,7 @@ def test_ensure_trained_default_trains_once_into_the_cache(tiny_model_dir, tmp_p
                "max_steps": 2, "per_device_train_batch_size": 3, "save_steps": 1, "disable_tqdm": True,
                "train_vision_layers": 1, "train_text_layers": 1}
     first = ensure_trained_default(tmp_path / "cache", **options)
-    assert first == tmp_path / "cache" / "trained-default-v3" / "model"
+    assert first == tmp_path / "cache" / "trained-default-v2" / "model"
     assert (first / "training_run.json").is_file()
     stamp = (first / "config.json").stat().st_mtime_ns
     assert ensure_trained_default(tmp_path / "cache", **options) == first
