@@ -537,6 +537,14 @@ class ImageTowerAdapter:
             parameter.requires_grad_(True)
         blocks[len(blocks) - n_blocks :].requires_grad_(True)
 
+    def keep_frozen_norm_statistics(self) -> None:
+        """Put the tower's frozen batch norms (those without a trainable parameter) in eval mode, so a training
+        step normalises with their loaded running statistics and does not update them."""
+        for module in self.tower.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()):
+                module.eval()
+
     def leading_frozen_blocks(self) -> int:
         """How many blocks, from the bottom, are frozen together with the stem, in a tower that :attr:`splits`
         (the maps :meth:`run_lower` gives then stay fixed); 0 otherwise."""

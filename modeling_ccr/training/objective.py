@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..configuration_ccr import DEFAULT_MLM_MAX_MASKS, DEFAULT_MLM_PROBABILITY
 from ..losses import (
@@ -31,7 +30,7 @@ from ..losses import (
     negatives_sharing_text,
 )
 from ..losses.mlm import IGNORE_INDEX
-from ..modeling_ccr import trim_padding
+from ..modeling_ccr import ImageTowerAdapter, trim_padding
 from .feature_cache import FrozenFeatureCache, frozen_image_part, leading_frozen_layers
 from .styles import StyleOptions, style_class
 
@@ -276,10 +275,7 @@ class CCRObjective:
                 return self.feature_cache.images(model, pixel_values, image_ids)
             with torch.no_grad():
                 return model.get_image_tokens(pixel_values)
-        for module in tower.modules():  # frozen batch norms keep their loaded statistics
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in module.parameters()):
-                module.eval()
+        ImageTowerAdapter(tower).keep_frozen_norm_statistics()
         if n_frozen_blocks and self.feature_cache is not None and image_ids is not None:
             return self.feature_cache.image_top_blocks(model, pixel_values, image_ids, n_frozen_blocks)
         return model.get_image_tokens(pixel_values)

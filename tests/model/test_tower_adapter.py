@@ -181,3 +181,20 @@ def test_a_tower_without_a_known_block_stack_runs_whole():
     assert adapter.parts() is None and not adapter.splits and adapter.leading_frozen_blocks() == 0
     adapter.train_top_layers(0)
     assert not trainable(tower)
+
+
+def test_frozen_batch_norms_keep_their_loaded_statistics_and_trainable_ones_update():
+    tower = image_tower("efficientnet_lite")
+    adapter = ImageTowerAdapter(tower)
+    adapter.train_top_layers(2)  # the head conv and the last block train
+    norms = [m for m in tower.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    frozen = [m for m in norms if not any(p.requires_grad for p in m.parameters())]
+    assert frozen and len(frozen) < len(norms)
+    tower.train()
+    adapter.keep_frozen_norm_statistics()
+    assert all(not m.training for m in frozen)
+    assert all(m.training for m in norms if m not in frozen)
+    before = [m.running_mean.clone() for m in frozen]
+    with torch.no_grad():
+        tower(pixel_values=torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE))
+    assert all(torch.equal(m.running_mean, mean) for m, mean in zip(frozen, before, strict=True))
