@@ -292,21 +292,32 @@ def test_negatives_sharing_text_counts_negatives_that_read_as_the_positive():
     assert float(negatives_sharing_text(triplets, input_ids, different_mask, k)) == 0.5
 
 
+def _draw_counts(images, texts, k: int, tau: float, seed: int, draws: int, **options):
+    """How often each item is drawn over ``draws`` calls of ``sample_itm_triplets(..., **options)``:
+    ``(negative texts [N, N*K], negative images [N, N] (by the positive caption's image), positive languages
+    [N, K])``, float64; every call is checked to draw no image's own items as its negatives."""
+    n = images.shape[0]
+    own = torch.arange(n)
+    text_counts = torch.zeros(n, n * k, dtype=torch.float64)
+    image_counts = torch.zeros(n, n, dtype=torch.float64)
+    positive_counts = torch.zeros(n, k, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(draws):
+        t = sample_itm_triplets(images, texts, tau, generator, **options)
+        assert ((t.negative_text // k) != own).all() and (t.negative_image != own).all()
+        text_counts[own, t.negative_text] += 1
+        image_counts[own, t.negative_image] += 1
+        positive_counts[own, t.positive_text % k] += 1
+    return text_counts, image_counts, positive_counts
+
+
 def test_a_negative_temperature_of_their_own_sets_the_negatives_softmax_only():
     n, k, tau, negative_tau = 4, 2, 0.05, 0.5
     images, texts = random_batch(n, k, dim=6, seed=52)
     s = (images @ texts.T).double()
-    generator = torch.Generator().manual_seed(9)
     draws = 3000
-    text_counts = torch.zeros(n, n * k, dtype=torch.float64)
-    image_counts = torch.zeros(n, n, dtype=torch.float64)  # [positive caption's image, negative image]
-    positive_counts = torch.zeros(n, k, dtype=torch.float64)
-    for _ in range(draws):
-        t = sample_itm_triplets(images, texts, tau, generator, negative_temperature=negative_tau)
-        assert ((t.negative_text // k) != torch.arange(n)).all() and (t.negative_image != torch.arange(n)).all()
-        text_counts[torch.arange(n), t.negative_text] += 1
-        image_counts[torch.arange(n), t.negative_image] += 1
-        positive_counts[torch.arange(n), t.positive_text % k] += 1
+    text_counts, image_counts, positive_counts = _draw_counts(images, texts, k, tau, 9, draws,
+                                                              negative_temperature=negative_tau)
     for j in range(n):
         others = [i for i in range(n * k) if i // k != j]
         expected = torch.zeros(n * k, dtype=torch.float64)
@@ -323,15 +334,8 @@ def test_a_random_share_mixes_uniform_draws_into_the_hard_negatives(share):
     n, k, tau = 4, 2, 0.05
     images, texts = random_batch(n, k, dim=6, seed=53)
     s = (images @ texts.T).double()
-    generator = torch.Generator().manual_seed(10)
     draws = 4000
-    text_counts = torch.zeros(n, n * k, dtype=torch.float64)
-    image_counts = torch.zeros(n, n, dtype=torch.float64)  # [positive caption's image, negative image]
-    for _ in range(draws):
-        t = sample_itm_triplets(images, texts, tau, generator, random_share=share)
-        assert ((t.negative_text // k) != torch.arange(n)).all() and (t.negative_image != torch.arange(n)).all()
-        text_counts[torch.arange(n), t.negative_text] += 1
-        image_counts[torch.arange(n), t.negative_image] += 1
+    text_counts, image_counts, _ = _draw_counts(images, texts, k, tau, 10, draws, random_share=share)
     for j in range(n):
         others = [i for i in range(n * k) if i // k != j]  # every caption of the other images
         expected = torch.zeros(n * k, dtype=torch.float64)
